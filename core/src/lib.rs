@@ -1,0 +1,47 @@
+//! # ssm-proto
+//!
+//! The client (and agent) side of the AWS Systems Manager **Session Manager** data channel, as a
+//! sans-IO library: no sockets, no clocks, no allocator. It fits a microcontroller as well as a
+//! server.
+//!
+//! What it never does: perform IO, read a clock, allocate, or use `unsafe`. Time comes in as an
+//! [`Instant`] from the caller; bytes come in and go out through caller buffers.
+//!
+//! ```text
+//!  StartSessionResponse ──► model::StreamUrl ──► (adapter opens WebSocket)
+//!                                                     │
+//!   adapter ── handle_input / handle_timeout ──►  session::Session ── poll_transmit ──► WebSocket
+//!           ◄── poll_event / read ─────────────        │ uses
+//!                                               wire (frames) + payload (JSON control)
+//! ```
+//!
+//! Modules:
+//! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
+//! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
+//! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
+//!
+//! ## Features
+//! - `std`: nothing beyond `std::error::Error` compatibility today (core errors already implement
+//!   `core::error::Error`).
+//! - `defmt`: `defmt::Format` for public types.
+//! - `log`: logging through the `log` crate.
+//!
+//! `defmt` and `log` are exclusive.
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+#[cfg(all(feature = "defmt", feature = "log"))]
+compile_error!("features `defmt` and `log` are mutually exclusive");
+
+#[macro_use]
+mod fmt;
+
+pub mod time;
+pub mod uuid;
+pub mod wire;
+
+pub use time::{Duration, Instant};
+pub use uuid::Uuid;
