@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
+use ssm_proto::payload;
 use ssm_proto::wire::{Frame, FrameRepr, Header, MessageType, PayloadType, ACK_FLAGS};
 use ssm_proto::Uuid;
 
@@ -35,8 +36,9 @@ whose name looks like hex).
 
 With --payload, known payloads are decoded too: JSON control payloads (acknowledge,
 channel_closed, publication, Size, Handshake*, EncChallenge*) as a `payload` object, Flag and
-ExitCode as a `payload` number, Output and StdErr data as `payload_text` when it is UTF-8; a payload
-that does not decode adds `payload_error` (the frame still counts as decoded).";
+ExitCode as a `payload` number, Output and StdErr data as `payload_text` when it is UTF-8. JSON
+payloads are also checked with ssm-proto's own parsers. A payload that does not decode, or that
+ssm-proto would reject, adds `payload_error` (the frame still counts as decoded).";
 
 const ENCODE_ABOUT: &str = "\
 Encodes JSON objects, one per line (the objects `frame decode` prints), into hex frames, one per
@@ -259,48 +261,57 @@ fn decode_line(text: &str, with_payload: bool) -> Result<Value, String> {
     Ok(Value::Object(m))
 }
 
-/// Payloads that are JSON documents (PROTOCOL.md §3).
-fn is_json_payload(h: &Header) -> bool {
-    matches!(
-        h.message_type,
-        MessageType::Acknowledge
-            | MessageType::ChannelClosed
-            | MessageType::StartPublication
-            | MessageType::PausePublication
-    ) || matches!(
-        h.payload_type,
-        PayloadType::Size
-            | PayloadType::HandshakeRequest
-            | PayloadType::HandshakeResponse
-            | PayloadType::HandshakeComplete
-            | PayloadType::EncChallengeRequest
-            | PayloadType::EncChallengeResponse
-    )
+/// Runs one of ssm-proto's payload parsers, keeping only its verdict.
+type PayloadCheck = fn(&[u8]) -> Result<(), payload::Error>;
+
+/// For a JSON control payload (PROTOCOL.md §3), the core parser that reads it.
+fn json_payload_check(h: &Header) -> Option<PayloadCheck> {
+    let check: PayloadCheck = match (h.message_type, h.payload_type) {
+        (MessageType::Acknowledge, _) => |p| payload::Acknowledge::parse(p).map(drop),
+        (MessageType::ChannelClosed, _) => |p| payload::ChannelClosed::parse(p).map(drop),
+        // Publication messages carry `{}`; any JSON is accepted.
+        (MessageType::StartPublication | MessageType::PausePublication, _) => |_| Ok(()),
+        (_, PayloadType::Size) => |p| payload::Size::parse(p).map(drop),
+        (_, PayloadType::HandshakeRequest) => |p| payload::HandshakeRequest::parse(p).map(drop),
+        (_, PayloadType::HandshakeResponse) => |p| payload::HandshakeResponse::parse(p).map(drop),
+        (_, PayloadType::HandshakeComplete) => |p| payload::HandshakeComplete::parse(p).map(drop),
+        (_, PayloadType::EncChallengeRequest | PayloadType::EncChallengeResponse) => {
+            |p| payload::EncChallenge::parse(p).map(drop)
+        }
+        _ => return None,
+    };
+    Some(check)
 }
 
-/// The text prefix of an ExitCode payload (`agent/session/shell/shell.go`).
-const EXIT_CODE_PREFIX: &str = "EXIT_CODE: ";
-
+/// Adds `payload` / `payload_text` / `payload_error` for the payloads this tool knows. JSON is
+/// shown as parsed by serde_json (every key, in order) and also checked with ssm-proto's own
+/// parser, whose complaint goes to `payload_error`.
 fn decode_payload(h: &Header, p: &[u8], m: &mut Map<String, Value>) {
-    let decoded: Result<(&str, Value), String> = if is_json_payload(h) {
-        serde_json::from_slice::<Value>(p)
-            .map(|v| ("payload", v))
-            .map_err(|e| format!("payload is not json: {e}"))
+    let decoded: Result<(&str, Value), String> = if let Some(check) = json_payload_check(h) {
+        match serde_json::from_slice::<Value>(p) {
+            Ok(v) => {
+                if let Err(e) = check(p) {
+                    m.insert(
+                        "payload_error".into(),
+                        format!("ssm-proto rejects it: {e}").into(),
+                    );
+                }
+                Ok(("payload", v))
+            }
+            Err(e) => Err(format!("payload is not json: {e}")),
+        }
     } else {
         match h.payload_type {
             PayloadType::Output | PayloadType::StdErr => match core::str::from_utf8(p) {
                 Ok(s) => Ok(("payload_text", s.into())),
                 Err(_) => return,
             },
-            PayloadType::Flag => <[u8; 4]>::try_from(p)
-                .map(|b| ("payload", u32::from_be_bytes(b).into()))
-                .map_err(|_| format!("flag payload is {} bytes, not 4", p.len())),
-            PayloadType::ExitCode => core::str::from_utf8(p)
-                .ok()
-                .and_then(|s| s.strip_prefix(EXIT_CODE_PREFIX))
-                .and_then(|n| n.trim().parse::<i64>().ok())
-                .map(|n| ("payload", n.into()))
-                .ok_or_else(|| "exit code payload is not `EXIT_CODE: <n>`".to_string()),
+            PayloadType::Flag => payload::Flag::parse(p)
+                .map(|f| ("payload", u32::from(f).into()))
+                .map_err(|e| e.to_string()),
+            PayloadType::ExitCode => payload::ExitCode::parse(p)
+                .map(|c| ("payload", c.0.into()))
+                .map_err(|e| e.to_string()),
             _ => return,
         }
     };
@@ -416,14 +427,23 @@ fn encode_payload(obj: &Map<String, Value>, payload_type: PayloadType) -> Result
     match payload_type {
         PayloadType::Flag => {
             let n = int_field::<u32>(obj, "payload", "u32 (a flag)")?.unwrap_or(0);
-            Ok(n.to_be_bytes().to_vec())
+            emit_payload(|b| payload::Flag::from(n).emit(b))
         }
         PayloadType::ExitCode => {
-            let n = int_field::<i64>(obj, "payload", "i64 (an exit code)")?.unwrap_or(0);
-            Ok(format!("{EXIT_CODE_PREFIX}{n}").into_bytes())
+            let n = int_field::<i32>(obj, "payload", "i32 (an exit code)")?.unwrap_or(0);
+            emit_payload(|b| payload::ExitCode(n).emit(b))
         }
         _ => serde_json::to_vec(v).map_err(|e| format!("`payload`: {e}")),
     }
+}
+
+/// Runs a core `emit` into a buffer big enough for the small binary/text payloads.
+fn emit_payload(
+    emit: impl FnOnce(&mut [u8]) -> Result<usize, payload::Error>,
+) -> Result<Vec<u8>, String> {
+    let mut buf = [0u8; 32];
+    let n = emit(&mut buf).map_err(|e| e.to_string())?;
+    Ok(buf[..n].to_vec())
 }
 
 fn now_ms() -> u64 {

@@ -394,6 +394,13 @@ fn encode_defaults_and_errors() {
     assert_eq!(d[0]["schema_version"], 1);
     assert_eq!(d[0]["sequence_number"], 0);
     assert_eq!(d[0]["payload"], serde_json::json!({"a": 1}));
+    // Well-formed JSON that ssm-proto's acknowledge parser refuses says why.
+    let why = d[0]["payload_error"].as_str().unwrap();
+    assert!(
+        why.starts_with("ssm-proto rejects it: payload lacks a required field"),
+        "{why}"
+    );
+    assert!(d[1].get("payload_error").is_none());
     let id = d[0]["message_id"].as_str().unwrap();
     assert_eq!(&id[14..15], "4", "random v4 id: {id}");
     assert_ne!(d[0]["message_id"], d[1]["message_id"]);
