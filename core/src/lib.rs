@@ -16,9 +16,13 @@
 //! ```
 //!
 //! Modules:
+//! - [`model`]: the `StartSessionResponse` (session id, validated `StreamUrl`, redacted token).
+//! - [`sigv4`]: SigV4 presigning of the data-channel URL (service `ssmmessages`).
 //! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
+//! - [`payload`]: the JSON (and small binary) control payloads: acknowledge, handshake, size,
+//!   channel_closed, flag, exit code, OpenDataChannelInput.
 //!
 //! ## Features
 //! - `std`: nothing beyond `std::error::Error` compatibility today (core errors already implement
@@ -39,6 +43,9 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 #[macro_use]
 mod fmt;
 
+pub mod model;
+pub mod payload;
+pub mod sigv4;
 pub mod time;
 pub mod uuid;
 pub mod wire;
