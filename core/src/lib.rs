@@ -22,6 +22,7 @@
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
 //! - [`payload`]: the JSON (and small binary) control payloads: acknowledge, handshake, size,
 //!   channel_closed, flag, exit code, OpenDataChannelInput.
+//! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
 //!
 //! ## Features
 //! - `std`: nothing beyond `std::error::Error` compatibility today (core errors already implement
@@ -47,6 +48,7 @@ pub mod payload;
 pub mod time;
 pub mod uuid;
 pub mod wire;
+pub mod ws;
 
 pub use time::{Duration, Instant};
 pub use uuid::Uuid;
