@@ -442,6 +442,8 @@ impl<
             Role::Agent => self.peer_opened = false,
         }
         self.transport_up = true;
+        // A pause belongs to the connection it came on; the agent repeats it if it still holds.
+        self.paused = false;
         self.send.mark_all_unsent();
         Ok(())
     }
@@ -704,8 +706,8 @@ impl<
 
     // ----- outputs ------------------------------------------------------------------------
 
-    /// Writes the next WebSocket message to send into `buf` (a frame needs 120 bytes plus its
-    /// payload: `chunk_size + 120`, and about 2.5 KiB for handshake messages, is enough).
+    /// Writes the next WebSocket message to send into `buf`. A buffer of
+    /// [`max_transmit_len`](Self::max_transmit_len) bytes always suffices.
     ///
     /// # Errors
     /// [`InsufficientSize`] when `buf` is too small for the next message; nothing is lost,
@@ -824,6 +826,12 @@ impl<
             self.drain();
         }
         r
+    }
+
+    /// The largest message [`poll_transmit`](Self::poll_transmit) can write: a 120-byte header
+    /// plus the largest of a data chunk, a control payload and the OpenDataChannelInput text.
+    pub fn max_transmit_len(&self) -> usize {
+        HEADER_LEN + self.chunk_size.max(CONTROL_MAX).max(MAX_TOKEN_LEN + 256)
     }
 
     // ----- accessors ----------------------------------------------------------------------
@@ -1191,7 +1199,7 @@ impl<
                 }
                 Ok(false) => self.hold(h, pt, payload),
                 Err(e) => {
-                    // Consumed (and fatal): acknowledge so the peer stops resending.
+                    // Consumed (unreadable, or fatal): acknowledge so the peer stops resending.
                     self.expected += 1;
                     self.queue_ack(h.message_id, seq);
                     return Err(e);
