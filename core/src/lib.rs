@@ -19,6 +19,7 @@
 //! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
+//! - [`smux`]: smux v1 stream multiplexing (port forwarding), codec and state machine.
 //! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
 //!
 //! ## Features
@@ -40,6 +41,7 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 #[macro_use]
 mod fmt;
 
+pub mod smux;
 pub mod time;
 pub mod uuid;
 pub mod wire;
