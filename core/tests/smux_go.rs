@@ -86,7 +86,7 @@ fn spawn(bin: &Path, args: &[&str]) -> Peer {
     Peer { child, stdin, rx }
 }
 
-type M = Mux<16, 8192>;
+type M = Mux<Vec<u8>, 16>;
 
 /// Drives `mux` against the peer until `done` says so. `on_event` may write: it gets an output
 /// buffer it fills and returns the length of.
@@ -131,7 +131,12 @@ fn payload(i: usize) -> Vec<u8> {
 fn our_client_against_go_server() {
     let Some(bin) = peer_binary() else { return };
     let mut peer = spawn(&bin, &["server"]);
-    let mut mux = M::new(Config::default(), Role::Client, Instant::ZERO);
+    let mut mux = M::new(
+        Config::default(),
+        Role::Client,
+        Instant::ZERO,
+        vec![0; 16 * 8192],
+    );
     const N: usize = 12;
     let ids: Vec<StreamId> = (0..N).map(|_| mux.open().unwrap()).collect();
     assert_eq!(ids[0], StreamId(3));
@@ -198,7 +203,12 @@ fn go_client_against_our_server() {
     let Some(bin) = peer_binary() else { return };
     const N: usize = 10;
     let mut peer = spawn(&bin, &["client", &N.to_string()]);
-    let mut mux = M::new(Config::default(), Role::Server, Instant::ZERO);
+    let mut mux = M::new(
+        Config::default(),
+        Role::Server,
+        Instant::ZERO,
+        vec![0; 16 * 8192],
+    );
     let mut seen = Vec::new();
     let mut closed = 0;
     let mut echo: std::collections::HashMap<StreamId, Vec<u8>> = Default::default();

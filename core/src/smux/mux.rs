@@ -41,8 +41,8 @@ enum SlotState {
     Released,
 }
 
-#[derive(Debug, Clone)]
-struct Slot<const B: usize> {
+#[derive(Debug, Clone, Copy)]
+struct Slot {
     state: SlotState,
     id: u32,
     syn_pending: bool,
@@ -53,12 +53,11 @@ struct Slot<const B: usize> {
     aborted: bool,
     ev_opened: bool,
     ev_readable: bool,
-    buf: [u8; B],
     head: usize,
     len: usize,
 }
 
-impl<const B: usize> Slot<B> {
+impl Slot {
     const EMPTY: Self = Slot {
         state: SlotState::Free,
         id: 0,
@@ -70,50 +69,44 @@ impl<const B: usize> Slot<B> {
         aborted: false,
         ev_opened: false,
         ev_readable: false,
-        buf: [0; B],
         head: 0,
         len: 0,
     };
 
-    /// Takes the slot for stream `id` (field by field: no `B`-byte temporary on the stack).
+    /// Takes the slot for stream `id`.
     fn reset(&mut self, id: u32) {
-        self.state = SlotState::Live;
-        self.id = id;
-        self.syn_pending = false;
-        self.fin_pending = false;
-        self.fin_sent = false;
-        self.fin_received = false;
-        self.eof_read = false;
-        self.aborted = false;
-        self.ev_opened = false;
-        self.ev_readable = false;
-        self.head = 0;
-        self.len = 0;
+        *self = Slot {
+            state: SlotState::Live,
+            id,
+            ..Slot::EMPTY
+        };
     }
 
-    /// Appends what fits; returns how much did.
-    fn push(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(B - self.len);
-        let mut tail = (self.head + self.len) % B.max(1);
+    /// Appends what fits into the ring `buf` (this slot's region); returns how much did.
+    fn push(&mut self, buf: &mut [u8], data: &[u8]) -> usize {
+        let cap = buf.len();
+        let n = data.len().min(cap - self.len);
         let mut done = 0;
         while done < n {
-            let run = (n - done).min(B - tail);
-            self.buf[tail..tail + run].copy_from_slice(&data[done..done + run]);
+            let tail = (self.head + self.len + done) % cap;
+            let run = (n - done).min(cap - tail);
+            buf[tail..tail + run].copy_from_slice(&data[done..done + run]);
             done += run;
-            tail = (tail + run) % B;
         }
         self.len += n;
         n
     }
 
-    fn pop(&mut self, out: &mut [u8]) -> usize {
+    /// Takes up to `out.len()` bytes out of the ring `buf`.
+    fn pop(&mut self, buf: &[u8], out: &mut [u8]) -> usize {
+        let cap = buf.len();
         let n = out.len().min(self.len);
         let mut done = 0;
         while done < n {
-            let run = (n - done).min(B - self.head);
-            out[done..done + run].copy_from_slice(&self.buf[self.head..self.head + run]);
+            let run = (n - done).min(cap - self.head);
+            out[done..done + run].copy_from_slice(&buf[self.head..self.head + run]);
             done += run;
-            self.head = (self.head + run) % B;
+            self.head = (self.head + run) % cap;
         }
         self.len -= n;
         n
@@ -134,7 +127,10 @@ enum Rx {
     Data { slot: Option<usize>, remaining: u16 },
 }
 
-/// An smux v1 session: `S` stream slots, each with a `B`-byte receive buffer.
+/// An smux v1 session with `S` stream slots. Receive buffers live in storage you provide (`M`,
+/// e.g. `[u8; N]`, `&'static mut [u8]`, or a `Vec<u8>` on a host): it is split evenly, each slot
+/// getting `len / S` bytes (call that `B`). Caller-owned storage (embassy-net's style) lets a host
+/// put megabytes on the heap without a stack temporary, and a device in a `static`.
 ///
 /// Driving contract (quinn-proto style; `now` never goes backwards):
 /// - Input: [`Mux::handle_input`] with bytes from the transport (any split), and
@@ -161,11 +157,13 @@ enum Rx {
 /// [`Mux::close`]; the transport's own back-pressure (the session's send window) is what limits
 /// writing.
 #[derive(Debug, Clone)]
-pub struct Mux<const S: usize = 16, const B: usize = 4096> {
+pub struct Mux<M, const S: usize = 16> {
     config: Config,
     next_id: u32,
     ids_exhausted: bool,
-    slots: [Slot<B>; S],
+    slots: [Slot; S],
+    storage: M,
+    cap: usize,
     hdr: [u8; HEADER_LEN],
     hdr_len: usize,
     rx: Rx,
@@ -178,9 +176,18 @@ pub struct Mux<const S: usize = 16, const B: usize = 4096> {
     event_cursor: usize,
 }
 
-impl<const S: usize, const B: usize> Mux<S, B> {
-    /// A new session for `role`, starting at `now`.
-    pub fn new(config: Config, role: Role, now: Instant) -> Self {
+impl<M: AsRef<[u8]> + AsMut<[u8]>, const S: usize> Mux<M, S> {
+    /// A new session for `role`, starting at `now`, with `storage` for the receive buffers
+    /// (`storage.len() / S` bytes per stream).
+    ///
+    /// # Panics
+    /// When `S` is 0 or `storage` holds less than one byte per slot.
+    pub fn new(config: Config, role: Role, now: Instant, storage: M) -> Self {
+        let cap = storage.as_ref().len() / S.max(1);
+        assert!(
+            S > 0 && cap > 0,
+            "smux: storage must give every slot at least one byte"
+        );
         Mux {
             config,
             // smux bumps the counter by 2 before using it: clients 3, 5, …; servers 2, 4, ….
@@ -189,7 +196,9 @@ impl<const S: usize, const B: usize> Mux<S, B> {
                 Role::Server => 2,
             },
             ids_exhausted: false,
-            slots: [const { Slot::EMPTY }; S],
+            slots: [Slot::EMPTY; S],
+            storage,
+            cap,
             hdr: [0; HEADER_LEN],
             hdr_len: 0,
             rx: Rx::Header,
@@ -233,7 +242,17 @@ impl<const S: usize, const B: usize> Mux<S, B> {
             .position(|s| s.state == SlotState::Live && s.id == id)
     }
 
-    fn live(&mut self, id: StreamId) -> Result<&mut Slot<B>, Error> {
+    /// Receive buffer bytes per stream.
+    pub const fn stream_buffer_len(&self) -> usize {
+        self.cap
+    }
+
+    /// The ring buffer region of slot `i`.
+    fn region(storage: &mut M, cap: usize, i: usize) -> &mut [u8] {
+        &mut storage.as_mut()[i * cap..(i + 1) * cap]
+    }
+
+    fn live(&mut self, id: StreamId) -> Result<&mut Slot, Error> {
         if self.error.is_some() {
             return Err(Error::Failed);
         }
@@ -310,9 +329,14 @@ impl<const S: usize, const B: usize> Mux<S, B> {
     /// [`Error::Blocked`] (nothing yet), [`Error::UnknownStream`], [`Error::Failed`] (check
     /// [`Mux::error`]).
     pub fn read(&mut self, id: StreamId, out: &mut [u8]) -> Result<Option<usize>, Error> {
-        let slot = self.live(id)?;
+        if self.error.is_some() {
+            return Err(Error::Failed);
+        }
+        let i = self.find(id.0).ok_or(Error::UnknownStream)?;
+        let slot = &mut self.slots[i];
         if slot.len > 0 {
-            return Ok(Some(slot.pop(out)));
+            let region = Self::region(&mut self.storage, self.cap, i);
+            return Ok(Some(slot.pop(region, out)));
         }
         if slot.fin_received {
             slot.eof_read = true;
@@ -399,7 +423,8 @@ impl<const S: usize, const B: usize> Mux<S, B> {
                     let avail = (data.len() - i).min(usize::from(remaining));
                     let n = match slot {
                         Some(s) => {
-                            let n = self.slots[s].push(&data[i..i + avail]);
+                            let region = Self::region(&mut self.storage, self.cap, s);
+                            let n = self.slots[s].push(region, &data[i..i + avail]);
                             if n > 0 {
                                 self.slots[s].ev_readable = true;
                             }

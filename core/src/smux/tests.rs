@@ -137,7 +137,7 @@ fn keep_alive_by_agent_version() {
     }
 }
 
-type M = Mux<8, 256>;
+type M = Mux<[u8; 8 * 256], 8>;
 
 /// Moves every pending control frame and nothing else from `a` to `b`.
 fn pump_control(now: Instant, a: &mut M, b: &mut M) {
@@ -176,8 +176,8 @@ fn read_all(m: &mut M, id: StreamId) -> (Vec<u8>, bool) {
 
 #[test]
 fn open_write_fin_both_ways() {
-    let mut c = M::new(no_keepalive(), Role::Client, T0);
-    let mut s = M::new(no_keepalive(), Role::Server, T0);
+    let mut c = M::new(no_keepalive(), Role::Client, T0, [0; 8 * 256]);
+    let mut s = M::new(no_keepalive(), Role::Server, T0, [0; 8 * 256]);
     let a = c.open().unwrap();
     let b = c.open().unwrap();
     assert_eq!(
@@ -239,8 +239,8 @@ fn open_write_fin_both_ways() {
 
 #[test]
 fn interleaved_streams() {
-    let mut c = M::new(no_keepalive(), Role::Client, T0);
-    let mut s = M::new(no_keepalive(), Role::Server, T0);
+    let mut c = M::new(no_keepalive(), Role::Client, T0, [0; 8 * 256]);
+    let mut s = M::new(no_keepalive(), Role::Server, T0, [0; 8 * 256]);
     let ids: Vec<StreamId> = (0..6).map(|_| c.open().unwrap()).collect();
     let payload = |k: usize| -> Vec<u8> { (0..200).map(|i| (i * 13 + k * 31) as u8).collect() };
     // Round-robin 10-byte writes.
@@ -300,7 +300,7 @@ fn peer_stream() -> Vec<u8> {
 fn every_split_offset() {
     let stream = peer_stream();
     for k in 0..=stream.len() {
-        let mut c = M::new(no_keepalive(), Role::Client, T0);
+        let mut c = M::new(no_keepalive(), Role::Client, T0, [0; 8 * 256]);
         assert_eq!(c.handle_input(T0, &stream[..k]).unwrap(), k);
         assert_eq!(c.handle_input(T0, &stream[k..]).unwrap(), stream.len() - k);
         assert_eq!(
@@ -313,7 +313,7 @@ fn every_split_offset() {
             "split {k}"
         );
     }
-    let mut c = M::new(no_keepalive(), Role::Client, T0);
+    let mut c = M::new(no_keepalive(), Role::Client, T0, [0; 8 * 256]);
     for b in &stream {
         assert_eq!(c.handle_input(T0, core::slice::from_ref(b)).unwrap(), 1);
     }
@@ -337,7 +337,7 @@ fn garbage_fails_the_session() {
         // HTTP bytes where smux was expected.
         (b"GET / HTTP/1.1\r\n", Error::BadVersion),
     ] {
-        let mut c = M::new(cfg, Role::Client, T0);
+        let mut c = M::new(cfg, Role::Client, T0, [0; 8 * 256]);
         let id = c.open().unwrap();
         assert_eq!(c.handle_input(T0, input), Err(err));
         assert!(err.is_peer_fault());
@@ -356,7 +356,7 @@ fn garbage_fails_the_session() {
 
 #[test]
 fn back_pressure_stops_input_and_resumes() {
-    let mut c = Mux::<2, 16>::new(no_keepalive(), Role::Client, T0);
+    let mut c = Mux::<[u8; 2 * 16], 2>::new(no_keepalive(), Role::Client, T0, [0; 2 * 16]);
     let data: Vec<u8> = (0..40u8).collect();
     let wire = frames(&[
         (Cmd::Syn, 2, &[]),
@@ -392,7 +392,8 @@ fn back_pressure_stops_input_and_resumes() {
 
 #[test]
 fn refuse_when_full_and_abort_discards() {
-    let mut c = Mux::<1, 16>::new(no_keepalive(), Role::Client, T0);
+    let mut storage = [0u8; 16];
+    let mut c = Mux::<&mut [u8], 1>::new(no_keepalive(), Role::Client, T0, &mut storage[..]);
     let wire = frames(&[
         (Cmd::Syn, 2, &[]),
         (Cmd::Syn, 4, &[]),
@@ -447,7 +448,7 @@ fn at(secs: u64) -> Instant {
 
 #[test]
 fn keep_alive_nop_and_timeout() {
-    let mut c = M::new(Config::default(), Role::Client, T0);
+    let mut c = M::new(Config::default(), Role::Client, T0, [0; 8 * 256]);
     assert_eq!(c.poll_timeout(), Some(at(10)));
     c.handle_timeout(at(10)).unwrap();
     let mut out = [0u8; 16];
@@ -469,7 +470,12 @@ fn keep_alive_nop_and_timeout() {
     assert_eq!(c.poll_timeout(), None);
 
     // Disabled: no timer, no NOP.
-    let mut d = M::new(Config::for_agent("3.3.40.0"), Role::Client, T0);
+    let mut d = M::new(
+        Config::for_agent("3.3.40.0"),
+        Role::Client,
+        T0,
+        [0; 8 * 256],
+    );
     assert_eq!(d.poll_timeout(), None);
     d.handle_timeout(at(3600)).unwrap();
     assert_eq!(d.poll_transmit(&mut out), Ok(None));
@@ -483,8 +489,8 @@ proptest! {
         chunk in 1usize..50,
     ) {
         let cfg = Config { max_frame_size: 33, ..no_keepalive() };
-        let mut c = Mux::<4, 64>::new(cfg, Role::Client, T0);
-        let mut s = Mux::<4, 64>::new(cfg, Role::Server, T0);
+        let mut c = Mux::<[u8; 4 * 64], 4>::new(cfg, Role::Client, T0, [0; 4 * 64]);
+        let mut s = Mux::<[u8; 4 * 64], 4>::new(cfg, Role::Server, T0, [0; 4 * 64]);
         let ids: Vec<StreamId> = (0..4).map(|_| c.open().unwrap()).collect();
         let mut wire = Vec::new();
         let mut expect = vec![Vec::new(); 4];
@@ -526,7 +532,7 @@ proptest! {
 
     #[test]
     fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-        let mut c = Mux::<2, 8>::new(Config::default(), Role::Client, T0);
+        let mut c = Mux::<[u8; 2 * 8], 2>::new(Config::default(), Role::Client, T0, [0; 2 * 8]);
         let mut rest = &data[..];
         while let Ok(n) = c.handle_input(T0, rest) {
             rest = &rest[n..];
