@@ -23,7 +23,7 @@ use crate::transport::{self, BoxWs, Outgoing, Transport, TransportEvent};
 use crate::{Error, Target, TlsOptions, Token};
 
 /// The engine type the driver runs (default capacities), boxed: its buffers are inline.
-pub(crate) type Engine = engine::Session<'static>;
+pub(crate) type Engine = engine::Session;
 
 /// Asks the application for a fresh `Target` (from `ResumeSession`) after the WebSocket dropped.
 pub type ResumeFn =
@@ -240,7 +240,9 @@ pub(crate) async fn run(
         d.attach(ws);
         if let Role::Client { token, .. } = &d.setup.role {
             let now = d.now();
-            d.session.handle_connected(now, token.expose());
+            if let Err(e) = d.session.handle_connected(now, token.expose()) {
+                return Err(Error::Protocol(e.to_string()));
+            }
         }
     }
     d.run().await
@@ -415,7 +417,7 @@ impl Driver {
                 let ok = match &self.setup.role {
                     Role::Agent {
                         authorize: Some(auth),
-                    } => peer_token(&self.session).is_some_and(|t| auth(t)),
+                    } => self.session.peer_token().is_some_and(|t| auth(t)),
                     _ => true,
                 };
                 if ok {
@@ -447,7 +449,7 @@ impl Driver {
                 cols: u16::try_from(cols).unwrap_or(u16::MAX),
                 rows: u16::try_from(rows).unwrap_or(u16::MAX),
             }),
-            Event::Flag(f) => self.emit(SessionEvent::Flag(flag_value(f))),
+            Event::Flag(f) => self.emit(SessionEvent::Flag(f.into())),
             Event::ExitCode(c) => {
                 self.exit_code = Some(c);
                 self.emit(SessionEvent::ExitCode(c));
@@ -477,9 +479,17 @@ impl Driver {
         match c {
             Command::Resize(cols, rows) => self.session.resize(cols.into(), rows.into()),
             Command::Terminate => self.session.terminate(now),
-            Command::Flag(f) => self.session.send_flag(flag_from(f)),
+            Command::Flag(f) => {
+                if let Err(e) = self.session.send_flag(f.into()) {
+                    tracing::debug!("flag not sent: {e}");
+                }
+            }
             Command::Close => self.session.close(now),
-            Command::ExitCode(code) => self.session.send_exit_code(now, code),
+            Command::ExitCode(code) => {
+                if let Err(e) = self.session.send_exit_code(now, code) {
+                    tracing::debug!("exit code not sent: {e}");
+                }
+            }
             Command::CloseChannel(reason) => self.session.close_channel(now, &reason),
             Command::Attach(ws) => {
                 let had = self.transport.take().is_some();
@@ -561,7 +571,9 @@ impl Driver {
             Wake::Reconnected(Ok((ws, token))) => {
                 self.reconnect = None;
                 self.attach(ws);
-                self.session.handle_connected(now, token.expose());
+                if let Err(e) = self.session.handle_connected(now, token.expose()) {
+                    self.failure = Some(Error::Protocol(e.to_string()));
+                }
                 if let Role::Client { token: t, .. } = &mut self.setup.role {
                     *t = token;
                 }
@@ -663,33 +675,23 @@ async fn sleep_opt(deadline: Option<Instant>) {
     }
 }
 
-// ---- engine accessors the agreed API left open; checked at the `engine` merge ----
+// ---- engine accessors ----
 
 fn handshake_info(s: &Engine) -> HandshakeInfo {
     HandshakeInfo {
         session_type: s
             .session_type()
-            .map(|t| format!("{t:?}"))
+            .map(|t| t.as_str().to_string())
             .unwrap_or_default(),
-        properties: s.properties().to_string(),
-        agent_version: s.agent_version().to_string(),
-        client_version: String::new(),
+        properties: s.properties().unwrap_or_default().to_string(),
+        agent_version: s.agent_version().unwrap_or_default().to_string(),
+        client_version: s.client_version().unwrap_or_default().to_string(),
         customer_message: s.customer_message().to_string(),
     }
 }
 
 fn close_message(s: &Engine) -> Option<String> {
-    s.close_message().map(str::to_string)
-}
-
-fn peer_token(s: &Engine) -> Option<&str> {
-    s.peer_token()
-}
-
-fn flag_value(f: engine::Flag) -> u32 {
-    f.0
-}
-
-fn flag_from(v: u32) -> engine::Flag {
-    engine::Flag(v)
+    Some(s.close_message())
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
 }

@@ -22,8 +22,40 @@ pub enum SessionType {
     Port,
 }
 
+impl SessionType {
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            SessionType::StandardStream => "Standard_Stream",
+            SessionType::InteractiveCommands => "InteractiveCommands",
+            SessionType::NonInteractiveCommands => "NonInteractiveCommands",
+            SessionType::Port => "Port",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Flag(pub u32);
+pub enum Flag {
+    TerminateSession,
+    Unknown(u32),
+}
+
+impl From<u32> for Flag {
+    fn from(v: u32) -> Self {
+        match v {
+            2 => Flag::TerminateSession,
+            v => Flag::Unknown(v),
+        }
+    }
+}
+
+impl From<Flag> for u32 {
+    fn from(f: Flag) -> u32 {
+        match f {
+            Flag::TerminateSession => 2,
+            Flag::Unknown(v) => v,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -146,15 +178,15 @@ impl fmt::Display for WriteError {
     }
 }
 
-pub struct Session<'a> {
-    _c: Config<'a>,
-}
+pub struct Session;
 
-impl<'a> Session<'a> {
-    pub fn new(config: Config<'a>, _now: Instant) -> Self {
-        Session { _c: config }
+impl Session {
+    pub fn new(_config: Config<'_>, _now: Instant) -> Self {
+        Session
     }
-    pub fn handle_connected(&mut self, _now: Instant, _token: &str) {}
+    pub fn handle_connected(&mut self, _now: Instant, _token: &str) -> Result<(), Error> {
+        Ok(())
+    }
     pub fn handle_input(&mut self, _now: Instant, _m: Incoming<'_>) -> Result<(), Error> {
         Ok(())
     }
@@ -168,10 +200,14 @@ impl<'a> Session<'a> {
         Err(WriteError)
     }
     pub fn resize(&mut self, _c: u32, _r: u32) {}
-    pub fn send_flag(&mut self, _f: Flag) {}
+    pub fn send_flag(&mut self, _f: Flag) -> Result<(), WriteError> {
+        Ok(())
+    }
     pub fn terminate(&mut self, _now: Instant) {}
     pub fn close(&mut self, _now: Instant) {}
-    pub fn send_exit_code(&mut self, _now: Instant, _c: i32) {}
+    pub fn send_exit_code(&mut self, _now: Instant, _c: i32) -> Result<(), WriteError> {
+        Ok(())
+    }
     pub fn close_channel(&mut self, _now: Instant, _r: &str) {}
     pub fn poll_transmit(
         &mut self,
@@ -189,8 +225,8 @@ impl<'a> Session<'a> {
     pub fn read(&mut self, _b: &mut [u8]) -> Option<(Stream, usize)> {
         None
     }
-    pub fn close_message(&self) -> Option<&str> {
-        None
+    pub fn close_message(&self) -> &str {
+        ""
     }
     pub fn peer_token(&self) -> Option<&str> {
         None
@@ -201,10 +237,13 @@ impl<'a> Session<'a> {
     pub fn session_type(&self) -> Option<SessionType> {
         None
     }
-    pub fn properties(&self) -> &str {
-        ""
+    pub fn properties(&self) -> Option<&str> {
+        None
     }
-    pub fn agent_version(&self) -> &str {
-        ""
+    pub fn agent_version(&self) -> Option<&str> {
+        None
+    }
+    pub fn client_version(&self) -> Option<&str> {
+        None
     }
 }

@@ -202,35 +202,57 @@ pub async fn connect(target: Target, options: ConnectOptions) -> Result<ClientSe
         pacing: options.pacing,
         chunk,
     };
-    Ok(spawn_client(config, setup, ws))
+    let u = start(config, setup, Some(ws));
+    Ok(ClientSession {
+        input: StreamWriter(u.to_engine),
+        output: StreamReader(u.from_engine),
+        stderr: StreamReader(u.stderr),
+        events: u.events,
+        control: u.control,
+        finished: u.finished,
+    })
 }
 
-fn spawn_client(
-    config: EngineConfig<'static>,
-    setup: driver::Setup,
-    ws: transport::BoxWs,
-) -> ClientSession {
-    let (input_user, input_drv) = driver::pipe();
-    let (output_user, output_drv) = driver::pipe();
-    let (stderr_user, stderr_drv) = driver::pipe();
+/// The application's ends of a running driver.
+struct UserEnds {
+    /// Bytes for the engine's Output stream.
+    to_engine: tokio::io::DuplexStream,
+    /// Output stream bytes from the engine.
+    from_engine: tokio::io::DuplexStream,
+    /// StdErr: from the engine (client role) or to it (agent role).
+    stderr: tokio::io::DuplexStream,
+    events: Events,
+    control: Control,
+    finished: Finished,
+}
+
+/// Creates the engine and spawns its driver; `ws` is the first transport.
+fn start(config: EngineConfig<'_>, setup: driver::Setup, ws: Option<transport::BoxWs>) -> UserEnds {
+    let client = matches!(setup.role, driver::Role::Client { .. });
+    let (to_engine, data_in) = driver::pipe();
+    let (from_engine, data_out) = driver::pipe();
+    let (stderr, stderr_drv) = driver::pipe();
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stderr_in, stderr_out) = if client {
+        (None, Some(stderr_drv))
+    } else {
+        (Some(stderr_drv), None)
+    };
     let ends = driver::Ends {
-        data_in: input_drv,
-        stderr_in: None,
-        data_out: output_drv,
-        stderr_out: Some(stderr_drv),
+        data_in,
+        stderr_in,
+        data_out,
+        stderr_out,
         events: ev_tx,
         commands: cmd_rx,
     };
-    let task = tokio::spawn(async move {
-        let session = new_engine(config);
-        driver::run(session, setup, ends, Some(ws)).await
-    });
-    ClientSession {
-        output: StreamReader(output_user),
-        stderr: StreamReader(stderr_user),
-        input: StreamWriter(input_user),
+    let session = new_engine(config);
+    let task = tokio::spawn(driver::run(session, setup, ends, ws));
+    UserEnds {
+        to_engine,
+        from_engine,
+        stderr,
         events: Events { rx: ev_rx },
         control: Control { tx: cmd_tx },
         finished: Finished(task),
@@ -261,20 +283,7 @@ impl std::fmt::Debug for AgentOptions {
 impl AgentSession {
     /// Starts an agent-role driver with no transport; give it one with [`Control::attach`].
     /// Must be called inside a tokio runtime.
-    pub fn spawn(config: EngineConfig<'static>, options: AgentOptions) -> AgentSession {
-        let (input_user, input_drv) = driver::pipe();
-        let (output_user, output_drv) = driver::pipe();
-        let (stderr_user, stderr_drv) = driver::pipe();
-        let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
-        let ends = driver::Ends {
-            data_in: output_drv,
-            stderr_in: Some(stderr_drv),
-            data_out: input_drv,
-            stderr_out: None,
-            events: ev_tx,
-            commands: cmd_rx,
-        };
+    pub fn spawn(config: EngineConfig<'_>, options: AgentOptions) -> AgentSession {
         let setup = driver::Setup {
             role: driver::Role::Agent {
                 authorize: options.authorize,
@@ -283,22 +292,19 @@ impl AgentSession {
             pacing: options.pacing,
             chunk: config_chunk(&config),
         };
-        let task = tokio::spawn(async move {
-            let session = new_engine(config);
-            driver::run(session, setup, ends, None).await
-        });
+        let u = start(config, setup, None);
         AgentSession {
-            input: StreamReader(input_user),
-            output: StreamWriter(output_user),
-            stderr: StreamWriter(stderr_user),
-            events: Events { rx: ev_rx },
-            control: Control { tx: cmd_tx },
-            finished: Finished(task),
+            input: StreamReader(u.from_engine),
+            output: StreamWriter(u.to_engine),
+            stderr: StreamWriter(u.stderr),
+            events: u.events,
+            control: u.control,
+            finished: u.finished,
         }
     }
 }
 
-fn new_engine(config: EngineConfig<'static>) -> Box<driver::Engine> {
+fn new_engine(config: EngineConfig<'_>) -> Box<driver::Engine> {
     let now = ssm_proto::Instant::ZERO;
     Box::new(driver::Engine::new(config, now))
 }

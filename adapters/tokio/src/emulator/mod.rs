@@ -587,9 +587,10 @@ where
     let tokens = entry.tokens.clone();
     let authorize: crate::AuthorizeFn =
         Arc::new(move |t: &str| lock(&tokens).iter().any(|k| k == t));
-    let engine_config = agent_config(&config, &entry.kind, random_seed(&state));
-    let agent = AgentSession::spawn(
-        engine_config,
+    let agent = spawn_agent(
+        &config,
+        &entry.kind,
+        random_seed(&state),
         AgentOptions {
             authorize: Some(authorize),
             faults: config.faults.clone(),
@@ -613,22 +614,24 @@ fn random_seed(state: &State) -> u64 {
     lock(&state.seed).next_u64()
 }
 
-/// The engine configuration of the agent role for `kind`.
-///
-/// The engine borrows its handshake strings for the session's life, and the session lives in a
-/// spawned task: the strings are leaked, a few hundred bytes per emulated session.
-fn agent_config(config: &EmulatorConfig, kind: &Kind, seed: u64) -> crate::EngineConfig<'static> {
-    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+/// Starts the agent-role engine for `kind` (the engine copies the handshake strings).
+fn spawn_agent(
+    config: &EmulatorConfig,
+    kind: &Kind,
+    seed: u64,
+    options: AgentOptions,
+) -> AgentSession {
+    let properties = kind.properties();
     let mut c = crate::EngineConfig::agent(
         seed,
         crate::engine::AgentHandshake {
-            agent_version: leak(config.agent_version.clone()),
+            agent_version: &config.agent_version,
             session_type: kind.session_type_enum(),
-            properties: leak(kind.properties()),
+            properties: &properties,
             kms_key_id: None,
-            customer_message: leak(config.customer_message.clone()),
+            customer_message: &config.customer_message,
         },
     );
     c.chunk_size = config.chunk;
-    c
+    AgentSession::spawn(c, options)
 }
