@@ -61,6 +61,8 @@ pub(crate) struct Setup {
     pub(crate) pacing: Option<Duration>,
     /// Bytes per `write` call (the engine's chunk size).
     pub(crate) chunk: usize,
+    /// Agent role: end the session when no transport came back for this long.
+    pub(crate) orphan_timeout: Option<Duration>,
 }
 
 /// The driver's ends of the pipes and channels.
@@ -196,6 +198,8 @@ struct Driver {
     writable: bool,
     pace_until: Option<Instant>,
     reconnect: Option<Reconnect>,
+    /// When the agent role lost its transport (for `orphan_timeout`).
+    orphaned_at: Option<Instant>,
     closed: Option<String>,
     failure: Option<Error>,
     exit_code: Option<i32>,
@@ -228,6 +232,7 @@ pub(crate) async fn run(
         writable: true,
         pace_until: None,
         reconnect: None,
+        orphaned_at: Some(Instant::now()),
         closed: None,
         failure: None,
         exit_code: None,
@@ -463,14 +468,29 @@ impl Driver {
                 let text = reason.to_string();
                 tracing::debug!(reason = %text, "session closed");
                 self.emit(SessionEvent::Closed(text.clone()));
-                if !self.handshake_done && matches!(self.setup.role, Role::Client { .. }) {
-                    self.failure = Some(Error::HandshakeFailed(text.clone()));
-                }
+                self.failure = self.close_failure(reason);
                 self.closed = Some(text);
                 self.reconnect = None;
             }
             #[allow(unreachable_patterns, reason = "the engine's Event is non_exhaustive")]
             _ => {}
+        }
+    }
+
+    /// Whether a close is an error for the application (the engine says why it closed; this
+    /// only sorts its reasons into the adapter's error kinds).
+    fn close_failure(&self, reason: engine::CloseReason) -> Option<Error> {
+        use engine::CloseReason as R;
+        let client = matches!(self.setup.role, Role::Client { .. });
+        let message = close_message(&self.session);
+        match reason {
+            R::ChannelClosed if client && !self.handshake_done => Some(Error::ChannelClosed(
+                message.unwrap_or_else(|| reason.to_string()),
+            )),
+            R::GaveUp => Some(Error::ConnectionLost(reason.to_string())),
+            R::HandshakeFailed => Some(Error::HandshakeFailed(reason.to_string())),
+            R::ProtocolViolation => Some(Error::Protocol(reason.to_string())),
+            _ => None,
         }
     }
 
@@ -497,6 +517,11 @@ impl Driver {
                     self.session.handle_transport_closed(now);
                 }
                 self.attach(ws);
+                // Agent role: the engine then waits for the client's OpenDataChannelInput.
+                if let Err(e) = self.session.handle_connected(now, "") {
+                    tracing::debug!("attach: {e}");
+                }
+                self.orphaned_at = None;
                 if had || self.generation > 1 {
                     self.emit(SessionEvent::Reconnected);
                 }
@@ -506,7 +531,11 @@ impl Driver {
 
     /// Waits for the next thing to do.
     async fn wait(&mut self) -> Wake {
-        let timer = self.session.poll_timeout().map(|t| self.to_tokio(t));
+        let mut timer = self.session.poll_timeout().map(|t| self.to_tokio(t));
+        if let (Some(since), Some(limit)) = (self.orphaned_at, self.setup.orphan_timeout) {
+            let t = since + limit;
+            timer = Some(timer.map_or(t, |x| x.min(t)));
+        }
         let pace = self.pace_until.filter(|t| *t > Instant::now());
         let accept_input =
             self.closed.is_none() && self.handshake_done && self.writable && pace.is_none();
@@ -538,6 +567,16 @@ impl Driver {
             Wake::Timer => {
                 self.sync_clock();
                 self.session.handle_timeout(now);
+                if let (Some(since), Some(limit)) = (self.orphaned_at, self.setup.orphan_timeout) {
+                    if self.transport.is_none() && since.elapsed() >= limit && self.closed.is_none()
+                    {
+                        tracing::info!("no connection for {limit:?}; ending the session");
+                        self.failure = Some(Error::ConnectionLost(format!(
+                            "no connection for {} s",
+                            limit.as_secs()
+                        )));
+                    }
+                }
             }
             Wake::Paced => {}
             Wake::Transport(TransportEvent::Message(g, m)) => {
@@ -646,9 +685,9 @@ impl Driver {
                     ))
                 });
             }
-            // The agent waits for the client to come back (Command::Attach) or the engine to
-            // give up.
-            Role::Agent { .. } => {}
+            // The agent waits for the client to come back (Command::Attach), the engine to
+            // give up, or `orphan_timeout`.
+            Role::Agent { .. } => self.orphaned_at = Some(Instant::now()),
         }
     }
 }

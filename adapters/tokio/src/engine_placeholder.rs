@@ -140,6 +140,10 @@ pub enum Stream {
 pub enum CloseReason {
     ChannelClosed,
     Local,
+    Terminated,
+    GaveUp,
+    HandshakeFailed,
+    ProtocolViolation,
 }
 
 impl fmt::Display for CloseReason {

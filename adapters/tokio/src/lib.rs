@@ -201,6 +201,7 @@ pub async fn connect(target: Target, options: ConnectOptions) -> Result<ClientSe
         faults: options.faults,
         pacing: options.pacing,
         chunk,
+        orphan_timeout: None,
     };
     let u = start(config, setup, Some(ws));
     Ok(ClientSession {
@@ -268,6 +269,8 @@ pub struct AgentOptions {
     pub faults: Option<Faults>,
     /// Pause after each data message sent (the real agent sleeps 1 ms per message).
     pub pacing: Option<Duration>,
+    /// End the session when no WebSocket is attached for this long (also before the first).
+    pub reconnect_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for AgentOptions {
@@ -276,6 +279,7 @@ impl std::fmt::Debug for AgentOptions {
             .field("authorize", &self.authorize.is_some())
             .field("faults", &self.faults)
             .field("pacing", &self.pacing)
+            .field("reconnect_timeout", &self.reconnect_timeout)
             .finish()
     }
 }
@@ -291,6 +295,7 @@ impl AgentSession {
             faults: options.faults,
             pacing: options.pacing,
             chunk: config_chunk(&config),
+            orphan_timeout: options.reconnect_timeout,
         };
         let u = start(config, setup, None);
         AgentSession {

@@ -74,6 +74,8 @@ pub struct EmulatorConfig {
     pub shell: String,
     /// A message shown to the user at the handshake (empty: none).
     pub customer_message: String,
+    /// A session whose client stays away this long ends (its process is killed).
+    pub reconnect_timeout: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -93,6 +95,7 @@ impl Default for EmulatorConfig {
             faults: None,
             shell: shell.into(),
             customer_message: String::new(),
+            reconnect_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -595,6 +598,7 @@ where
             authorize: Some(authorize),
             faults: config.faults.clone(),
             pacing: config.pacing,
+            reconnect_timeout: Some(config.reconnect_timeout),
         },
     );
     agent.control.attach(ws);
