@@ -39,6 +39,9 @@ const PENDING_MAX: usize = 256 * 1024;
 /// Reconnect attempts after the transport dropped, with this pause between them.
 const RECONNECT_ATTEMPTS: u32 = 5;
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+/// Agent role: after the session closed, how long to keep the connection so the engine can
+/// repeat `channel_closed` until the client hangs up.
+const AGENT_LINGER: Duration = Duration::from_secs(3);
 
 pub(crate) enum Role {
     Client {
@@ -201,6 +204,7 @@ struct Driver {
     /// When the agent role lost its transport (for `orphan_timeout`).
     orphaned_at: Option<Instant>,
     closed: Option<String>,
+    closed_at: Option<Instant>,
     failure: Option<Error>,
     exit_code: Option<i32>,
     tbuf: Vec<u8>,
@@ -234,6 +238,7 @@ pub(crate) async fn run(
         reconnect: None,
         orphaned_at: Some(Instant::now()),
         closed: None,
+        closed_at: None,
         failure: None,
         exit_code: None,
         tbuf: vec![0u8; 16 * 1024],
@@ -287,8 +292,15 @@ impl Driver {
     }
 
     fn finished(&self) -> bool {
-        (self.closed.is_some() || self.failure.is_some())
-            && self.sinks.iter().all(|s| s.waiting() == 0)
+        let ended = self.failure.is_some()
+            || (self.closed.is_some() && (self.transport.is_none() || !self.lingering()));
+        ended && self.sinks.iter().all(|s| s.waiting() == 0)
+    }
+
+    /// Agent role, closed, connection up: keep it a little for the client to hang up.
+    fn lingering(&self) -> bool {
+        matches!(self.setup.role, Role::Agent { .. })
+            && self.closed_at.is_some_and(|t| t.elapsed() < AGENT_LINGER)
     }
 
     async fn run(mut self) -> Result<Outcome, Error> {
@@ -470,6 +482,7 @@ impl Driver {
                 self.emit(SessionEvent::Closed(text.clone()));
                 self.failure = self.close_failure(reason);
                 self.closed = Some(text);
+                self.closed_at = Some(Instant::now());
                 self.reconnect = None;
             }
             #[allow(unreachable_patterns, reason = "the engine's Event is non_exhaustive")]
@@ -534,6 +547,10 @@ impl Driver {
         let mut timer = self.session.poll_timeout().map(|t| self.to_tokio(t));
         if let (Some(since), Some(limit)) = (self.orphaned_at, self.setup.orphan_timeout) {
             let t = since + limit;
+            timer = Some(timer.map_or(t, |x| x.min(t)));
+        }
+        if let Some(t) = self.closed_at.filter(|_| self.lingering()) {
+            let t = t + AGENT_LINGER;
             timer = Some(timer.map_or(t, |x| x.min(t)));
         }
         let pace = self.pace_until.filter(|t| *t > Instant::now());
