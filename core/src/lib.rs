@@ -16,11 +16,14 @@
 //! ```
 //!
 //! Modules:
+//! - [`model`]: the `StartSessionResponse` (session id, validated `StreamUrl`, redacted token).
 //! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
 //! - [`smux`]: smux v1 stream multiplexing (port forwarding), codec and state machine.
 //! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
+//! - [`payload`]: the JSON (and small binary) control payloads: acknowledge, handshake, size,
+//!   channel_closed, flag, exit code, OpenDataChannelInput.
 //!
 //! ## Features
 //! - `std`: nothing beyond `std::error::Error` compatibility today (core errors already implement
@@ -41,6 +44,8 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 #[macro_use]
 mod fmt;
 
+pub mod model;
+pub mod payload;
 pub mod smux;
 pub mod time;
 pub mod uuid;
