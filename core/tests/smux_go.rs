@@ -1,6 +1,6 @@
 //! Interop with the reference smux (xtaci/smux, Go) as Debian packages it.
 //!
-//! Needs `go` and `golang-github-xtaci-smux-dev` (`apt-get install golang-go
+//! The peer is `go_peer/peer.go`. Needs `go` and `golang-github-xtaci-smux-dev` (`apt-get install golang-go
 //! golang-github-xtaci-smux-dev`). Without them the tests say so and pass, unless
 //! `SSM_REQUIRE_GO_SMUX=1` (set in CI) makes a missing toolchain a failure.
 
@@ -15,43 +15,13 @@ use core::time::Duration;
 use ssm_proto::smux::{Config, Error, Event, Mux, Role, StreamId};
 use ssm_proto::Instant;
 
-const GOPATH: &str = "/usr/share/gocode";
+mod go_peer;
 
-/// Builds the Go peer once per test binary; `None` when the toolchain is missing.
 fn peer_binary() -> Option<PathBuf> {
-    let have_go = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let have_smux = Path::new(GOPATH).join("src/github.com/xtaci/smux").is_dir();
-    if !(have_go && have_smux) {
-        assert!(
-            std::env::var_os("SSM_REQUIRE_GO_SMUX").is_none(),
-            "SSM_REQUIRE_GO_SMUX is set but go or golang-github-xtaci-smux-dev is missing"
-        );
-        eprintln!("skipping: go or golang-github-xtaci-smux-dev not installed");
-        return None;
-    }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("smux_go");
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join(format!("peer-{}", std::process::id()));
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smux_go/peer.go");
-    let out = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .env("GOPATH", GOPATH)
-        .env("GO111MODULE", "off")
-        .env("GOCACHE", dir.join("cache"))
-        .env("GOFLAGS", "")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "go build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(bin)
+    go_peer::build(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go_peer"),
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+    )
 }
 
 struct Peer {
