@@ -5,6 +5,9 @@
 //!   The agent side ([`serve_mux`]) is here too, for the emulator and the tests.
 //! - **Basic** ([`forward_basic`]): older agents carry one connection at a time; when it ends the
 //!   client sends the DisconnectToPort flag and accepts the next.
+//! - **Stream** ([`forward_stream`]): no listener; stdin/stdout are the stream
+//!   (`AWS-StartSSHSession` as an SSH `ProxyCommand`): pass
+//!   `tokio::io::join(tokio::io::stdin(), tokio::io::stdout())` (tokio feature `io-std`).
 //!
 //! Everything is generic over the session's byte stream (`AsyncRead + AsyncWrite`), so it runs
 //! over a real session, the emulator, or an in-memory pipe in tests.
@@ -723,6 +726,24 @@ where
         }
         disconnect()?;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream mode (no `LocalPortForwarding`: SSH ProxyCommand)
+
+/// Port session without a local listener: `local` (stdin/stdout joined, for SSH's
+/// `ProxyCommand`) is the stream. Copies both ways until both directions end; returns the bytes
+/// sent and received.
+///
+/// # Errors
+/// Reading or writing either side failed.
+pub async fn forward_stream<T, L>(mut io: T, mut local: L) -> io::Result<(u64, u64)>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    L: AsyncRead + AsyncWrite + Unpin,
+{
+    let (to_local, to_remote) = tokio::io::copy_bidirectional(&mut io, &mut local).await?;
+    Ok((to_remote, to_local))
 }
 
 /// The `disconnect` callback for [`forward_basic`] over a [`crate::Control`]: sends the

@@ -263,3 +263,26 @@ async fn forwarder_against_go_smux() {
     assert_eq!(stats.connections.load(Ordering::Relaxed), 20);
     drop(child);
 }
+
+#[tokio::test]
+async fn stream_mode_copies_both_ways() {
+    let (session, mut agent) = tokio::io::duplex(1024);
+    let (local, mut user) = tokio::io::duplex(1024);
+    let run = tokio::spawn(forward_stream(session, local));
+    user.write_all(b"ssh client hello").await.unwrap();
+    let mut b = [0u8; 16];
+    agent.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"ssh client hello");
+    agent.write_all(b"SSH-2.0-server").await.unwrap();
+    let mut b = [0u8; 14];
+    user.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"SSH-2.0-server");
+    // The user closes; the remote side sees EOF, closes too; the forwarder ends.
+    user.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    agent.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+    drop(agent);
+    let (sent, received) = run.await.unwrap().unwrap();
+    assert_eq!((sent, received), (16, 14));
+}
