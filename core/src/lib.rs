@@ -17,6 +17,7 @@
 //!
 //! Modules:
 //! - [`model`]: the `StartSessionResponse` (session id, validated `StreamUrl`, redacted token).
+//! - [`sigv4`]: SigV4 presigning of the data-channel URL (service `ssmmessages`).
 //! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
@@ -49,6 +50,7 @@ mod fmt;
 pub mod model;
 pub mod payload;
 pub mod session;
+pub mod sigv4;
 pub mod smux;
 pub mod time;
 pub mod uuid;
