@@ -98,6 +98,56 @@ pub mod engine {
         }
     }
 
+    /// One direction's plumbing, borrowed from a [`Pair`] for a step.
+    struct Link<'p> {
+        now: Instant,
+        tx: &'p mut [u8; SLOT],
+        loss_per_mille: u64,
+        rng: &'p mut u64,
+        dropped: &'p mut u64,
+    }
+
+    impl Link<'_> {
+        fn lose(&mut self) -> bool {
+            // xorshift64: cheap, seeded, allocation-free.
+            *self.rng ^= *self.rng << 13;
+            *self.rng ^= *self.rng >> 7;
+            *self.rng ^= *self.rng << 17;
+            *self.rng % 1000 < self.loss_per_mille
+        }
+
+        /// Moves everything `from` transmits into `ring`, losing binary messages by chance.
+        fn send(&mut self, from: &mut Session, ring: &mut Ring) -> bool {
+            let mut moved = false;
+            while let Some(t) = from
+                .poll_transmit(self.now, &mut self.tx[..])
+                .expect("slot holds any transmit")
+            {
+                moved = true;
+                if t.kind == TransmitKind::Binary && self.lose() {
+                    *self.dropped += 1;
+                } else {
+                    ring.push(t.kind, &self.tx[..t.len]);
+                }
+            }
+            moved
+        }
+
+        /// Hands every message in `ring` to `to`.
+        fn deliver(&mut self, ring: &mut Ring, to: &mut Session) -> bool {
+            let mut moved = false;
+            while let Some((kind, data)) = ring.pop() {
+                moved = true;
+                let input = match kind {
+                    TransmitKind::Text => Incoming::Text(data),
+                    TransmitKind::Binary => Incoming::Binary(data),
+                };
+                let _ = to.handle_input(self.now, input);
+            }
+            moved
+        }
+    }
+
     /// Client and agent (default capacities and configuration) joined by zero-latency links
     /// that lose binary messages with a given probability. The agent writes shell output; the
     /// client reads it, as in an interactive session's busy direction.
@@ -161,14 +211,6 @@ pub mod engine {
             panic!("handshake did not complete");
         }
 
-        fn lose(&mut self) -> bool {
-            // xorshift64: cheap, seeded, allocation-free.
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            self.rng % 1000 < self.loss_per_mille
-        }
-
         /// One round: the agent writes if it may, both sides transmit, every message in flight
         /// is delivered (or lost), the client reads. When nothing moved, time jumps to the next
         /// timer. Returns whether anything moved.
@@ -180,46 +222,17 @@ pub mod engine {
                     moved |= n > 0;
                 }
             }
-            while let Some(t) = self
-                .agent
-                .poll_transmit(self.now, &mut self.tx[..])
-                .expect("slot holds any transmit")
-            {
-                moved = true;
-                if t.kind == TransmitKind::Binary && self.lose() {
-                    self.dropped += 1;
-                } else {
-                    self.to_client.push(t.kind, &self.tx[..t.len]);
-                }
-            }
-            while let Some(t) = self
-                .client
-                .poll_transmit(self.now, &mut self.tx[..])
-                .expect("slot holds any transmit")
-            {
-                moved = true;
-                if t.kind == TransmitKind::Binary && self.lose() {
-                    self.dropped += 1;
-                } else {
-                    self.to_agent.push(t.kind, &self.tx[..t.len]);
-                }
-            }
-            while let Some((kind, data)) = self.to_client.pop() {
-                moved = true;
-                let input = match kind {
-                    TransmitKind::Text => Incoming::Text(data),
-                    TransmitKind::Binary => Incoming::Binary(data),
-                };
-                let _ = self.client.handle_input(self.now, input);
-            }
-            while let Some((kind, data)) = self.to_agent.pop() {
-                moved = true;
-                let input = match kind {
-                    TransmitKind::Text => Incoming::Text(data),
-                    TransmitKind::Binary => Incoming::Binary(data),
-                };
-                let _ = self.agent.handle_input(self.now, input);
-            }
+            let mut link = Link {
+                now: self.now,
+                tx: &mut self.tx,
+                loss_per_mille: self.loss_per_mille,
+                rng: &mut self.rng,
+                dropped: &mut self.dropped,
+            };
+            moved |= link.send(&mut self.agent, &mut self.to_client);
+            moved |= link.send(&mut self.client, &mut self.to_agent);
+            moved |= link.deliver(&mut self.to_client, &mut self.client);
+            moved |= link.deliver(&mut self.to_agent, &mut self.agent);
             while let Some(e) = self.client.poll_event() {
                 moved |= e == Event::Readable;
             }
