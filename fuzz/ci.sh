@@ -39,7 +39,8 @@ for t in $targets; do
         -max_total_time="$seconds" -artifact_prefix="$work/$t/artifacts/" -print_final_stats=1 \
         >"$work/$t/log" 2>&1; then
         failed=1
-        tail -n 60 "$work/$t/log"
+        grep -m 3 -A 4 -E 'panicked at|ERROR: AddressSanitizer|ERROR: libFuzzer' "$work/$t/log" || true
+        tail -n 25 "$work/$t/log"
         for a in "$work/$t/artifacts"/*; do
             [ -f "$a" ] || continue
             echo "crashing input for $t ($(basename "$a"), $(wc -c <"$a") bytes), hex:"
