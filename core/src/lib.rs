@@ -21,8 +21,12 @@
 //! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
+//! - [`smux`]: smux v1 stream multiplexing (port forwarding), codec and state machine.
+//! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
 //! - [`payload`]: the JSON (and small binary) control payloads: acknowledge, handshake, size,
 //!   channel_closed, flag, exit code, OpenDataChannelInput.
+//! - [`session`]: the sans-IO session engine (handshake, reliable ordered delivery, flow control),
+//!   client and agent roles.
 //!
 //! ## Features
 //! - `std`: nothing beyond `std::error::Error` compatibility today (core errors already implement
@@ -45,10 +49,13 @@ mod fmt;
 
 pub mod model;
 pub mod payload;
+pub mod session;
 pub mod sigv4;
+pub mod smux;
 pub mod time;
 pub mod uuid;
 pub mod wire;
+pub mod ws;
 
 pub use time::{Duration, Instant};
 pub use uuid::Uuid;
