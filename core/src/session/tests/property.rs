@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use super::sim::{bytes, check, NetConfig, Sim, Workload};
+use super::sim::{bytes, check, NetConfig, Sim, SmallSim, Workload};
 use super::*;
 
 fn workload(
@@ -39,7 +39,7 @@ fn perfect_network_delivers_both_ways() {
         &[(false, 40_000), (true, 3_000), (false, 10)],
         4096,
     );
-    let o = Sim::new(7, NetConfig::PERFECT, |_| {}, &w).run(LIMIT_MS);
+    let o = SmallSim::new(7, NetConfig::PERFECT, |_| {}, &w).run(LIMIT_MS);
     check(&w, &o);
     assert_eq!(o.client_stats.retransmits, 0);
     assert_eq!(o.agent_stats.retransmits, 0);
@@ -65,7 +65,7 @@ fn hostile_network_fixed_seeds() {
             &[(false, 40_000), (true, 5_000), (false, 7_000)],
             3000,
         );
-        let o = Sim::new(seed, net, |c| c.window = 4 * 1024, &w).run(LIMIT_MS);
+        let o = SmallSim::new(seed, net, |c| c.window = 4 * 1024, &w).run(LIMIT_MS);
         check(&w, &o);
         std::println!(
             "seed {seed}: {} ms, {} cuts, retransmits {}/{}, duplicates {}/{}",
@@ -93,19 +93,34 @@ fn net_strategy() -> impl Strategy<Value = NetConfig> {
         proptest::option::of((100u64..3_000, 0u64..5_000)),
         (0u64..500, 0u64..5_000),
     )
-        .prop_map(|(lat, loss, dup, reorder, rd, cut, down)| NetConfig {
-            latency: (lat.0, lat.0 + lat.1),
-            loss,
-            dup,
-            reorder,
-            reorder_delay: (rd.0, rd.0 + rd.1),
-            cut_every: cut.map(|(a, b)| (a, a + b)),
-            down_for: (down.0, down.0 + down.1),
+        .prop_map(|(lat, loss, dup, reorder, rd, cut, down)| {
+            let latency = (lat.0, lat.0 + lat.1);
+            let reorder_delay = (rd.0, rd.0 + rd.1);
+            // A connection must outlive a few round trips, or no message can ever be
+            // acknowledged (cuts every 130 ms with 250 ms round trips is a dead network, and
+            // the session rightly gives up).
+            let slowest = latency.1 + reorder_delay.1;
+            NetConfig {
+                latency,
+                loss,
+                dup,
+                reorder,
+                reorder_delay,
+                cut_every: cut.map(|(a, b)| {
+                    let a = a.max(4 * slowest);
+                    (a, a + b)
+                }),
+                down_for: (down.0, down.0 + down.1),
+            }
         })
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // 48 cases by default (a few seconds); `PROPTEST_CASES=n` for a longer hunt.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn every_byte_arrives_once_in_order(
@@ -115,13 +130,75 @@ proptest! {
         agent_pieces in proptest::collection::vec((any::<bool>(), 1usize..6_000), 0..5),
         piece in 1usize..5_000,
         chunk in 1usize..=1024,
-        window in 1usize..40_000,
+        // At least a few messages in flight: a one-byte window over a network that cuts every
+        // few round trips takes longer than the run's limit, without being wrong.
+        window in 1024usize..40_000,
     ) {
         let w = workload(seed, client_len, &agent_pieces, piece);
-        let o = Sim::new(seed, net, |c| {
+        let o = SmallSim::new(seed, net, |c| {
             c.chunk_size = chunk;
             c.window = window;
         }, &w).run(LIMIT_MS);
         check(&w, &o);
     }
+}
+
+/// Tiny capacities: a 2 KiB send ring of 4 slots, one reorder slot, a 1 KiB read buffer and a
+/// transmit queue of 2, so that ring wrap-around, full slots, dropped acks and dropped
+/// out-of-order messages all happen, and delivery must still be exact.
+type TinySim<'w> = Sim<'w, 2048, 4, 1, 1024, 2>;
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn tiny_sessions_still_deliver_exactly(
+        seed in any::<u64>(),
+        net in net_strategy(),
+        client_len in 0usize..6_000,
+        agent_pieces in proptest::collection::vec((any::<bool>(), 1usize..3_000), 0..4),
+        // Four messages in flight and one reorder slot make one-byte messages crawl
+        // (thousands of round trips); 64 bytes keeps each run within its time limit.
+        piece in 64usize..3_000,
+        chunk in 64usize..=1024,
+    ) {
+        let w = workload(seed, client_len, &agent_pieces, piece);
+        let o = TinySim::new(seed, net, |c| c.chunk_size = chunk, &w).run(LIMIT_MS);
+        check(&w, &o);
+    }
+}
+
+#[test]
+fn tiny_sessions_hit_every_limit() {
+    let net = NetConfig {
+        // A fixed latency makes bursts arrive together, so acknowledgements pile up.
+        latency: (20, 20),
+        loss: 100,
+        dup: 100,
+        reorder: 200,
+        reorder_delay: (10, 300),
+        cut_every: Some((500, 3_000)),
+        down_for: (10, 1_000),
+    };
+    let (mut acks_dropped, mut dropped, mut blocked_writes) = (0, 0, 0);
+    for seed in 0..6u64 {
+        let w = workload(seed, 8_000, &[(false, 6_000), (true, 2_000)], 2_500);
+        let o = TinySim::new(seed, net, |_| {}, &w).run(LIMIT_MS);
+        check(&w, &o);
+        acks_dropped += o.client_stats.acks_dropped + o.agent_stats.acks_dropped;
+        dropped += o.client_stats.dropped_unacked + o.agent_stats.dropped_unacked;
+        blocked_writes += o
+            .client_events
+            .iter()
+            .chain(&o.agent_events)
+            .filter(|e| **e == Event::Writable)
+            .count();
+    }
+    std::println!(
+        "tiny: acks dropped {acks_dropped}, messages dropped {dropped}, writable {blocked_writes}"
+    );
+    assert!(acks_dropped > 0 && dropped > 0 && blocked_writes > 10);
 }
