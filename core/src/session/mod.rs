@@ -20,6 +20,7 @@ mod recv;
 mod rng;
 mod rtt;
 mod send;
+mod text;
 
 pub use config::{AgentHandshake, Config, Encryption, Role, DEFAULT_CLIENT_VERSION};
 pub use event::{
@@ -31,8 +32,9 @@ pub use crate::payload::{Flag, SessionType};
 
 use core::fmt;
 
-use heapless::{Deque, String};
+use heapless::Deque;
 
+use crate::model::{OwnedToken, Token};
 use crate::payload::{
     self, Acknowledge, Action, ActionResult, ActionStatus, ActionType, ChannelClosed, ExitCode,
     HandshakeComplete, HandshakeRequest, HandshakeResponse, JsonStr, List, OpenDataChannelInput,
@@ -48,10 +50,11 @@ use recv::{Position, ReadBuffer, Reorder};
 use rng::SplitMix64;
 use rtt::RttEstimator;
 use send::{AckOutcome, SendBuffer};
+use text::Text;
 
 /// Longest `TokenValue` the session stores (client: until OpenDataChannelInput is sent; agent:
-/// the peer's, for authentication). StartSession tokens are a few hundred bytes.
-pub const MAX_TOKEN_LEN: usize = 2048;
+/// the peer's, for authentication): the model's [`TOKEN_CAPACITY`](crate::model::TOKEN_CAPACITY).
+pub const MAX_TOKEN_LEN: usize = crate::model::TOKEN_CAPACITY;
 
 /// Longest raw `Properties` JSON the session keeps for [`Session::properties`] (and sends, in
 /// the agent role). Port and shell properties are a few hundred bytes; a longer Properties
@@ -72,91 +75,6 @@ const MAX_ACTIONS: usize = 8;
 const CONTROL_MAX: usize = MAX_PROPERTIES_LEN + 2 * MAX_TEXT_LEN + 256;
 /// The frames' SchemaVersion: what the official client sends.
 const SCHEMA_VERSION: u32 = 1;
-
-/// A secret that never shows in `Debug`.
-struct Secret {
-    bytes: [u8; MAX_TOKEN_LEN],
-    len: usize,
-}
-
-impl Secret {
-    const fn new() -> Self {
-        Secret {
-            bytes: [0; MAX_TOKEN_LEN],
-            len: 0,
-        }
-    }
-
-    fn set(&mut self, s: &str) -> bool {
-        self.clear();
-        if s.len() > MAX_TOKEN_LEN {
-            return false;
-        }
-        self.bytes[..s.len()].copy_from_slice(s.as_bytes());
-        self.len = s.len();
-        true
-    }
-
-    fn set_chars(&mut self, s: &JsonStr<'_>) -> bool {
-        self.clear();
-        let mut n = 0;
-        for c in s.chars() {
-            let w = c.len_utf8();
-            if n + w > MAX_TOKEN_LEN {
-                self.clear();
-                return false;
-            }
-            c.encode_utf8(&mut self.bytes[n..n + w]);
-            n += w;
-        }
-        self.len = n;
-        true
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        if self.len == 0 {
-            return None;
-        }
-        core::str::from_utf8(&self.bytes[..self.len]).ok()
-    }
-
-    fn clear(&mut self) {
-        self.bytes[..self.len].fill(0);
-        self.len = 0;
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.len == 0 {
-            "<none>"
-        } else {
-            "<redacted>"
-        })
-    }
-}
-
-/// Copies the unescaped text of `s` into `dst`, cut at a character boundary when too long.
-/// Returns whether all of it fit.
-fn store_text<const N: usize>(dst: &mut String<N>, s: &JsonStr<'_>) -> bool {
-    dst.clear();
-    for c in s.chars() {
-        if dst.push(c).is_err() {
-            return false;
-        }
-    }
-    true
-}
-
-fn store_str<const N: usize>(dst: &mut String<N>, s: &str) -> bool {
-    dst.clear();
-    for c in s.chars() {
-        if dst.push(c).is_err() {
-            return false;
-        }
-    }
-    true
-}
 
 /// An unsequenced frame waiting to go out.
 #[derive(Debug, Clone, Copy)]
@@ -259,18 +177,19 @@ pub struct Session<
     peer_opened: bool,
     /// Client: OpenDataChannelInput to send on the current transport.
     open_pending: bool,
-    token: Secret,
+    /// Zeroed when dropped or replaced; `Debug` shows it redacted.
+    token: Option<OwnedToken<MAX_TOKEN_LEN>>,
     request_id: Uuid,
     client_id: Uuid,
     session_type: Option<SessionType>,
-    properties: String<MAX_PROPERTIES_LEN>,
+    properties: Text<MAX_PROPERTIES_LEN>,
     properties_kept: bool,
-    agent_version: String<VERSION_LEN>,
-    client_version: String<VERSION_LEN>,
-    customer_message: String<MAX_TEXT_LEN>,
-    kms_key_id: String<MAX_TEXT_LEN>,
+    agent_version: Text<VERSION_LEN>,
+    client_version: Text<VERSION_LEN>,
+    customer_message: Text<MAX_TEXT_LEN>,
+    kms_key_id: Text<MAX_TEXT_LEN>,
     kms_requested: bool,
-    close_message: String<MAX_TEXT_LEN>,
+    close_message: Text<MAX_TEXT_LEN>,
     unix: Option<(Instant, u64)>,
     now: Instant,
     pending_size: Option<Size>,
@@ -333,10 +252,13 @@ impl<
 
     /// A new session at `now`.
     ///
+    /// A `const fn`: in a `static` initializer (e.g. `static_cell::ConstStaticCell`) the whole
+    /// session is built at compile time, with no stack copy of its buffers.
+    ///
     /// # Panics
     /// If the agent handshake's strings exceed [`MAX_PROPERTIES_LEN`] / [`MAX_TEXT_LEN`], the
     /// client version exceeds 32 bytes, or `chunk_size` or `window` is 0 (API misuse).
-    pub fn new(config: Config<'_>, now: Instant) -> Self {
+    pub const fn new(config: Config<'_>, now: Instant) -> Self {
         #[allow(
             clippy::let_unit_value,
             reason = "forces the compile-time capacity check"
@@ -348,7 +270,11 @@ impl<
         let mut s = Session {
             role: config.role,
             chunk_size: config.chunk_size,
-            window: config.window.min(SEND),
+            window: if config.window < SEND {
+                config.window
+            } else {
+                SEND
+            },
             give_up: config.give_up,
             max_rto: config.max_rto,
             encryption: config.encryption,
@@ -371,18 +297,18 @@ impl<
             transport_up: false,
             peer_opened: false,
             open_pending: false,
-            token: Secret::new(),
+            token: None,
             request_id: Uuid::NIL,
             client_id,
             session_type: None,
-            properties: String::new(),
+            properties: Text::new(),
             properties_kept: false,
-            agent_version: String::new(),
-            client_version: String::new(),
-            customer_message: String::new(),
-            kms_key_id: String::new(),
+            agent_version: Text::new(),
+            client_version: Text::new(),
+            customer_message: Text::new(),
+            kms_key_id: Text::new(),
             kms_requested: false,
-            close_message: String::new(),
+            close_message: Text::new(),
             unix: None,
             now,
             pending_size: None,
@@ -397,20 +323,32 @@ impl<
             handshake_started: now,
             exit_code: None,
             terminal_size: None,
-            stats: Stats::default(),
+            stats: Stats::ZERO,
         };
-        if s.role == Role::Client {
-            assert!(store_str(&mut s.client_version, config.client_version));
-        } else {
-            let h = config.agent;
-            assert!(store_str(&mut s.agent_version, h.agent_version));
-            assert!(store_str(&mut s.properties, h.properties));
-            assert!(store_str(&mut s.customer_message, h.customer_message));
-            s.properties_kept = true;
-            s.session_type = Some(h.session_type);
-            if let Some(k) = h.kms_key_id {
-                assert!(store_str(&mut s.kms_key_id, k));
-                s.kms_requested = true;
+        match config.role {
+            Role::Client => {
+                assert!(
+                    s.client_version.set(config.client_version),
+                    "client version too long"
+                );
+            }
+            Role::Agent => {
+                let h = config.agent;
+                assert!(
+                    s.agent_version.set(h.agent_version),
+                    "agent version too long"
+                );
+                assert!(s.properties.set(h.properties), "properties too long");
+                assert!(
+                    s.customer_message.set(h.customer_message),
+                    "customer message too long"
+                );
+                s.properties_kept = true;
+                s.session_type = Some(h.session_type);
+                if let Some(k) = h.kms_key_id {
+                    assert!(s.kms_key_id.set(k), "kms key id too long");
+                    s.kms_requested = true;
+                }
             }
         }
         s
@@ -425,7 +363,8 @@ impl<
     /// Agent: `token` is ignored; the session waits for the client's OpenDataChannelInput.
     ///
     /// # Errors
-    /// [`Error::TokenTooLong`] (nothing changes), or [`Error::Closed`] for a closed client.
+    /// [`Error::BadToken`] or [`Error::TokenTooLong`] (nothing changes), or [`Error::Closed`]
+    /// for a closed client.
     pub fn handle_connected(&mut self, now: Instant, token: &str) -> Result<(), Error> {
         self.tick(now);
         match self.role {
@@ -433,9 +372,8 @@ impl<
                 if self.is_closed() {
                     return Err(Error::Closed);
                 }
-                if !self.token.set(token) {
-                    return Err(Error::TokenTooLong);
-                }
+                let t = Token::new(token).map_err(|_| Error::BadToken)?;
+                self.token = Some(OwnedToken::from_token(t).map_err(|_| Error::TokenTooLong)?);
                 self.request_id = self.rng.uuid();
                 self.open_pending = true;
             }
@@ -456,7 +394,7 @@ impl<
         self.peer_opened = false;
         self.open_pending = false;
         if self.role == Role::Client {
-            self.token.clear();
+            self.token = None;
         }
     }
 
@@ -688,7 +626,7 @@ impl<
         if self.role != Role::Agent || self.is_closed() {
             return;
         }
-        store_str(&mut self.close_message, reason);
+        self.close_message.set_cut(reason);
         if self.phase == Phase::Established {
             self.begin_closing(Closing::ChannelClose);
         } else {
@@ -861,7 +799,7 @@ impl<
 
     /// The `channel_closed` Output text (client: received; agent: sent), possibly empty.
     pub fn close_message(&self) -> &str {
-        &self.close_message
+        self.close_message.as_str()
     }
 
     /// The session type (client: from the HandshakeRequest, once received; agent: configured).
@@ -872,7 +810,7 @@ impl<
     /// The raw `Properties` JSON of the SessionType action; `None` before the request, when
     /// absent or `null`, or longer than [`MAX_PROPERTIES_LEN`].
     pub fn properties(&self) -> Option<&str> {
-        (self.properties_kept && !self.properties.is_empty() && self.properties != "null")
+        (self.properties_kept && !self.properties.is_empty() && self.properties.as_str() != "null")
             .then_some(self.properties.as_str())
     }
 
@@ -888,7 +826,7 @@ impl<
 
     /// HandshakeComplete's `CustomerMessage` (empty when none); show it to the user.
     pub fn customer_message(&self) -> &str {
-        &self.customer_message
+        self.customer_message.as_str()
     }
 
     /// The KMS key id of a `KMSEncryption` action (client: requested by the agent).
@@ -900,7 +838,7 @@ impl<
     /// log it.
     pub fn peer_token(&self) -> Option<&str> {
         match self.role {
-            Role::Agent => self.token.as_str(),
+            Role::Agent => self.token.as_ref().map(OwnedToken::expose_secret),
             Role::Client => None,
         }
     }
@@ -1070,7 +1008,7 @@ impl<
         self.closed_event_pending = true;
         self.open_pending = false;
         if self.role == Role::Client {
-            self.token.clear();
+            self.token = None;
         }
     }
 
@@ -1089,9 +1027,9 @@ impl<
 
     fn on_open(&mut self, text: &[u8]) -> Result<(), Error> {
         let open = OpenDataChannelInput::parse(text).map_err(Error::Payload)?;
-        if !self.token.set_chars(&open.token_value) {
-            return Err(Error::TokenTooLong);
-        }
+        let text = open.token_value.as_str().map_err(|_| Error::BadToken)?;
+        let t = Token::new(text).map_err(|_| Error::BadToken)?;
+        self.token = Some(OwnedToken::from_token(t).map_err(|_| Error::TokenTooLong)?);
         self.peer_opened = true;
         if self.is_closed() {
             self.channel_closed_due = Some(self.now);
@@ -1313,7 +1251,7 @@ impl<
         match self.role {
             Role::Client => self.close_with(reason),
             Role::Agent => {
-                store_str(&mut self.close_message, reason.as_str());
+                self.close_message.set_cut(reason.as_str());
                 self.agent_close(reason);
             }
         }
@@ -1342,7 +1280,7 @@ impl<
                     properties,
                 } => {
                     session_type = Some(t);
-                    props_kept = store_str(&mut self.properties, properties.unwrap_or(""));
+                    props_kept = self.properties.set_cut(properties.unwrap_or(""));
                     ProcessedAction {
                         action_type: ActionType::SessionType,
                         status: ActionStatus::Success,
@@ -1352,7 +1290,7 @@ impl<
                 }
                 Action::KmsEncryption { kms_key_id } => {
                     kms = true;
-                    store_text(&mut self.kms_key_id, &kms_key_id);
+                    self.kms_key_id.set_json(&kms_key_id);
                     match self.encryption {
                         Encryption::Unsupported => ProcessedAction {
                             action_type: ActionType::KmsEncryption,
@@ -1373,7 +1311,7 @@ impl<
                 break;
             }
         }
-        store_text(&mut self.agent_version, &req.agent_version);
+        self.agent_version.set_json(&req.agent_version);
         let (id, created) = self.next_ids();
         let resp = HandshakeResponse {
             client_version: JsonStr::new(self.client_version.as_str()),
@@ -1407,7 +1345,7 @@ impl<
         }
         match HandshakeComplete::parse(payload) {
             Ok(c) => {
-                store_text(&mut self.customer_message, &c.customer_message);
+                self.customer_message.set_json(&c.customer_message);
             }
             Err(e) => {
                 // Only the message is lost; the handshake is still complete.
@@ -1437,7 +1375,7 @@ impl<
                 return Err(Error::Handshake(e));
             }
         };
-        store_text(&mut self.client_version, &resp.client_version);
+        self.client_version.set_json(&resp.client_version);
         let status = |t: ActionType<'_>| {
             resp.processed_client_actions
                 .iter()
@@ -1448,14 +1386,11 @@ impl<
         let kms_ok =
             !self.kms_requested || status(ActionType::KmsEncryption) == Some(ActionStatus::Success);
         if !session_ok || !kms_ok {
-            store_str(
-                &mut self.close_message,
-                if session_ok {
-                    "the client did not set up KMS encryption"
-                } else {
-                    "the client refused the session type"
-                },
-            );
+            self.close_message.set_cut(if session_ok {
+                "the client did not set up KMS encryption"
+            } else {
+                "the client refused the session type"
+            });
             self.agent_close(CloseReason::HandshakeFailed);
             return Ok(true);
         }
@@ -1518,7 +1453,7 @@ impl<
 
     fn on_channel_closed(&mut self, payload: &[u8]) -> Result<(), Error> {
         let r = ChannelClosed::parse(payload).map(|c| {
-            store_text(&mut self.close_message, &c.output);
+            self.close_message.set_json(&c.output);
         });
         let reason = if self.closing == Some(Closing::Terminate) {
             CloseReason::Terminated
@@ -1538,13 +1473,13 @@ impl<
         let open = OpenDataChannelInput {
             message_schema_version: JsonStr::new(OpenDataChannelInput::SCHEMA_VERSION),
             request_id: JsonStr::new(rid),
-            token_value: JsonStr::new(self.token.as_str().unwrap_or("")),
+            token_value: JsonStr::new(self.token.as_ref().map_or("", OwnedToken::expose_secret)),
             client_id: JsonStr::new(cid),
             client_version: JsonStr::new(self.client_version.as_str()),
         };
         let len = open.emit(buf).map_err(insufficient(0))?;
         self.open_pending = false;
-        self.token.clear();
+        self.token = None;
         Ok(Transmit {
             len,
             kind: TransmitKind::Text,

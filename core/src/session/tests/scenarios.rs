@@ -740,3 +740,53 @@ fn default_client_session_size() {
         core::mem::size_of::<Small>()
     );
 }
+
+/// A whole session built at compile time, as a device would keep it in a `static`.
+static IN_FLASH_INIT: Session<4096, 8, 2, 1024, 4> =
+    Session::new(Config::agent(5, AgentHandshake::SHELL), Instant::ZERO);
+
+#[test]
+fn a_session_can_be_a_static() {
+    assert_eq!(IN_FLASH_INIT.role(), Role::Agent);
+    assert_eq!(IN_FLASH_INIT.agent_version(), Some("3.3.0.0"));
+    assert!(!IN_FLASH_INIT.is_established());
+    // And at run time it behaves like one built with `new`.
+    let a = Session::<4096, 8, 2, 1024, 4>::new(Config::agent(5, AgentHandshake::SHELL), at(0));
+    assert_eq!(std::format!("{a:?}"), std::format!("{IN_FLASH_INIT:?}"));
+}
+
+#[test]
+fn tokens_are_checked_and_never_shown() {
+    let mut c = client(1);
+    assert_eq!(c.handle_connected(at(0), ""), Err(Error::BadToken));
+    assert_eq!(c.handle_connected(at(0), "two words"), Err(Error::BadToken));
+    let long = "x".repeat(MAX_TOKEN_LEN + 1);
+    assert_eq!(c.handle_connected(at(0), &long), Err(Error::TokenTooLong));
+    assert!(
+        drain(&mut c, at(0)).is_empty(),
+        "nothing queued by a refused token"
+    );
+    c.handle_connected(at(0), TOKEN).unwrap();
+    let shown = std::format!("{c:?}");
+    assert!(
+        shown.contains("redacted") && !shown.contains("AAAA"),
+        "{shown}"
+    );
+    assert!(std::format!("{:?}", Error::BadToken).find("AAAA").is_none());
+
+    // Agent role: a token with JSON escapes is refused, not unescaped into something else.
+    let mut a = agent(2, AgentHandshake::SHELL);
+    a.handle_connected(at(0), "").unwrap();
+    let open = br#"{"MessageSchemaVersion":"1.0","RequestId":"r","TokenValue":"a\"b","ClientId":"c","ClientVersion":"1"}"#;
+    assert_eq!(
+        a.handle_input(at(0), Incoming::Text(open)),
+        Err(Error::BadToken)
+    );
+    assert_eq!(a.peer_token(), None);
+    assert!(events(&mut a).is_empty());
+    assert_eq!(
+        c.peer_token(),
+        None,
+        "the client role never exposes its token"
+    );
+}
