@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use super::sim::{bytes, check, NetConfig, Sim, SmallSim, Workload};
 use super::*;
+use crate::wire::FrameRepr;
 
 fn workload(
     seed: u64,
@@ -201,4 +202,90 @@ fn tiny_sessions_hit_every_limit() {
         "tiny: acks dropped {acks_dropped}, messages dropped {dropped}, writable {blocked_writes}"
     );
     assert!(acks_dropped > 0 && dropped > 0 && blocked_writes > 10);
+}
+
+fn message_type() -> impl Strategy<Value = MessageType> {
+    prop_oneof![
+        Just(MessageType::InputStreamData),
+        Just(MessageType::OutputStreamData),
+        Just(MessageType::Acknowledge),
+        Just(MessageType::ChannelClosed),
+        Just(MessageType::StartPublication),
+        Just(MessageType::PausePublication),
+        Just(MessageType::from_name(b"something_else").unwrap()),
+    ]
+}
+
+fn payload_bytes() -> impl Strategy<Value = std::vec::Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..64),
+        Just(br#"{"AcknowledgedMessageType":"input_stream_data","AcknowledgedMessageId":"00000000-0000-4000-8000-000000000000","AcknowledgedMessageSequenceNumber":1,"IsSequentialMessage":true}"#.to_vec()),
+        Just(br#"{"AgentVersion":"1","RequestedClientActions":[{"ActionType":"SessionType","ActionParameters":{"SessionType":"Port","Properties":{"a":[1,{"b":null}]}}}]}"#.to_vec()),
+        Just(br#"{"ClientVersion":"1","ProcessedClientActions":[],"Errors":[]}"#.to_vec()),
+        Just(br#"{"cols":4294967295,"rows":0}"#.to_vec()),
+        Just(b"EXIT_CODE: -2147483648".to_vec()),
+        Just(std::vec![0, 0, 0, 2]),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    /// Peer input never panics, whatever the role and phase, and an established session still
+    /// carries data afterwards unless the garbage closed it.
+    #[test]
+    fn garbage_never_panics(
+        frames in proptest::collection::vec(
+            (message_type(), prop_oneof![0i64..12, any::<i64>()], 0u32..14, payload_bytes(), any::<bool>(), any::<u8>()),
+            1..40,
+        ),
+        raw in proptest::collection::vec(any::<u8>(), 0..300),
+        established_first in any::<bool>(),
+    ) {
+        let (mut c, mut a) = if established_first {
+            super::established(AgentHandshake::SHELL)
+        } else {
+            let mut c = super::client(1);
+            let mut a = super::agent(2, AgentHandshake::SHELL);
+            c.handle_connected(at(0), TOKEN).unwrap();
+            a.handle_connected(at(0), "").unwrap();
+            let open = drain(&mut c, at(0));
+            super::deliver(&mut a, at(0), &open);
+            (c, a)
+        };
+        let mut now = 1;
+        for (t, seq, pt, payload, to_client, idbyte) in &frames {
+            let repr = FrameRepr {
+                header: crate::wire::Header {
+                    message_type: *t,
+                    schema_version: 1,
+                    created_date: 0,
+                    sequence_number: *seq,
+                    flags: 0,
+                    message_id: Uuid::from_random_bytes([*idbyte; 16]),
+                    payload_type: PayloadType::from(*pt),
+                },
+                payload,
+            };
+            let mut bytes = std::vec![0u8; repr.buffer_len()];
+            repr.emit(&mut bytes).unwrap();
+            let s = if *to_client { &mut c } else { &mut a };
+            let _ = s.handle_input(at(now), Incoming::Binary(&bytes));
+            let _ = s.handle_input(at(now), Incoming::Text(payload));
+            let _ = s.handle_input(at(now), Incoming::Binary(&raw));
+            s.handle_timeout(at(now));
+            drain(s, at(now));
+            events(s);
+            read_all(s);
+            now += 37;
+        }
+        if c.is_established() && a.is_established() && !c.is_closed() && !a.is_closed() {
+            events(&mut c);
+            // The peer's stream state may be anything now; our own sending side must still work.
+            prop_assert!(c.write(at(now), b"still alive").is_ok() || c.unacked_bytes() > 0);
+        }
+    }
 }
