@@ -92,7 +92,8 @@ impl fmt::Display for CloseReason {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Event {
-    /// Agent role: OpenDataChannelInput arrived; check [`Session::peer_token`](super::Session::peer_token).
+    /// Agent role: OpenDataChannelInput arrived (on every connection, reconnects too); check
+    /// [`Session::peer_token`](super::Session::peer_token).
     Opened,
     /// The handshake finished; data may flow. Client: see
     /// [`Session::customer_message`](super::Session::customer_message).

@@ -138,6 +138,52 @@ enum Closing {
 /// `now` is treated as the latest one seen). The session decides when to acknowledge,
 /// retransmit, give up and close; the driver never does.
 ///
+/// # Examples
+///
+/// A client and an agent joined in memory (an adapter does the same with a WebSocket):
+///
+/// ```
+/// use ssm_proto::session::{AgentHandshake, Config, Event, Incoming, Session, TransmitKind};
+/// use ssm_proto::Instant;
+///
+/// type S = Session<8192, 16, 4, 2048, 8>;
+/// let now = Instant::ZERO;
+/// let mut client = S::new(Config::client(1), now);
+/// let mut agent = S::new(Config::agent(2, AgentHandshake::SHELL), now);
+/// agent.handle_connected(now, "").unwrap();
+/// client.handle_connected(now, "token-from-start-session").unwrap();
+///
+/// // Pass every message across until both sides are quiet.
+/// fn pump(from: &mut S, to: &mut S, now: Instant) -> bool {
+///     let mut buf = [0u8; 4096];
+///     let mut moved = false;
+///     while let Some(t) = from.poll_transmit(now, &mut buf).unwrap() {
+///         let msg = &buf[..t.len];
+///         let input = match t.kind {
+///             TransmitKind::Text => Incoming::Text(msg),
+///             TransmitKind::Binary => Incoming::Binary(msg),
+///         };
+///         to.handle_input(now, input).unwrap();
+///         moved = true;
+///     }
+///     moved
+/// }
+/// while pump(&mut client, &mut agent, now) | pump(&mut agent, &mut client, now) {}
+///
+/// assert_eq!(client.poll_event(), Some(Event::HandshakeComplete));
+/// client.write(now, b"uname\r").unwrap();
+/// while pump(&mut client, &mut agent, now) | pump(&mut agent, &mut client, now) {}
+/// let mut buf = [0u8; 64];
+/// while let Some(e) = agent.poll_event() {
+///     if e == Event::Readable {
+///         let (_stream, n) = agent.read(&mut buf).unwrap();
+///         assert_eq!(&buf[..n], b"uname\r");
+///     }
+/// }
+/// // Re-arm the timer with `poll_timeout`; call `handle_timeout` when it fires.
+/// assert!(client.poll_timeout().is_none(), "everything acknowledged");
+/// ```
+///
 /// # Capacities
 ///
 /// - `SEND`: bytes of outgoing payload kept until acknowledged; the effective window is
