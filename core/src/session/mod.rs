@@ -812,6 +812,22 @@ impl<
         r
     }
 
+    /// Whether the next WebSocket message can be taken without dropping it for lack of room.
+    ///
+    /// While this is `false` (delivered bytes not yet [`read`](Self::read), events not yet
+    /// polled), stop reading the socket: TCP then carries the back-pressure to the agent, which
+    /// the protocol itself cannot (it has no receive window). A message fed anyway is held if a
+    /// reorder slot is free, else dropped unacknowledged and resent by the peer after its
+    /// timeout, which is slow, not lossy.
+    pub fn wants_input(&self) -> bool {
+        let one = REORDER_SLOT_LEN.min(RECV);
+        self.reorder.get(self.expected).is_none()
+            && self.read_buf.fits(Stream::Output, one)
+            && self.read_buf.fits(Stream::StdErr, one)
+            && self.event_room(2)
+            && !self.txq.is_full()
+    }
+
     /// The largest message [`poll_transmit`](Self::poll_transmit) can write: a 120-byte header
     /// plus the largest of a data chunk, a control payload and the OpenDataChannelInput text.
     pub fn max_transmit_len(&self) -> usize {
@@ -1205,7 +1221,7 @@ impl<
     /// Delivers held messages that are now in order.
     fn drain(&mut self) {
         let mut tmp = [0u8; REORDER_SLOT_LEN];
-        while !self.is_closed() || self.role == Role::Agent {
+        while !self.is_closed() {
             let Some(held) = self.reorder.get(self.expected) else {
                 break;
             };

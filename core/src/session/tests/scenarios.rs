@@ -790,3 +790,61 @@ fn tokens_are_checked_and_never_shown() {
         "the client role never exposes its token"
     );
 }
+
+/// A slow reader and an agent that streams as fast as it can: an adapter that stops reading
+/// the socket while `wants_input` is false never makes the engine drop a message.
+#[test]
+fn wants_input_gives_back_pressure_without_drops() {
+    for respect in [true, false] {
+        let (mut c, mut a) = established(AgentHandshake::SHELL);
+        events(&mut a);
+        let out = super::sim::bytes(3, 200_000);
+        let (mut sent, mut got) = (0, Vec::new());
+        let mut wire: std::collections::VecDeque<Msg> = std::collections::VecDeque::new();
+        let mut now = 1;
+        let mut buf = [0u8; 300];
+        for step in 0..100_000 {
+            if sent < out.len() {
+                if let Ok(n) = a.write(at(now), &out[sent..]) {
+                    sent += n;
+                }
+            }
+            a.handle_timeout(at(now));
+            wire.extend(drain(&mut a, at(now)));
+            while let Some(m) = wire.front() {
+                if respect && !c.wants_input() {
+                    break;
+                }
+                c.handle_input(at(now), m.incoming()).unwrap();
+                wire.pop_front();
+            }
+            deliver(&mut a, at(now), &drain(&mut c, at(now)));
+            events(&mut a);
+            // The reader takes 300 bytes every other step.
+            if step % 2 == 0 {
+                if let Some((_, n)) = c.read(&mut buf) {
+                    got.extend_from_slice(&buf[..n]);
+                }
+            }
+            events(&mut c);
+            if got.len() == out.len() {
+                break;
+            }
+            now += 1;
+        }
+        assert!(
+            got == out,
+            "every byte, in order ({} of {})",
+            got.len(),
+            out.len()
+        );
+        if respect {
+            assert_eq!(c.stats().dropped_unacked, 0);
+            assert_eq!(a.stats().retransmits, 0);
+        } else {
+            // Fed regardless, the engine must drop (and the agent resend) to stay bounded.
+            assert!(c.stats().dropped_unacked > 0);
+            assert!(a.stats().retransmits > 0);
+        }
+    }
+}
