@@ -801,9 +801,9 @@ fn wants_input_gives_back_pressure_without_drops() {
         let out = super::sim::bytes(3, 200_000);
         let (mut sent, mut got) = (0, Vec::new());
         let mut wire: std::collections::VecDeque<Msg> = std::collections::VecDeque::new();
-        let mut now = 1;
         let mut buf = [0u8; 300];
-        for step in 0..100_000 {
+        for step in 0..100_000u64 {
+            let now = step + 1;
             if sent < out.len() {
                 if let Ok(n) = a.write(at(now), &out[sent..]) {
                     sent += n;
@@ -830,7 +830,6 @@ fn wants_input_gives_back_pressure_without_drops() {
             if got.len() == out.len() {
                 break;
             }
-            now += 1;
         }
         assert!(
             got == out,
