@@ -1248,6 +1248,18 @@ impl<
     /// send buffer full); hold it and try again later.
     fn deliver(&mut self, pt: u32, payload: &[u8]) -> Result<bool, Error> {
         match (self.role, PayloadType::from(pt)) {
+            (Role::Client, PayloadType::Output)
+                if self.phase == Phase::Opening && self.expected == 0 =>
+            {
+                // Agents without the handshake start with shell output; the official client
+                // then assumes a shell (`ProcessFirstMessage`).
+                if !self.event_room(2) || !self.read_buf.fits(Stream::Output, payload.len()) {
+                    return Ok(false);
+                }
+                self.session_type = Some(SessionType::StandardStream);
+                self.establish();
+                self.deliver_data(Stream::Output, payload)
+            }
             (_, PayloadType::Output) => self.deliver_data(Stream::Output, payload),
             (Role::Client, PayloadType::StdErr) => self.deliver_data(Stream::StdErr, payload),
             (Role::Client, PayloadType::HandshakeRequest) => self.on_handshake_request(payload),
@@ -1416,11 +1428,16 @@ impl<
                 debug!("session: unreadable HandshakeComplete");
             }
         }
+        self.establish();
+        Ok(true)
+    }
+
+    /// The handshake is over: data may flow.
+    fn establish(&mut self) {
         self.phase = Phase::Established;
         let _ = self.events.push_back(Event::HandshakeComplete);
         self.writable_pending = true;
         self.want_writable = false;
-        Ok(true)
     }
 
     fn on_handshake_response(&mut self, payload: &[u8]) -> Result<bool, Error> {
@@ -1474,10 +1491,7 @@ impl<
         if !pushed {
             return Ok(false);
         }
-        self.phase = Phase::Established;
-        let _ = self.events.push_back(Event::HandshakeComplete);
-        self.writable_pending = true;
-        self.want_writable = false;
+        self.establish();
         Ok(true)
     }
 

@@ -847,3 +847,28 @@ fn wants_input_gives_back_pressure_without_drops() {
         }
     }
 }
+
+#[test]
+fn agent_without_handshake_means_a_shell() {
+    let mut c = client(1);
+    c.handle_connected(at(0), TOKEN).unwrap();
+    drain(&mut c, at(0));
+    let hello = peer_frame(
+        MessageType::OutputStreamData,
+        0,
+        id(1),
+        PayloadType::Output,
+        b"$ ",
+    );
+    deliver(&mut c, at(1), &[hello]);
+    assert_eq!(
+        events(&mut c),
+        [Event::HandshakeComplete, Event::Readable, Event::Writable]
+    );
+    assert_eq!(c.session_type(), Some(SessionType::StandardStream));
+    assert_eq!(read_all(&mut c).0, b"$ ");
+    c.write(at(2), b"ls\r").unwrap();
+    let out = drain(&mut c, at(2));
+    // No handshake response: the first input is sequence 0.
+    assert_eq!(data(&out), [(0, PayloadType::Output, b"ls\r".to_vec())]);
+}
