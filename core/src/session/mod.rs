@@ -73,6 +73,9 @@ const PENDING_FLAGS: usize = 4;
 const MAX_ACTIONS: usize = 8;
 /// Room reserved in the send buffer to write one control payload.
 const CONTROL_MAX: usize = MAX_PROPERTIES_LEN + 2 * MAX_TEXT_LEN + 256;
+/// Newer messages acknowledged past a missing one before it is resent without waiting for its
+/// timeout: TCP's three duplicate acks (RFC 5681), which tolerates mild reordering.
+const FAST_RETRANSMIT_ACKS: usize = 3;
 /// The frames' SchemaVersion: what the official client sends.
 const SCHEMA_VERSION: u32 = 1;
 
@@ -1510,6 +1513,7 @@ impl<
                 if let Some(s) = sample {
                     self.rtt.on_sample(s);
                 }
+                self.send.fast_retransmit(FAST_RETRANSMIT_ACKS);
                 self.progress_at = self.now;
                 if self.want_writable
                     && self.phase == Phase::Established
