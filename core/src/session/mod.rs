@@ -1529,6 +1529,8 @@ impl<
                     self.rtt.on_sample(s);
                 }
                 self.send.fast_retransmit(FAST_RETRANSMIT_ACKS);
+                // A held message may have waited for send-buffer room (a handshake answer).
+                self.drain();
                 self.progress_at = self.now;
                 if self.want_writable
                     && self.phase == Phase::Established
