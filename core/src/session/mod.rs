@@ -736,7 +736,9 @@ impl<
                 }
             }
             Role::Agent => {
-                if !self.peer_opened {
+                // Nothing goes to a (re)connected client before the driver has seen `Opened`
+                // and so had the chance to refuse its token.
+                if !self.peer_opened || self.opened_event_pending {
                     return Ok(None);
                 }
             }
@@ -774,7 +776,7 @@ impl<
             && !self.is_closed()
             && match self.role {
                 Role::Client => true,
-                Role::Agent => self.peer_opened,
+                Role::Agent => self.peer_opened && !self.opened_event_pending,
             };
         if sending {
             t = min_opt(t, self.send.next_deadline(self.rtt.rto()));

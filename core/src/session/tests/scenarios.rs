@@ -665,6 +665,7 @@ fn official_ack_shape() {
             let mut c = client(1);
             c.handle_connected(at(0), TOKEN).unwrap();
             deliver(&mut a, at(0), &drain(&mut c, at(0)));
+            assert_eq!(events(&mut a), [Event::Opened]);
             drain(&mut a, at(0));
             (a, MessageType::InputStreamData)
         } else {
@@ -899,4 +900,28 @@ fn a_refused_token_learns_nothing() {
     deliver(&mut c, at(1), &out);
     assert_eq!(c.close_reason(), Some(CloseReason::ChannelClosed));
     assert_eq!(c.close_message(), "authentication failed");
+}
+
+#[test]
+fn after_a_reconnect_the_agent_resends_only_once_opened_is_seen() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut a);
+    a.write(at(1), b"unacked output").unwrap();
+    drain(&mut a, at(1));
+    a.handle_transport_closed(at(2));
+    c.handle_transport_closed(at(2));
+    a.handle_connected(at(3), "").unwrap();
+    c.handle_connected(at(3), "resumed-token").unwrap();
+    deliver(&mut a, at(3), &drain(&mut c, at(3)));
+    assert!(
+        drain(&mut a, at(3)).is_empty(),
+        "held until Opened is polled"
+    );
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    assert_eq!(a.peer_token(), Some("resumed-token"));
+    let out = drain(&mut a, at(3));
+    assert_eq!(
+        data(&out),
+        [(2, PayloadType::Output, b"unacked output".to_vec())]
+    );
 }
