@@ -90,6 +90,21 @@ pub struct Config<'a> {
     /// transport is down, and not while the agent has paused publication. Default 5 minutes:
     /// the official client's 3000 resends every 100 ms.
     pub give_up: Duration,
+    /// How long the handshake may take, counted from the first
+    /// [`handle_connected`](super::Session::handle_connected): client, until HandshakeComplete
+    /// (or an old agent's first output); agent, until the client's OpenDataChannelInput and its
+    /// HandshakeResponse have arrived. When it passes the session closes with
+    /// [`CloseReason::HandshakeTimeout`](super::CloseReason::HandshakeTimeout) (the agent role
+    /// tells a connected client with `channel_closed`), so a silent or stuck peer cannot make
+    /// the session wait forever. Reconnects do not restart it.
+    ///
+    /// Default 60 s. The official agent gives the client 15 s to answer its HandshakeRequest
+    /// (`handshakeTimeout` in `agent/session/datachannel/datachannel.go` of
+    /// aws/amazon-ssm-agent); the official client has no such limit and waits forever. A
+    /// client's limit must be longer than the agent's, so that a slow but working agent
+    /// (starting its session plugin, reaching KMS) reports its own error first; four times the
+    /// agent's value leaves room for a reconnect or two during the handshake.
+    pub handshake_timeout: Duration,
     /// `ClientVersion` sent in OpenDataChannelInput and HandshakeResponse (client role).
     pub client_version: &'a str,
     /// How the client answers `KMSEncryption`.
@@ -111,6 +126,7 @@ impl Config<'static> {
             max_rto: Duration::from_secs(1),
             rttvar_floor: Duration::from_millis(10),
             give_up: Duration::from_secs(5 * 60),
+            handshake_timeout: Duration::from_secs(60),
             client_version: DEFAULT_CLIENT_VERSION,
             encryption: Encryption::Unsupported,
             agent: AgentHandshake::SHELL,
@@ -132,6 +148,7 @@ impl<'a> Config<'a> {
             max_rto: c.max_rto,
             rttvar_floor: c.rttvar_floor,
             give_up: c.give_up,
+            handshake_timeout: c.handshake_timeout,
             client_version: c.client_version,
             encryption: c.encryption,
             agent: handshake,

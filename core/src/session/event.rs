@@ -60,6 +60,9 @@ pub enum CloseReason {
     Terminated,
     /// A message stayed unacknowledged for [`Config::give_up`](super::Config::give_up).
     GaveUp,
+    /// The handshake did not complete within
+    /// [`Config::handshake_timeout`](super::Config::handshake_timeout).
+    HandshakeTimeout,
     /// The handshake failed: the agent role got a refusal of its session type or encryption.
     HandshakeFailed,
     /// The peer broke the protocol (e.g. an unreadable HandshakeRequest).
@@ -74,6 +77,7 @@ impl CloseReason {
             CloseReason::Local => "closed locally after all data was acknowledged",
             CloseReason::Terminated => "session terminated",
             CloseReason::GaveUp => "gave up: a message stayed unacknowledged too long",
+            CloseReason::HandshakeTimeout => "the handshake did not complete in time",
             CloseReason::HandshakeFailed => "handshake failed",
             CloseReason::ProtocolViolation => "the peer violated the protocol",
         }

@@ -212,6 +212,9 @@ pub struct Session<
     chunk_size: usize,
     window: usize,
     give_up: Duration,
+    handshake_timeout: Duration,
+    /// When the handshake must be over: set by the first `handle_connected`.
+    handshake_deadline: Option<Instant>,
     max_rto: Duration,
     encryption: Encryption,
     rng: SplitMix64,
@@ -332,6 +335,8 @@ impl<
                 SEND
             },
             give_up: config.give_up,
+            handshake_timeout: config.handshake_timeout,
+            handshake_deadline: None,
             max_rto: config.max_rto,
             encryption: config.encryption,
             rng,
@@ -435,6 +440,9 @@ impl<
                 self.open_pending = true;
             }
             Role::Agent => self.peer_opened = false,
+        }
+        if self.handshake_deadline.is_none() {
+            self.handshake_deadline = Some(self.now + self.handshake_timeout);
         }
         self.transport_up = true;
         // A pause belongs to the connection it came on; the agent repeats it if it still holds.
@@ -784,7 +792,7 @@ impl<
         if self.transport_up && self.peer_opened {
             t = min_opt(t, self.channel_closed_due);
         }
-        t
+        min_opt(t, self.handshake_deadline())
     }
 
     /// The next event, if any. `Closed` is always the last one.
@@ -1001,6 +1009,14 @@ impl<
             .map(|_| self.progress_at + self.give_up)
     }
 
+    /// When the handshake times out, while it is not over.
+    fn handshake_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Opening | Phase::Handshaking => self.handshake_deadline,
+            Phase::Established | Phase::Closed(_) => None,
+        }
+    }
+
     /// A fresh message id and the CreatedDate for a message made now.
     fn next_ids(&mut self) -> (Uuid, u64) {
         (self.rng.uuid(), self.created_date())
@@ -1050,6 +1066,11 @@ impl<
                 }
                 return;
             }
+        }
+        if self.handshake_deadline().is_some_and(|d| self.now >= d) {
+            warn!("session: handshake timed out");
+            self.close_fatal(CloseReason::HandshakeTimeout);
+            return;
         }
         if self.phase == Phase::Established {
             if let Some(size) = self.pending_size {

@@ -47,17 +47,20 @@ fn perfect_network_delivers_both_ways() {
     assert_eq!(o.client_stats.duplicates, 0);
 }
 
+/// 20% loss, duplication and reordering, and a cut every 0.2–2 s.
+const HOSTILE: NetConfig = NetConfig {
+    latency: (5, 80),
+    loss: 200,
+    dup: 200,
+    reorder: 200,
+    reorder_delay: (10, 400),
+    cut_every: Some((200, 2_000)),
+    down_for: (50, 2_000),
+};
+
 #[test]
 fn hostile_network_fixed_seeds() {
-    let net = NetConfig {
-        latency: (5, 80),
-        loss: 200,
-        dup: 200,
-        reorder: 200,
-        reorder_delay: (10, 400),
-        cut_every: Some((200, 2_000)),
-        down_for: (50, 2_000),
-    };
+    let net = HOSTILE;
     let mut cuts = 0;
     for seed in 0..8u64 {
         let w = workload(
@@ -286,6 +289,37 @@ proptest! {
             events(&mut c);
             // The peer's stream state may be anything now; our own sending side must still work.
             prop_assert!(c.write(at(now), b"still alive").is_ok() || c.unacked_bytes() > 0);
+        }
+    }
+}
+
+/// A peer that never answers cannot make either side wait forever: on the virtual clock both
+/// close with `HandshakeTimeout` once the handshake timeout has passed, whichever direction is
+/// dead and however lossy the rest is.
+#[test]
+fn dead_directions_end_in_handshake_timeout() {
+    let net = NetConfig {
+        cut_every: Some((2_000, 10_000)),
+        ..HOSTILE
+    };
+    let w = workload(3, 1000, &[(false, 1000)], 500);
+    for (to_client, to_agent) in [(true, false), (false, true), (true, true)] {
+        for seed in 0..4u64 {
+            let mut sim = SmallSim::new(
+                seed,
+                net,
+                |c| c.handshake_timeout = Duration::from_secs(20),
+                &w,
+            );
+            sim.mute_to_client = to_client;
+            sim.mute_to_agent = to_agent;
+            let o = sim.run(LIMIT_MS);
+            assert!(o.finished, "seed {seed}: still waiting at {} ms", o.now);
+            assert_eq!(o.client_reason, Some(CloseReason::HandshakeTimeout));
+            assert_eq!(o.agent_reason, Some(CloseReason::HandshakeTimeout));
+            // Both clocks start at the first connection (time 0).
+            assert_eq!(o.now, 20_000, "seed {seed}");
+            assert!(o.agent_got.is_empty() && o.client_got_out.is_empty());
         }
     }
 }

@@ -925,3 +925,120 @@ fn after_a_reconnect_the_agent_resends_only_once_opened_is_seen() {
         [(2, PayloadType::Output, b"unacked output".to_vec())]
     );
 }
+
+const HANDSHAKE_MS: u64 = 60_000;
+
+#[test]
+fn handshake_timeout_default_is_sixty_seconds() {
+    assert_eq!(
+        Config::client(1).handshake_timeout,
+        Duration::from_millis(HANDSHAKE_MS)
+    );
+    assert_eq!(
+        Config::agent(1, AgentHandshake::SHELL).handshake_timeout,
+        Duration::from_millis(HANDSHAKE_MS)
+    );
+}
+
+#[test]
+fn client_gives_up_on_a_silent_agent() {
+    let mut c = client(1);
+    assert_eq!(c.poll_timeout(), None, "no clock runs before connecting");
+    c.handle_connected(at(500), TOKEN).unwrap();
+    drain(&mut c, at(500));
+    assert_eq!(c.poll_timeout(), Some(at(500 + HANDSHAKE_MS)));
+    // A reconnect does not restart the clock.
+    c.handle_transport_closed(at(30_000));
+    c.handle_connected(at(31_000), "second").unwrap();
+    drain(&mut c, at(31_000));
+    assert_eq!(c.poll_timeout(), Some(at(500 + HANDSHAKE_MS)));
+    c.handle_timeout(at(500 + HANDSHAKE_MS - 1));
+    assert!(!c.is_closed());
+    c.handle_timeout(at(500 + HANDSHAKE_MS));
+    assert_eq!(
+        events(&mut c),
+        [Event::Closed(CloseReason::HandshakeTimeout)]
+    );
+    assert_eq!(c.close_reason(), Some(CloseReason::HandshakeTimeout));
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn client_gives_up_without_handshake_complete() {
+    let mut c = client(1);
+    let mut a = agent(2, AgentHandshake::SHELL);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    deliver(&mut a, at(0), &drain(&mut c, at(0)));
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    deliver(&mut c, at(1), &drain(&mut a, at(1)));
+    // The response goes out and is acknowledged; HandshakeComplete never comes.
+    let resp = drain(&mut c, at(1));
+    assert!(data(&resp)
+        .iter()
+        .any(|d| d.1 == PayloadType::HandshakeResponse));
+    deliver(&mut a, at(2), &resp);
+    // The agent acknowledges it; its HandshakeComplete is lost.
+    let acks: Vec<Msg> = drain(&mut a, at(2))
+        .into_iter()
+        .filter(|m| m.frame().header.message_type == MessageType::Acknowledge)
+        .collect();
+    assert_eq!(acks.len(), 1);
+    deliver(&mut c, at(2), &acks);
+    assert_eq!(c.unacked_bytes(), 0);
+    assert_eq!(c.poll_timeout(), Some(at(HANDSHAKE_MS)));
+    c.handle_timeout(at(HANDSHAKE_MS));
+    assert_eq!(c.close_reason(), Some(CloseReason::HandshakeTimeout));
+}
+
+#[test]
+fn agent_gives_up_without_open_and_without_response() {
+    // Nobody opens the channel.
+    let mut a = agent(2, AgentHandshake::SHELL);
+    a.handle_connected(at(0), "").unwrap();
+    assert_eq!(a.poll_timeout(), Some(at(HANDSHAKE_MS)));
+    a.handle_timeout(at(HANDSHAKE_MS));
+    assert_eq!(
+        events(&mut a),
+        [Event::Closed(CloseReason::HandshakeTimeout)]
+    );
+    assert!(drain(&mut a, at(HANDSHAKE_MS)).is_empty(), "nobody to tell");
+
+    // The client opens but never answers the HandshakeRequest: it is told why.
+    let mut a = agent(2, AgentHandshake::SHELL);
+    let mut c = client(1);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    deliver(&mut a, at(0), &drain(&mut c, at(0)));
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    assert_eq!(data(&drain(&mut a, at(0))).len(), 1);
+    let mut now = 0;
+    while let Some(t) = a.poll_timeout() {
+        now = t.total_millis();
+        a.handle_timeout(t);
+        let out = drain(&mut a, t);
+        if a.is_closed() {
+            assert_eq!(out.len(), 1);
+            assert_eq!(
+                out[0].frame().header.message_type,
+                MessageType::ChannelClosed
+            );
+            break;
+        }
+    }
+    assert_eq!(now, HANDSHAKE_MS);
+    assert_eq!(a.close_reason(), Some(CloseReason::HandshakeTimeout));
+    assert_eq!(a.close_message(), CloseReason::HandshakeTimeout.as_str());
+}
+
+#[test]
+fn established_sessions_have_no_handshake_deadline() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    events(&mut a);
+    assert_eq!(c.poll_timeout(), None);
+    assert_eq!(a.poll_timeout(), None);
+    c.handle_timeout(at(10 * HANDSHAKE_MS));
+    a.handle_timeout(at(10 * HANDSHAKE_MS));
+    assert!(c.is_established() && a.is_established());
+}

@@ -96,6 +96,9 @@ pub(crate) struct Sim<
     /// Every frame either side emitted, for wire-habit checks.
     pub(crate) log: Vec<(bool, Msg)>,
     pub(crate) keep_log: bool,
+    /// Black holes: everything sent towards the client (agent) vanishes, text included.
+    pub(crate) mute_to_client: bool,
+    pub(crate) mute_to_agent: bool,
 }
 
 /// The simulator with the tests' usual session size.
@@ -153,6 +156,8 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
             a: Side::default(),
             log: Vec::new(),
             keep_log: false,
+            mute_to_client: false,
+            mute_to_agent: false,
         };
         s.client.set_unix_time(at(0), 1_760_000_000_000);
         s.agent.set_unix_time(at(0), 1_760_000_000_000);
@@ -173,6 +178,9 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
     fn send(&mut self, to_agent: bool, msg: Msg) {
         if self.keep_log {
             self.log.push((to_agent, msg.clone()));
+        }
+        if (to_agent && self.mute_to_agent) || (!to_agent && self.mute_to_client) {
+            return;
         }
         let text = msg.kind == TransmitKind::Text;
         if !text && self.chance(self.net.loss) {
