@@ -493,7 +493,7 @@ impl<
             if e != Error::Closed {
                 self.stats.bad_input = self.stats.bad_input.wrapping_add(1);
             }
-            debug!("session: input dropped");
+            debug!("session: input dropped: {}", e.as_str());
         }
         self.advance();
         r
@@ -1059,7 +1059,11 @@ impl<
         }
         if let Some(d) = self.give_up_deadline() {
             if self.now >= d {
-                warn!("session: giving up, a message stayed unacknowledged");
+                warn!(
+                    "session: giving up, {} bytes unacknowledged for {} ms",
+                    self.send.unacked_bytes(),
+                    (self.now - self.progress_at).total_millis()
+                );
                 match self.role {
                     Role::Client => self.close_with(CloseReason::GaveUp),
                     Role::Agent => self.agent_close(CloseReason::GaveUp),
@@ -1068,7 +1072,10 @@ impl<
             }
         }
         if self.handshake_deadline().is_some_and(|d| self.now >= d) {
-            warn!("session: handshake timed out");
+            warn!(
+                "session: handshake not complete after {} ms",
+                self.handshake_timeout.total_millis()
+            );
             self.close_fatal(CloseReason::HandshakeTimeout);
             return;
         }
@@ -1108,7 +1115,7 @@ impl<
         if self.is_closed() {
             return;
         }
-        debug!("session: closed");
+        debug!("session: closed: {}", reason.as_str());
         self.phase = Phase::Closed(reason);
         self.closed_event_pending = true;
         self.open_pending = false;
@@ -1231,6 +1238,10 @@ impl<
                 self.queue_ack(h.message_id, seq);
             }
             Position::TooFar => {
+                debug!(
+                    "session: dropped message {} unacknowledged, too far ahead of {}",
+                    seq, self.expected
+                );
                 self.stats.dropped_unacked = self.stats.dropped_unacked.wrapping_add(1);
             }
             Position::InOrder => match self.deliver(pt, payload) {
@@ -1256,6 +1267,10 @@ impl<
         if self.reorder.hold(h.sequence_number, pt, payload) {
             self.queue_ack(h.message_id, h.sequence_number);
         } else {
+            debug!(
+                "session: dropped message {} unacknowledged, no room to hold it",
+                h.sequence_number
+            );
             self.stats.dropped_unacked = self.stats.dropped_unacked.wrapping_add(1);
         }
     }
@@ -1338,7 +1353,7 @@ impl<
             }
             _ => {
                 // Acknowledged and ignored (e.g. an encryption challenge we never asked for).
-                debug!("session: ignoring a stream payload type");
+                debug!("session: ignoring stream payload type {}", pt);
                 Ok(true)
             }
         }
@@ -1715,6 +1730,7 @@ impl<
         };
         let len = h.emit_in_place(buf, p.len())?;
         if s.transmissions > 0 {
+            trace!("session: resending message {}", seq);
             self.stats.retransmits = self.stats.retransmits.wrapping_add(1);
         }
         self.send.mark_sent(seq, self.now);
