@@ -65,7 +65,9 @@ pub const DEFAULT_CLIENT_VERSION: &str = "1.2.764.0";
 pub struct Config<'a> {
     /// The role.
     pub role: Role,
-    /// Seeds the message-id generator: the same seed and inputs give the same frames.
+    /// Seeds the message-id generator (and the ClientId and RequestIds): the same seed and
+    /// inputs give the same frames, which tests want. In production take it from a random
+    /// source (the OS, a hardware RNG) so that ids differ between sessions.
     pub seed: u64,
     /// Largest payload of one data message. Default 1024: what the agent and the official client
     /// read per message (PROTOCOL.md §4).
@@ -83,9 +85,26 @@ pub struct Config<'a> {
     /// Floor of the variance term of the timeout. Default 10 ms (official `ClockGranularity`).
     pub rttvar_floor: Duration,
     /// How long a message may stay unacknowledged before the session gives up with
-    /// [`CloseReason::GaveUp`](super::CloseReason::GaveUp). Default 5 minutes: the official
-    /// client's 3000 resends every 100 ms.
+    /// [`CloseReason::GaveUp`](super::CloseReason::GaveUp): counted from the last
+    /// acknowledgement (or from the first message sent after an idle spell), also while the
+    /// transport is down, and not while the agent has paused publication. Default 5 minutes:
+    /// the official client's 3000 resends every 100 ms.
     pub give_up: Duration,
+    /// How long the handshake may take, counted from the first
+    /// [`handle_connected`](super::Session::handle_connected): client, until HandshakeComplete
+    /// (or an old agent's first output); agent, until the client's OpenDataChannelInput and its
+    /// HandshakeResponse have arrived. When it passes the session closes with
+    /// [`CloseReason::HandshakeTimeout`](super::CloseReason::HandshakeTimeout) (the agent role
+    /// tells a connected client with `channel_closed`), so a silent or stuck peer cannot make
+    /// the session wait forever. Reconnects do not restart it.
+    ///
+    /// Default 60 s. The official agent gives the client 15 s to answer its HandshakeRequest
+    /// (`handshakeTimeout` in `agent/session/datachannel/datachannel.go` of
+    /// aws/amazon-ssm-agent); the official client has no such limit and waits forever. A
+    /// client's limit must be longer than the agent's, so that a slow but working agent
+    /// (starting its session plugin, reaching KMS) reports its own error first; four times the
+    /// agent's value leaves room for a reconnect or two during the handshake.
+    pub handshake_timeout: Duration,
     /// `ClientVersion` sent in OpenDataChannelInput and HandshakeResponse (client role).
     pub client_version: &'a str,
     /// How the client answers `KMSEncryption`.
@@ -107,6 +126,7 @@ impl Config<'static> {
             max_rto: Duration::from_secs(1),
             rttvar_floor: Duration::from_millis(10),
             give_up: Duration::from_secs(5 * 60),
+            handshake_timeout: Duration::from_secs(60),
             client_version: DEFAULT_CLIENT_VERSION,
             encryption: Encryption::Unsupported,
             agent: AgentHandshake::SHELL,
@@ -128,6 +148,7 @@ impl<'a> Config<'a> {
             max_rto: c.max_rto,
             rttvar_floor: c.rttvar_floor,
             give_up: c.give_up,
+            handshake_timeout: c.handshake_timeout,
             client_version: c.client_version,
             encryption: c.encryption,
             agent: handshake,

@@ -14,7 +14,7 @@
 //! other version or command is a protocol error. Version 1 has no window: see [`Mux`] for how
 //! this module bounds memory anyway.
 //!
-//! What it never does: IO, clocks (time comes in as [`Instant`]), allocation, `unsafe`.
+//! What it never does: IO, clocks (time comes in as [`Instant`](crate::Instant)), allocation, `unsafe`.
 
 pub mod frame;
 mod mux;

@@ -200,6 +200,7 @@ fn kms_is_answered_unsupported_and_the_agent_refuses() {
     c.handle_connected(at(0), TOKEN).unwrap();
     let open = drain(&mut c, at(0));
     deliver(&mut a, at(0), &open);
+    assert_eq!(events(&mut a), [Event::Opened]);
     let req = drain(&mut a, at(0));
     assert_eq!(
         req[0].json()["RequestedClientActions"][1]["ActionType"],
@@ -664,6 +665,7 @@ fn official_ack_shape() {
             let mut c = client(1);
             c.handle_connected(at(0), TOKEN).unwrap();
             deliver(&mut a, at(0), &drain(&mut c, at(0)));
+            assert_eq!(events(&mut a), [Event::Opened]);
             drain(&mut a, at(0));
             (a, MessageType::InputStreamData)
         } else {
@@ -739,4 +741,304 @@ fn default_client_session_size() {
         "size_of::<Small>() = {} bytes",
         core::mem::size_of::<Small>()
     );
+}
+
+/// A whole session built at compile time, as a device would keep it in a `static`.
+static IN_FLASH_INIT: Session<4096, 8, 2, 1024, 4> =
+    Session::new(Config::agent(5, AgentHandshake::SHELL), Instant::ZERO);
+
+#[test]
+fn a_session_can_be_a_static() {
+    assert_eq!(IN_FLASH_INIT.role(), Role::Agent);
+    assert_eq!(IN_FLASH_INIT.agent_version(), Some("3.3.0.0"));
+    assert!(!IN_FLASH_INIT.is_established());
+    // And at run time it behaves like one built with `new`.
+    let a = Session::<4096, 8, 2, 1024, 4>::new(Config::agent(5, AgentHandshake::SHELL), at(0));
+    assert_eq!(std::format!("{a:?}"), std::format!("{IN_FLASH_INIT:?}"));
+}
+
+#[test]
+fn tokens_are_checked_and_never_shown() {
+    let mut c = client(1);
+    assert_eq!(c.handle_connected(at(0), ""), Err(Error::BadToken));
+    assert_eq!(c.handle_connected(at(0), "two words"), Err(Error::BadToken));
+    let long = "x".repeat(MAX_TOKEN_LEN + 1);
+    assert_eq!(c.handle_connected(at(0), &long), Err(Error::TokenTooLong));
+    assert!(
+        drain(&mut c, at(0)).is_empty(),
+        "nothing queued by a refused token"
+    );
+    c.handle_connected(at(0), TOKEN).unwrap();
+    let shown = std::format!("{c:?}");
+    assert!(
+        shown.contains("redacted") && !shown.contains("AAAA"),
+        "{shown}"
+    );
+    assert!(std::format!("{:?}", Error::BadToken).find("AAAA").is_none());
+
+    // Agent role: a token with JSON escapes is refused, not unescaped into something else.
+    let mut a = agent(2, AgentHandshake::SHELL);
+    a.handle_connected(at(0), "").unwrap();
+    let open = br#"{"MessageSchemaVersion":"1.0","RequestId":"r","TokenValue":"a\"b","ClientId":"c","ClientVersion":"1"}"#;
+    assert_eq!(
+        a.handle_input(at(0), Incoming::Text(open)),
+        Err(Error::BadToken)
+    );
+    assert_eq!(a.peer_token(), None);
+    assert!(events(&mut a).is_empty());
+    assert_eq!(
+        c.peer_token(),
+        None,
+        "the client role never exposes its token"
+    );
+}
+
+/// A slow reader and an agent that streams as fast as it can: an adapter that stops reading
+/// the socket while `wants_input` is false never makes the engine drop a message.
+#[test]
+fn wants_input_gives_back_pressure_without_drops() {
+    for respect in [true, false] {
+        let (mut c, mut a) = established(AgentHandshake::SHELL);
+        events(&mut a);
+        let out = super::sim::bytes(3, 200_000);
+        let (mut sent, mut got) = (0, Vec::new());
+        let mut wire: std::collections::VecDeque<Msg> = std::collections::VecDeque::new();
+        let mut buf = [0u8; 300];
+        for step in 0..100_000u64 {
+            let now = step + 1;
+            if sent < out.len() {
+                if let Ok(n) = a.write(at(now), &out[sent..]) {
+                    sent += n;
+                }
+            }
+            a.handle_timeout(at(now));
+            wire.extend(drain(&mut a, at(now)));
+            while let Some(m) = wire.front() {
+                if respect && !c.wants_input() {
+                    break;
+                }
+                c.handle_input(at(now), m.incoming()).unwrap();
+                wire.pop_front();
+            }
+            deliver(&mut a, at(now), &drain(&mut c, at(now)));
+            events(&mut a);
+            // The reader takes 300 bytes every other step.
+            if step % 2 == 0 {
+                if let Some((_, n)) = c.read(&mut buf) {
+                    got.extend_from_slice(&buf[..n]);
+                }
+            }
+            events(&mut c);
+            if got.len() == out.len() {
+                break;
+            }
+        }
+        assert!(
+            got == out,
+            "every byte, in order ({} of {})",
+            got.len(),
+            out.len()
+        );
+        if respect {
+            assert_eq!(c.stats().dropped_unacked, 0);
+            assert_eq!(a.stats().retransmits, 0);
+        } else {
+            // Fed regardless, the engine must drop (and the agent resend) to stay bounded.
+            assert!(c.stats().dropped_unacked > 0);
+            assert!(a.stats().retransmits > 0);
+        }
+    }
+}
+
+#[test]
+fn agent_without_handshake_means_a_shell() {
+    let mut c = client(1);
+    c.handle_connected(at(0), TOKEN).unwrap();
+    drain(&mut c, at(0));
+    let hello = peer_frame(
+        MessageType::OutputStreamData,
+        0,
+        id(1),
+        PayloadType::Output,
+        b"$ ",
+    );
+    deliver(&mut c, at(1), &[hello]);
+    assert_eq!(
+        events(&mut c),
+        [Event::HandshakeComplete, Event::Readable, Event::Writable]
+    );
+    assert_eq!(c.session_type(), Some(SessionType::StandardStream));
+    assert_eq!(read_all(&mut c).0, b"$ ");
+    c.write(at(2), b"ls\r").unwrap();
+    let out = drain(&mut c, at(2));
+    // No handshake response: the first input is sequence 0.
+    assert_eq!(data(&out), [(0, PayloadType::Output, b"ls\r".to_vec())]);
+}
+
+#[test]
+fn a_refused_token_learns_nothing() {
+    let h = AgentHandshake {
+        session_type: SessionType::NonInteractiveCommands,
+        properties: r#"{"linux":{"commands":"secret-command"}}"#,
+        ..AgentHandshake::SHELL
+    };
+    let mut a = agent(2, h);
+    let mut c = client(1);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), "wrong-token").unwrap();
+    deliver(&mut a, at(0), &drain(&mut c, at(0)));
+    // The driver transmits first, then polls events: nothing may leave before `Opened`.
+    assert!(drain(&mut a, at(0)).is_empty());
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    assert_eq!(a.peer_token(), Some("wrong-token"));
+    a.close_channel(at(0), "authentication failed");
+    let out = drain(&mut a, at(0));
+    assert_eq!(out.len(), 1);
+    let f = out[0].frame();
+    assert_eq!(f.header.message_type, MessageType::ChannelClosed);
+    assert!(!std::string::String::from_utf8_lossy(f.payload).contains("secret-command"));
+    deliver(&mut c, at(1), &out);
+    assert_eq!(c.close_reason(), Some(CloseReason::ChannelClosed));
+    assert_eq!(c.close_message(), "authentication failed");
+}
+
+#[test]
+fn after_a_reconnect_the_agent_resends_only_once_opened_is_seen() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut a);
+    a.write(at(1), b"unacked output").unwrap();
+    drain(&mut a, at(1));
+    a.handle_transport_closed(at(2));
+    c.handle_transport_closed(at(2));
+    a.handle_connected(at(3), "").unwrap();
+    c.handle_connected(at(3), "resumed-token").unwrap();
+    deliver(&mut a, at(3), &drain(&mut c, at(3)));
+    assert!(
+        drain(&mut a, at(3)).is_empty(),
+        "held until Opened is polled"
+    );
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    assert_eq!(a.peer_token(), Some("resumed-token"));
+    let out = drain(&mut a, at(3));
+    assert_eq!(
+        data(&out),
+        [(2, PayloadType::Output, b"unacked output".to_vec())]
+    );
+}
+
+const HANDSHAKE_MS: u64 = 60_000;
+
+#[test]
+fn handshake_timeout_default_is_sixty_seconds() {
+    assert_eq!(
+        Config::client(1).handshake_timeout,
+        Duration::from_millis(HANDSHAKE_MS)
+    );
+    assert_eq!(
+        Config::agent(1, AgentHandshake::SHELL).handshake_timeout,
+        Duration::from_millis(HANDSHAKE_MS)
+    );
+}
+
+#[test]
+fn client_gives_up_on_a_silent_agent() {
+    let mut c = client(1);
+    assert_eq!(c.poll_timeout(), None, "no clock runs before connecting");
+    c.handle_connected(at(500), TOKEN).unwrap();
+    drain(&mut c, at(500));
+    assert_eq!(c.poll_timeout(), Some(at(500 + HANDSHAKE_MS)));
+    // A reconnect does not restart the clock.
+    c.handle_transport_closed(at(30_000));
+    c.handle_connected(at(31_000), "second").unwrap();
+    drain(&mut c, at(31_000));
+    assert_eq!(c.poll_timeout(), Some(at(500 + HANDSHAKE_MS)));
+    c.handle_timeout(at(500 + HANDSHAKE_MS - 1));
+    assert!(!c.is_closed());
+    c.handle_timeout(at(500 + HANDSHAKE_MS));
+    assert_eq!(
+        events(&mut c),
+        [Event::Closed(CloseReason::HandshakeTimeout)]
+    );
+    assert_eq!(c.close_reason(), Some(CloseReason::HandshakeTimeout));
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn client_gives_up_without_handshake_complete() {
+    let mut c = client(1);
+    let mut a = agent(2, AgentHandshake::SHELL);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    deliver(&mut a, at(0), &drain(&mut c, at(0)));
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    deliver(&mut c, at(1), &drain(&mut a, at(1)));
+    // The response goes out and is acknowledged; HandshakeComplete never comes.
+    let resp = drain(&mut c, at(1));
+    assert!(data(&resp)
+        .iter()
+        .any(|d| d.1 == PayloadType::HandshakeResponse));
+    deliver(&mut a, at(2), &resp);
+    // The agent acknowledges it; its HandshakeComplete is lost.
+    let acks: Vec<Msg> = drain(&mut a, at(2))
+        .into_iter()
+        .filter(|m| m.frame().header.message_type == MessageType::Acknowledge)
+        .collect();
+    assert_eq!(acks.len(), 1);
+    deliver(&mut c, at(2), &acks);
+    assert_eq!(c.unacked_bytes(), 0);
+    assert_eq!(c.poll_timeout(), Some(at(HANDSHAKE_MS)));
+    c.handle_timeout(at(HANDSHAKE_MS));
+    assert_eq!(c.close_reason(), Some(CloseReason::HandshakeTimeout));
+}
+
+#[test]
+fn agent_gives_up_without_open_and_without_response() {
+    // Nobody opens the channel.
+    let mut a = agent(2, AgentHandshake::SHELL);
+    a.handle_connected(at(0), "").unwrap();
+    assert_eq!(a.poll_timeout(), Some(at(HANDSHAKE_MS)));
+    a.handle_timeout(at(HANDSHAKE_MS));
+    assert_eq!(
+        events(&mut a),
+        [Event::Closed(CloseReason::HandshakeTimeout)]
+    );
+    assert!(drain(&mut a, at(HANDSHAKE_MS)).is_empty(), "nobody to tell");
+
+    // The client opens but never answers the HandshakeRequest: it is told why.
+    let mut a = agent(2, AgentHandshake::SHELL);
+    let mut c = client(1);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    deliver(&mut a, at(0), &drain(&mut c, at(0)));
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    assert_eq!(data(&drain(&mut a, at(0))).len(), 1);
+    let mut now = 0;
+    while let Some(t) = a.poll_timeout() {
+        now = t.total_millis();
+        a.handle_timeout(t);
+        let out = drain(&mut a, t);
+        if a.is_closed() {
+            assert_eq!(out.len(), 1);
+            assert_eq!(
+                out[0].frame().header.message_type,
+                MessageType::ChannelClosed
+            );
+            break;
+        }
+    }
+    assert_eq!(now, HANDSHAKE_MS);
+    assert_eq!(a.close_reason(), Some(CloseReason::HandshakeTimeout));
+    assert_eq!(a.close_message(), CloseReason::HandshakeTimeout.as_str());
+}
+
+#[test]
+fn established_sessions_have_no_handshake_deadline() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    events(&mut a);
+    assert_eq!(c.poll_timeout(), None);
+    assert_eq!(a.poll_timeout(), None);
+    c.handle_timeout(at(10 * HANDSHAKE_MS));
+    a.handle_timeout(at(10 * HANDSHAKE_MS));
+    assert!(c.is_established() && a.is_established());
 }
