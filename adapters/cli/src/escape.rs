@@ -44,6 +44,11 @@ impl InputFilter {
         }
     }
 
+    /// Whether the next byte starts a line (nothing sent yet, or the last byte was a newline).
+    pub fn at_line_start(&self) -> bool {
+        self.at_line_start && !self.pending_tilde
+    }
+
     /// Appends the bytes to send for `input` to `out`.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Outcome {
         let mut outcome = Outcome::default();
