@@ -56,6 +56,32 @@ impl Grant {
     }
 }
 
+impl Grant {
+    /// Checks the answer with the protocol model: a valid session id, a data-channel URL for that
+    /// session, a well-formed token. Only a local endpoint (`local_endpoint`: the emulator) may
+    /// point at a host other than AWS's `ssmmessages` endpoints; otherwise whoever wrote the
+    /// response could send the token anywhere.
+    ///
+    /// # Errors
+    /// [`Kind::Usage`] with the model's reason (which never quotes the URL or the token).
+    pub fn validate(&self, local_endpoint: bool) -> Result<()> {
+        use ssm_proto::model::{Endpoints, StartSessionResponse};
+        let policy = if local_endpoint {
+            Endpoints::DangerousAnyHost
+        } else {
+            Endpoints::Aws
+        };
+        StartSessionResponse::new(
+            &self.session_id,
+            &self.stream_url,
+            self.token.expose(),
+            policy,
+        )
+        .map(drop)
+        .map_err(|e| Failure::new(Kind::Usage, format!("unusable session response: {e}")))
+    }
+}
+
 /// A client for one SSM endpoint.
 #[derive(Debug, Clone)]
 pub struct SsmClient {
@@ -88,11 +114,6 @@ impl SsmClient {
         } else {
             format!("https://ssm.{region}.amazonaws.com")
         }
-    }
-
-    /// The endpoint this client calls.
-    pub fn endpoint(&self) -> &Url {
-        &self.endpoint
     }
 
     /// `StartSession` with the request parameters object (`Target`, `DocumentName`, `Parameters`).
@@ -416,6 +437,30 @@ mod tests {
         assert_eq!(g.token.expose(), "tok-secret");
         let e = Grant::from_json(&json!({"SessionId": "s", "StreamUrl": "wss://h/"})).unwrap_err();
         assert_eq!(e.message, "session response has no TokenValue string");
+    }
+
+    #[test]
+    fn only_local_endpoints_may_point_elsewhere() {
+        let grant = |url: &str| Grant {
+            session_id: "s-1".into(),
+            stream_url: url.into(),
+            token: Token::new("tok"),
+        };
+        let aws = grant(
+            "wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-1?role=publish_subscribe",
+        );
+        assert!(aws.validate(false).is_ok() && aws.validate(true).is_ok());
+        let local = grant("ws://127.0.0.1:4566/v1/data-channel/s-1?role=publish_subscribe");
+        assert!(local.validate(true).is_ok());
+        let e = local.validate(false).unwrap_err();
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(!e.message.contains("127.0.0.1"), "{e}");
+        let evil = grant("wss://attacker.example/v1/data-channel/s-1");
+        assert!(evil.validate(false).is_err());
+        // The path must name the session.
+        assert!(grant("ws://127.0.0.1:1/v1/data-channel/other")
+            .validate(true)
+            .is_err());
     }
 
     #[tokio::test]

@@ -220,8 +220,10 @@ fn target_of(g: Grant) -> Target {
 }
 
 async fn plugin_session(p: plugin::PluginArgs) -> Result<u8> {
-    let mut tls = TlsOptions::default();
-    tls.allow_plain_ws = p.allows_plain_ws();
+    let tls = TlsOptions {
+        allow_plain_ws: p.allows_plain_ws(),
+        ..Default::default()
+    };
     let endpoint = p
         .endpoint
         .clone()
@@ -233,6 +235,7 @@ async fn plugin_session(p: plugin::PluginArgs) -> Result<u8> {
     } else {
         None
     };
+    let local = endpoint_url.is_loopback();
     let client = Arc::new(SsmClient::new(
         endpoint_url,
         p.region.clone(),
@@ -246,16 +249,18 @@ async fn plugin_session(p: plugin::PluginArgs) -> Result<u8> {
              stream url are both on loopback",
         ));
     }
+    p.grant.validate(local)?;
     let session_id = p.grant.session_id.clone();
     let options = ConnectOptions {
         tls,
-        resume: Some(resume_with(client, session_id.clone())),
+        resume: Some(resume_with(client.clone(), session_id.clone())),
         ..Default::default()
     };
     session::run(session::Run {
         session_id,
         target: target_of(p.grant),
         options,
+        api: Some(client),
     })
     .await
 }
@@ -295,18 +300,20 @@ async fn start(a: StartArgs) -> Result<u8> {
             .map_err(|e| Failure::new(Kind::Usage, format!("--parameters is not json: {e}")))?;
     }
     let grant = client.start_session(&request).await?;
-    tls.allow_plain_ws = local
-        && url::Url::parse(&grant.stream_url).is_some_and(|u| u.is_loopback());
+    grant.validate(local)?;
+    tls.allow_plain_ws =
+        local && url::Url::parse(&grant.stream_url).is_some_and(|u| u.is_loopback());
     let session_id = grant.session_id.clone();
     let options = ConnectOptions {
         tls,
-        resume: Some(resume_with(client, session_id.clone())),
+        resume: Some(resume_with(client.clone(), session_id.clone())),
         ..Default::default()
     };
     session::run(session::Run {
         session_id,
         target: target_of(grant),
         options,
+        api: Some(client),
     })
     .await
 }
@@ -333,7 +340,11 @@ async fn demo(a: DemoArgs) -> Result<u8> {
     eprintln!(
         "ssm-session demo: local Session Manager emulator at {} ({})",
         emu.endpoint_url(),
-        if a.no_tls { "ws://" } else { "wss:// with a throwaway CA" }
+        if a.no_tls {
+            "ws://"
+        } else {
+            "wss:// with a throwaway CA"
+        }
     );
     let endpoint = url::Url::parse(&emu.endpoint_url())
         .ok_or_else(|| Failure::new(Kind::Internal, "emulator endpoint is not a url"))?;
@@ -349,16 +360,18 @@ async fn demo(a: DemoArgs) -> Result<u8> {
         request["Parameters"] = json!({ "command": [c] });
     }
     let grant = client.start_session(&request).await?;
+    grant.validate(true)?;
     let session_id = grant.session_id.clone();
     let options = ConnectOptions {
         tls: emu.client_tls(),
-        resume: Some(resume_with(client, session_id.clone())),
+        resume: Some(resume_with(client.clone(), session_id.clone())),
         ..Default::default()
     };
     session::run(session::Run {
         session_id,
         target: target_of(grant),
         options,
+        api: Some(client),
     })
     .await
 }

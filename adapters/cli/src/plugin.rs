@@ -55,18 +55,11 @@ pub struct PluginArgs {
     pub region: String,
     /// argv[4] (empty when the CLI had no `--profile`).
     pub profile: String,
-    /// argv[5] parsed (`Target`, `DocumentName`, `Parameters`); `Null` in the legacy form.
-    pub request: Value,
     /// argv[6], the SSM endpoint (for `ResumeSession`); `None` in the legacy form.
     pub endpoint: Option<String>,
 }
 
 impl PluginArgs {
-    /// The `Target` of the request parameters, if given.
-    pub fn target(&self) -> Option<&str> {
-        self.request.get("Target").and_then(Value::as_str)
-    }
-
     /// Whether a `ws://` stream URL may be used: only when both the SSM endpoint and the stream
     /// URL are on this machine (a local emulator). A remote endpoint handing out `ws://` would
     /// send the token and the session in clear text, so that is refused.
@@ -153,12 +146,13 @@ pub fn parse(
         ));
     }
     let profile = args.get(3).copied().unwrap_or("").to_owned();
-    let request = match args.get(4) {
-        Some(p) if !p.is_empty() => serde_json::from_str(p).map_err(|e| {
+    // argv[5], the StartSession request (`Target`, `DocumentName`, `Parameters`): checked, not
+    // needed (the handshake says what kind of session this is).
+    if let Some(p) = args.get(4).filter(|p| !p.is_empty()) {
+        serde_json::from_str::<Value>(p).map_err(|e| {
             Failure::new(Kind::Usage, format!("request parameters are not json: {e}"))
-        })?,
-        _ => Value::Null,
-    };
+        })?;
+    }
     let endpoint = args
         .get(5)
         .filter(|e| !e.is_empty())
@@ -175,7 +169,6 @@ pub fn parse(
         grant,
         region,
         profile,
-        request,
         endpoint,
     })))
 }
@@ -261,7 +254,6 @@ mod tests {
         assert_eq!(p.grant.session_id, "s-0a");
         assert_eq!(p.region, "us-east-1");
         assert_eq!(p.profile, "");
-        assert_eq!(p.target(), Some("i-0123456789abcdef0"));
         assert_eq!(p.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
         assert!(p.allows_plain_ws());
     }

@@ -18,6 +18,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use ssm_tokio::{ConnectOptions, SessionEvent, Target};
+use std::sync::Arc;
+
+use crate::api::SsmClient;
 
 use crate::escape::{self, InputFilter};
 use crate::exit::{Failure, Kind, Result};
@@ -25,6 +28,8 @@ use crate::term::{self, RawMode};
 
 /// How long to let a TerminateSession flag reach the agent after `~.` or a signal.
 const TERMINATE_GRACE: Duration = Duration::from_millis(300);
+/// How long a best-effort `TerminateSession` call may delay leaving.
+const API_TERMINATE_LIMIT: Duration = Duration::from_secs(2);
 /// How long to wait for the last output once the driver reported the end.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
@@ -36,6 +41,9 @@ pub struct Run {
     pub target: Target,
     /// Connection options (TLS policy, resume callback).
     pub options: ConnectOptions,
+    /// The SSM API, to end the session there too when we leave abruptly (`~.`, a signal), in
+    /// case the TerminateSession flag cannot reach a frozen agent.
+    pub api: Option<Arc<SsmClient>>,
 }
 
 /// Why the input side stopped.
@@ -56,6 +64,7 @@ pub async fn run(run: Run) -> Result<u8> {
         session_id,
         target,
         mut options,
+        api,
     } = run;
     eprintln!("\r\nStarting session with SessionId: {session_id}\r");
     if options.terminal_size.is_none() && term::stdin_is_tty() {
@@ -162,6 +171,10 @@ pub async fn run(run: Run) -> Result<u8> {
     };
     if let Some(f) = stop {
         drop(raw);
+        if let (Some(api), Kind::Escaped | Kind::Signal(_)) = (&api, f.kind) {
+            let _ =
+                tokio::time::timeout(API_TERMINATE_LIMIT, api.terminate_session(&session_id)).await;
+        }
         return Err(f);
     }
 
@@ -209,11 +222,8 @@ async fn signal_failure(control: &ssm_tokio::Control, n: u8) -> Failure {
 }
 
 /// Copies a session stream to a local one, flushing after each read (interactive output).
-async fn pump_out<R, W>(
-    mut from: R,
-    mut to: W,
-    done: mpsc::Sender<std::result::Result<(), String>>,
-) where
+async fn pump_out<R, W>(mut from: R, mut to: W, done: mpsc::Sender<std::result::Result<(), String>>)
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
@@ -238,11 +248,7 @@ async fn pump_out<R, W>(
 /// Forwards stdin to the session. In raw mode the `~` escapes apply; at EOF of a non-terminal
 /// stdin (a pipe into a shell session) an end-of-file character follows at the start of a line,
 /// so the remote shell exits as it would at the end of a script.
-async fn pump_in(
-    mut input: ssm_tokio::StreamWriter,
-    escapes: bool,
-    end: mpsc::Sender<InputEnd>,
-) {
+async fn pump_in(mut input: ssm_tokio::StreamWriter, escapes: bool, end: mpsc::Sender<InputEnd>) {
     let mut stdin = tokio::io::stdin();
     let mut filter = InputFilter::new(escapes);
     let mut buf = vec![0u8; 4096];
@@ -251,7 +257,11 @@ async fn pump_in(
         let n = match stdin.read(&mut buf).await {
             Ok(0) => {
                 if !escapes {
-                    let eof: &[u8] = if filter.at_line_start() { b"\x04" } else { b"\r\x04" };
+                    let eof: &[u8] = if filter.at_line_start() {
+                        b"\x04"
+                    } else {
+                        b"\r\x04"
+                    };
                     let _ = input.write_all(eof).await;
                     let _ = input.flush().await;
                 }
@@ -259,7 +269,9 @@ async fn pump_in(
             }
             Ok(n) => n,
             Err(e) => {
-                let _ = end.send(InputEnd::Failed(format!("cannot read stdin: {e}"))).await;
+                let _ = end
+                    .send(InputEnd::Failed(format!("cannot read stdin: {e}")))
+                    .await;
                 return;
             }
         };

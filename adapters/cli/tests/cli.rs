@@ -1,5 +1,10 @@
 //! The binary as users and the AWS CLI run it: real processes, the emulator on loopback.
 
+#![allow(
+    clippy::std_instead_of_core,
+    reason = "std test code; the lint is for the no_std core"
+)]
+
 mod common;
 
 use common::{cmd, run, EmulatorProcess, TempDir, BIN};
@@ -32,7 +37,10 @@ fn plugin_version_is_a_plain_number_above_the_cli_threshold() {
     assert_eq!(r.code(), 0);
     let v = r.stdout.trim_end_matches('\n');
     assert!(
-        !v.is_empty() && v.split('.').count() <= 4 && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
+        !v.is_empty()
+            && v.split('.').count() <= 4
+            && v.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
         "the AWS CLI parses ^\\d+(\\.\\d+){{0,3}}$, got {:?}",
         r.stdout
     );
@@ -60,15 +68,29 @@ fn plugin_json_argument_runs_the_command_and_propagates_its_exit_code() {
     let token = token_of(&response);
     let dir = TempDir::new("json");
     let r = run(
-        cmd(&dir.plugin_link()).args([&response, "us-east-1", "StartSession", "", &p, &emu.endpoint]),
+        cmd(&dir.plugin_link()).args([
+            &response,
+            "us-east-1",
+            "StartSession",
+            "",
+            &p,
+            &emu.endpoint,
+        ]),
         b"",
         30,
     );
     assert_eq!(r.code(), 7, "{r:?}");
     assert_eq!(r.stdout, "out\n");
     assert!(r.stderr.contains("err\n"), "{}", r.stderr);
-    assert!(r.stderr.contains("Starting session with SessionId: "), "{}", r.stderr);
-    assert!(!r.stdout.contains("Starting session"), "status text must stay off stdout");
+    assert!(
+        r.stderr.contains("Starting session with SessionId: "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stdout.contains("Starting session"),
+        "status text must stay off stdout"
+    );
     assert!(!r.stderr.contains(&token) && !r.stdout.contains(&token));
 }
 
@@ -84,7 +106,14 @@ fn plugin_environment_form_over_tls_with_aws_ca_bundle() {
         cmd(&dir.plugin_link())
             .env("AWS_SSM_START_SESSION_RESPONSE", &response)
             .env("AWS_CA_BUNDLE", emu.ca_file.as_ref().unwrap())
-            .args(["AWS_SSM_START_SESSION_RESPONSE", "us-east-1", "StartSession", "", &p, &emu.endpoint]),
+            .args([
+                "AWS_SSM_START_SESSION_RESPONSE",
+                "us-east-1",
+                "StartSession",
+                "",
+                &p,
+                &emu.endpoint,
+            ]),
         b"",
         30,
     );
@@ -100,12 +129,23 @@ fn tls_failure_without_the_ca_is_one_line_and_exit_251() {
     let response = emu.start_session(&p);
     let dir = TempDir::new("tls");
     let r = run(
-        cmd(&dir.plugin_link()).args([&response, "us-east-1", "StartSession", "", &p, &emu.endpoint]),
+        cmd(&dir.plugin_link()).args([
+            &response,
+            "us-east-1",
+            "StartSession",
+            "",
+            &p,
+            &emu.endpoint,
+        ]),
         b"",
         30,
     );
     assert_eq!(r.code(), 251, "{r:?}");
-    let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("ssm-session:")).collect();
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("ssm-session:"))
+        .collect();
     assert_eq!(errors.len(), 1, "{}", r.stderr);
     assert!(errors[0].contains("tls"), "{}", errors[0]);
     assert!(!r.stderr.contains("panicked") && !r.stderr.contains("backtrace"));
@@ -127,7 +167,15 @@ fn bad_token_is_an_authentication_failure() {
     );
     assert_eq!(r.code(), 252, "{r:?}");
     assert!(!r.stderr.contains("forged-token-value"), "{}", r.stderr);
-    assert_eq!(r.stderr.lines().filter(|l| l.starts_with("ssm-session:")).count(), 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("ssm-session:"))
+            .count(),
+        1,
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -174,20 +222,32 @@ fn plain_ws_from_a_remote_endpoint_is_refused_before_connecting() {
         10,
     );
     assert_eq!(r.code(), 2, "{r:?}");
-    assert!(r.stderr.contains("refusing an unencrypted ws://"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("refusing an unencrypted ws://"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn demo_command_output_and_exit_code() {
     let r = run(
-        cmd(Path::new(BIN)).args(["demo", "--command", "echo hello-$((6*7)); echo oops >&2; exit 3"]),
+        cmd(Path::new(BIN)).args([
+            "demo",
+            "--command",
+            "echo hello-$((6*7)); echo oops >&2; exit 3",
+        ]),
         b"",
         60,
     );
     assert_eq!(r.code(), 3, "{r:?}");
     assert_eq!(r.stdout, "hello-42\n");
     assert!(r.stderr.contains("oops\n"), "{}", r.stderr);
-    let ok = run(cmd(Path::new(BIN)).args(["demo", "-c", "uname -s"]), b"", 60);
+    let ok = run(
+        cmd(Path::new(BIN)).args(["demo", "-c", "uname -s"]),
+        b"",
+        60,
+    );
     assert_eq!(ok.code(), 0, "{ok:?}");
     assert_eq!(ok.stdout.trim(), "Linux");
 }
@@ -202,7 +262,11 @@ fn demo_shell_reads_piped_stdin_until_eof() {
     assert_eq!(r.code(), 0, "{r:?}");
     assert!(r.stdout.contains("piped-5"), "{}", r.stdout);
     assert!(r.stdout.contains("second-7"), "{}", r.stdout);
-    assert!(r.stderr.contains("Exiting session with sessionId"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Exiting session with sessionId"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -210,6 +274,10 @@ fn help_documents_the_exit_codes() {
     let r = run(cmd(Path::new(BIN)).arg("--help"), b"", 10);
     assert_eq!(r.code(), 0);
     for code in ["250", "251", "252", "253", "254"] {
-        assert!(r.stdout.contains(&format!("\n  {code} ")), "{code} missing:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains(&format!("\n  {code} ")),
+            "{code} missing:\n{}",
+            r.stdout
+        );
     }
 }

@@ -4,6 +4,11 @@
 //! Needs tmux (`apt-get install -y tmux`). Without it the test fails under CI (`CI` set) and is
 //! skipped with a message elsewhere.
 
+#![allow(
+    clippy::std_instead_of_core,
+    reason = "std test code; the lint is for the no_std core"
+)]
+
 mod common;
 
 use std::process::{Command, Output};
@@ -118,7 +123,16 @@ sleep 600
         socket: format!("ssm-session-test-{}", std::process::id()),
     };
     let started = tmux.cmd(&[
-        "new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "sh", &script.display().to_string(),
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "sh",
+        &script.display().to_string(),
     ]);
     assert!(started.status.success(), "{started:?}");
 
@@ -183,5 +197,8 @@ sleep 600
     };
     let (before, after) = (settings("stty.before"), settings("stty.after"));
     assert_eq!(before, after, "terminal settings changed");
-    assert!(before.contains(" icanon") && before.contains(" echo"), "{before}");
+    assert!(
+        before.contains(" icanon") && before.contains(" echo"),
+        "{before}"
+    );
 }
