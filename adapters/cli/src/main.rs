@@ -137,6 +137,11 @@ struct StartArgs {
 
 fn main() -> ExitCode {
     term::install_panic_hook();
+    // A panic is a bug: the hook restored the terminal and printed one line; exit 255.
+    std::panic::catch_unwind(real_main).unwrap_or(ExitCode::from(Kind::Internal.code()))
+}
+
+fn real_main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     if plugin::is_drop_in(&args) {
         return run_plugin(&args);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{cmd, run, EmulatorProcess, TempDir, BIN};
+use common::{cmd, run, run_with, EmulatorProcess, TempDir, BIN};
 use std::path::Path;
 
 const TOKEN_FIELD: &str = "\"TokenValue\"";
@@ -280,4 +280,69 @@ fn help_documents_the_exit_codes() {
             r.stdout
         );
     }
+}
+
+#[test]
+fn cut_connections_are_resumed_through_the_resume_session_api() {
+    // The emulator drops the WebSocket after every 40 frames; the plugin must call ResumeSession
+    // at the endpoint, reconnect with the new token, and lose nothing.
+    let emu = EmulatorProcess::start(&["--no-tls", "--cut-after", "40"]);
+    let p = params("seq 1 20000; exit 4");
+    let response = emu.start_session(&p);
+    let r = run(
+        cmd(Path::new(BIN)).args([
+            &response,
+            "us-east-1",
+            "StartSession",
+            "",
+            &p,
+            &emu.endpoint,
+        ]),
+        b"",
+        120,
+    );
+    assert_eq!(r.code(), 4, "{}", r.stderr);
+    let expected: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+    assert!(
+        r.stdout == expected,
+        "output differs ({} bytes, expected {})",
+        r.stdout.len(),
+        expected.len()
+    );
+    assert!(r.stderr.contains("reconnected"), "{}", r.stderr);
+}
+
+#[test]
+fn agent_closing_the_channel_early_exits_253() {
+    let emu = EmulatorProcess::start(&["--no-tls"]);
+    let p = params("sleep 30; echo never");
+    let response = emu.start_session(&p);
+    let v: serde_json::Value = serde_json::from_str(&response).unwrap();
+    let id = v["SessionId"].as_str().unwrap().to_owned();
+    let r = run_with(
+        cmd(Path::new(BIN)).args([
+            &response,
+            "us-east-1",
+            "StartSession",
+            "",
+            &p,
+            &emu.endpoint,
+        ]),
+        b"",
+        30,
+        || {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            let (status, body) =
+                emu.call("TerminateSession", &format!("{{\"SessionId\":\"{id}\"}}"));
+            assert_eq!(status, 200, "{body}");
+        },
+    );
+    assert_eq!(r.code(), 253, "{r:?}");
+    assert!(!r.stdout.contains("never"));
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("ssm-session:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
 }

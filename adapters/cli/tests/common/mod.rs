@@ -34,6 +34,11 @@ impl Run {
 
 /// Runs `cmd` with `stdin` fed, killing it after `secs` seconds (then panics).
 pub fn run(cmd: &mut Command, stdin: &[u8], secs: u64) -> Run {
+    run_with(cmd, stdin, secs, || {})
+}
+
+/// Like [`run`], calling `during` once the process is running.
+pub fn run_with(cmd: &mut Command, stdin: &[u8], secs: u64, during: impl FnOnce()) -> Run {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -57,6 +62,7 @@ pub fn run(cmd: &mut Command, stdin: &[u8], secs: u64) -> Run {
         let _ = err.read_to_end(&mut s);
         s
     });
+    during();
     let status = wait_deadline(&mut child, Duration::from_secs(secs));
     let _ = writer.join();
     let stdout = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
