@@ -20,6 +20,8 @@
 //! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
+//! - [`payload`]: the JSON (and small binary) control payloads: acknowledge, handshake, size,
+//!   channel_closed, flag, exit code, OpenDataChannelInput.
 //!
 //! ## Features
 //! - `std`: nothing beyond `std::error::Error` compatibility today (core errors already implement
@@ -41,6 +43,7 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 mod fmt;
 
 pub mod model;
+pub mod payload;
 pub mod time;
 pub mod uuid;
 pub mod wire;
