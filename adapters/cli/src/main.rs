@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 mod api;
 mod escape;
 mod exit;
+mod frame;
 mod plugin;
 mod session;
 mod sigv4;
@@ -53,6 +54,8 @@ enum Command {
     Emulator(EmulatorArgs),
     /// Start a session through the SSM API (signed with your AWS credentials) and run it.
     Start(StartArgs),
+    /// Decode captured data-channel frames to JSON lines, and encode them back.
+    Frame(frame::FrameArgs),
     /// Behave as `session-manager-plugin` with these arguments (what a symlink of that name does).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Plugin {
@@ -154,6 +157,7 @@ fn real_main() -> ExitCode {
                 .collect();
             run_plugin(&argv)
         }
+        Command::Frame(a) => frame::run(a),
         Command::Demo(a) => finish(block_on(demo(a))),
         Command::Emulator(a) => finish(block_on(emulator(a))),
         Command::Start(a) => finish(block_on(start(a))),
