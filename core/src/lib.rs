@@ -24,6 +24,7 @@
 //!   channel_closed, flag, exit code, OpenDataChannelInput.
 //! - [`session`]: the sans-IO session engine (handshake, reliable ordered delivery, flow control),
 //!   client and agent roles.
+//! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
 //!
 //! ## Features
 //! - `std`: nothing beyond `std::error::Error` compatibility today (core errors already implement
@@ -50,6 +51,7 @@ pub mod session;
 pub mod time;
 pub mod uuid;
 pub mod wire;
+pub mod ws;
 
 pub use time::{Duration, Instant};
 pub use uuid::Uuid;
