@@ -713,8 +713,13 @@ async fn read_src(s: &mut Source) -> std::io::Result<usize> {
     let Some(p) = s.pipe.as_mut() else {
         return std::future::pending().await;
     };
-    s.staged.resize(16 * 1024, 0);
-    p.read(&mut s.staged).await
+    // A fresh buffer: when `select!` drops this future for another branch, `staged` must stay
+    // as it was (resizing it in place staged 16 KiB of zeros as data).
+    let mut buf = vec![0u8; 16 * 1024];
+    let n = p.read(&mut buf).await?;
+    buf.truncate(n);
+    s.staged = buf;
+    Ok(n)
 }
 
 async fn write_sink(s: &mut Sink) -> std::io::Result<usize> {
