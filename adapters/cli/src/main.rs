@@ -344,7 +344,14 @@ async fn start_emulator(config: EmulatorConfig) -> Result<Emulator> {
         .map_err(|e| Failure::new(Kind::Io, format!("cannot start the emulator: {e}")))
 }
 
-async fn demo(a: DemoArgs) -> Result<u8> {
+async fn demo(mut a: DemoArgs) -> Result<u8> {
+    if a.command.is_none() && !term::stdin_is_tty() {
+        // Piped input: a shell that reads it as a script. An interactive shell would switch the
+        // PTY's modes while input is typed ahead, and lines get lost.
+        let shell = a.shell.clone().unwrap_or_else(|| "sh".to_owned());
+        a.command = Some(format!("{shell} /dev/stdin"));
+        a.interactive = true;
+    }
     let emu = start_emulator(emulator_config(a.no_tls, a.shell)).await?;
     eprintln!(
         "ssm-session demo: local Session Manager emulator at {} ({})",

@@ -18,6 +18,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use ssm_tokio::{ConnectOptions, SessionEvent, Target};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::api::SsmClient;
@@ -67,6 +68,23 @@ pub async fn run(run: Run) -> Result<u8> {
         api,
     } = run;
     eprintln!("\r\nStarting session with SessionId: {session_id}\r");
+    // Resume only a session that was established: a connection closed before the handshake is
+    // the service or agent refusing us (a bad token), and resuming would hide that.
+    let established = Arc::new(AtomicBool::new(false));
+    if let Some(inner) = options.resume.take() {
+        let established = established.clone();
+        options.resume = Some(Arc::new(move || {
+            if established.load(Ordering::Acquire) {
+                inner()
+            } else {
+                Box::pin(async {
+                    Err(std::io::Error::other(
+                        "the connection closed before the session handshake",
+                    ))
+                })
+            }
+        }));
+    }
     if options.terminal_size.is_none() && term::stdin_is_tty() {
         options.terminal_size = term::size();
     }
@@ -105,6 +123,7 @@ pub async fn run(run: Run) -> Result<u8> {
             ev = events.next() => match ev {
                 Some(SessionEvent::HandshakeComplete(info)) => {
                     handshake_done = true;
+                    established.store(true, Ordering::Release);
                     session_type = info.session_type.clone();
                     if !info.customer_message.is_empty() {
                         eprintln!("{}\r", info.customer_message);
@@ -129,7 +148,7 @@ pub async fn run(run: Run) -> Result<u8> {
                     }
                 }
                 Some(SessionEvent::ExitCode(c)) => exit_code = Some(c),
-                Some(SessionEvent::TransportLost(why)) => {
+                Some(SessionEvent::TransportLost(why)) if handshake_done => {
                     eprintln!("ssm-session: connection lost ({why}); resuming\r");
                 }
                 Some(SessionEvent::Reconnected) => eprintln!("ssm-session: reconnected\r"),
@@ -246,8 +265,8 @@ where
 }
 
 /// Forwards stdin to the session. In raw mode the `~` escapes apply; at EOF of a non-terminal
-/// stdin (a pipe into a shell session) an end-of-file character follows at the start of a line,
-/// so the remote shell exits as it would at the end of a script.
+/// stdin (a pipe into a shell session) an `exit` line follows, so the remote shell ends as it
+/// would at the end of a script.
 async fn pump_in(mut input: ssm_tokio::StreamWriter, escapes: bool, end: mpsc::Sender<InputEnd>) {
     let mut stdin = tokio::io::stdin();
     let mut filter = InputFilter::new(escapes);
@@ -257,14 +276,19 @@ async fn pump_in(mut input: ssm_tokio::StreamWriter, escapes: bool, end: mpsc::S
         let n = match stdin.read(&mut buf).await {
             Ok(0) => {
                 if !escapes {
+                    // Not Ctrl-D: typed ahead into the PTY before the shell sets its terminal
+                    // modes, the line discipline swallows it.
                     let eof: &[u8] = if filter.at_line_start() {
-                        b"\x04"
+                        b"exit\r"
                     } else {
-                        b"\r\x04"
+                        b"\rexit\r"
                     };
                     let _ = input.write_all(eof).await;
                     let _ = input.flush().await;
                 }
+                // Keep the writer open: the protocol has no end-of-input, and a closed pipe must
+                // not cut off what is still on its way.
+                std::future::pending::<()>().await;
                 return;
             }
             Ok(n) => n,
@@ -313,15 +337,16 @@ pub fn driver_failure(e: ssm_tokio::Error) -> Failure {
     Failure::new(kind, e.to_string())
 }
 
-/// Before the handshake, a channel that closes means the agent or service refused us: most
+/// Before the handshake, a connection that closes means the service or agent refused us: most
 /// often a bad or expired token.
 fn handshake_failure(e: ssm_tokio::Error) -> Failure {
     use ssm_tokio::Error as E;
     match e {
-        E::ChannelClosed(_) | E::ConnectionLost(_) | E::HandshakeFailed(_) => Failure::new(
+        E::ChannelClosed(_) | E::ConnectionLost(_) => Failure::new(
             Kind::Auth,
-            format!("session refused before the handshake (bad or expired token?): {e}"),
+            "the connection was closed before the session handshake (bad or expired token?)",
         ),
+        E::HandshakeFailed(d) => Failure::new(Kind::Auth, format!("session refused: {d}")),
         other => driver_failure(other),
     }
 }
