@@ -145,6 +145,7 @@ fn main() -> ExitCode {
 }
 
 fn real_main() -> ExitCode {
+    init_logging();
     let args: Vec<OsString> = std::env::args_os().collect();
     if plugin::is_drop_in(&args) {
         return run_plugin(&args);
@@ -161,6 +162,21 @@ fn real_main() -> ExitCode {
         Command::Demo(a) => finish(block_on(demo(a))),
         Command::Emulator(a) => finish(block_on(emulator(a))),
         Command::Start(a) => finish(block_on(start(a))),
+    }
+}
+
+/// Logs of the driver and emulator (`tracing`) on stderr when `SSM_SESSION_LOG` is set, e.g.
+/// `SSM_SESSION_LOG=debug` or `SSM_SESSION_LOG=ssm_tokio=trace`. Off by default: the session's
+/// stderr belongs to the remote command. No log line carries the token.
+fn init_logging() {
+    if let Ok(filter) = std::env::var("SSM_SESSION_LOG") {
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_new(filter) {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .try_init();
+        }
     }
 }
 

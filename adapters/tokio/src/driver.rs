@@ -384,10 +384,16 @@ impl Driver {
                 }
             }
             // Ordered commands go once the bytes before them are in the engine.
-            while !self.ordered.is_empty()
-                && self.closed.is_none()
-                && self.sources.iter_mut().all(|s| s.idle())
-            {
+            while !self.ordered.is_empty() && self.closed.is_none() {
+                let staged_before = self.sources.iter().any(|s| !s.staged().is_empty());
+                if !self.sources.iter_mut().all(|s| s.idle()) {
+                    // `idle` may just have staged bytes from a pipe: go round again to send
+                    // them (nothing else would wake the driver for them).
+                    if !staged_before {
+                        progress = true;
+                    }
+                    break;
+                }
                 if let Some(c) = self.ordered.pop_front() {
                     progress = true;
                     self.apply(c);
@@ -553,7 +559,10 @@ impl Driver {
             let t = t + AGENT_LINGER;
             timer = Some(timer.map_or(t, |x| x.min(t)));
         }
-        let pace = self.pace_until.filter(|t| *t > Instant::now());
+        // Staged bytes that `pump` held back for pacing need a wake even when the pause has
+        // already run out by now (else nothing wakes the driver to send them).
+        let staged = self.sources.iter().any(|s| !s.staged().is_empty());
+        let pace = self.pace_until.filter(|t| staged || *t > Instant::now());
         let accept_input =
             self.closed.is_none() && self.handshake_done && self.writable && pace.is_none();
         let [s0, s1] = &mut self.sources;
@@ -595,7 +604,7 @@ impl Driver {
                     }
                 }
             }
-            Wake::Paced => {}
+            Wake::Paced => self.pace_until = None,
             Wake::Transport(TransportEvent::Message(g, m)) => {
                 if g != self.generation || self.transport.is_none() {
                     return;
