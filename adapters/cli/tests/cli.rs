@@ -346,3 +346,55 @@ fn agent_closing_the_channel_early_exits_253() {
         .collect();
     assert_eq!(errors.len(), 1, "{}", r.stderr);
 }
+
+#[test]
+fn start_calls_the_api_signed_and_runs_the_session() {
+    let emu = EmulatorProcess::start(&["--no-tls"]);
+    let r = run(
+        cmd(Path::new(BIN))
+            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "secret-key-never-shown")
+            .args([
+                "start",
+                "--target",
+                "i-0123456789abcdef0",
+                "--region",
+                "us-east-1",
+                "--endpoint-url",
+                &emu.endpoint,
+                "--document-name",
+                "AWS-StartNonInteractiveCommand",
+                "--parameters",
+                r#"{"command":["echo via-start; exit 5"]}"#,
+            ]),
+        b"",
+        30,
+    );
+    assert_eq!(r.code(), 5, "{r:?}");
+    assert_eq!(r.stdout, "via-start\n");
+    assert!(!r.stderr.contains("secret-key-never-shown"));
+}
+
+#[test]
+fn start_against_an_unreachable_endpoint_exits_250() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let r = run(
+        cmd(Path::new(BIN)).args([
+            "start",
+            "--target",
+            "i-1",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            &endpoint,
+        ]),
+        b"",
+        30,
+    );
+    assert_eq!(r.code(), 250, "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
