@@ -83,8 +83,10 @@ pub struct Config<'a> {
     /// Floor of the variance term of the timeout. Default 10 ms (official `ClockGranularity`).
     pub rttvar_floor: Duration,
     /// How long a message may stay unacknowledged before the session gives up with
-    /// [`CloseReason::GaveUp`](super::CloseReason::GaveUp). Default 5 minutes: the official
-    /// client's 3000 resends every 100 ms.
+    /// [`CloseReason::GaveUp`](super::CloseReason::GaveUp): counted from the last
+    /// acknowledgement (or from the first message sent after an idle spell), also while the
+    /// transport is down, and not while the agent has paused publication. Default 5 minutes:
+    /// the official client's 3000 resends every 100 ms.
     pub give_up: Duration,
     /// `ClientVersion` sent in OpenDataChannelInput and HandshakeResponse (client role).
     pub client_version: &'a str,
