@@ -1,4 +1,5 @@
-//! AWS Signature Version 4 for the few JSON API calls the client makes (`ResumeSession`,
+//! AWS Signature Version 4 (header form, on top of the core's `ssm_proto::sigv4` primitives) for
+//! the few JSON API calls the client makes (`ResumeSession`,
 //! `TerminateSession`, `StartSession`), and where credentials come from.
 //!
 //! Credentials: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, else static
@@ -9,7 +10,6 @@
 
 use std::fmt;
 
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// Static AWS credentials. `Debug` never shows the secret or the session token.
@@ -104,35 +104,9 @@ pub struct Request<'a> {
 
 /// `YYYYMMDDTHHMMSSZ` for a Unix time in seconds (UTC).
 pub fn amz_date(unix_secs: u64) -> String {
-    let days = unix_secs / 86_400;
-    let secs = unix_secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("hmac takes any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
+    ssm_proto::sigv4::AmzDate::from_unix_secs(unix_secs)
+        .map(|d| d.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 /// The `Authorization` header value for `req`, signed at `amz_date` (`YYYYMMDDTHHMMSSZ`, which
@@ -174,14 +148,8 @@ pub fn authorization(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
-    let k = hmac(
-        format!("AWS4{}", creds.secret_access_key).as_bytes(),
-        date.as_bytes(),
-    );
-    let k = hmac(&k, region.as_bytes());
-    let k = hmac(&k, service.as_bytes());
-    let k = hmac(&k, b"aws4_request");
-    let signature = hex::encode(hmac(&k, to_sign.as_bytes()));
+    let key = ssm_proto::sigv4::signing_key(&creds.secret_access_key, date, region, service);
+    let signature = hex::encode(ssm_proto::sigv4::hmac_sha256(&[&key], to_sign.as_bytes()));
     format!(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
         creds.access_key_id
