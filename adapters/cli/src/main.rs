@@ -29,6 +29,15 @@ use exit::{Failure, Kind, Result};
 use ssm_tokio::emulator::{Emulator, EmulatorConfig};
 use ssm_tokio::{ConnectOptions, Faults, ResumeFn, Target, TlsOptions, Token};
 
+/// Environment variables, listed under `--help`.
+const ENV_HELP: &str = "\
+Environment:
+  AWS_CA_BUNDLE          PEM file of extra trusted CAs (TLS interception, the emulator's CA)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE,
+  AWS_SHARED_CREDENTIALS_FILE
+                         credentials for signing StartSession / ResumeSession / TerminateSession
+  SSM_SESSION_LOG        driver logs on stderr, e.g. `debug` or `ssm_tokio=trace` (never the token)";
+
 /// AWS Session Manager client: shells, commands, and a drop-in `session-manager-plugin`.
 ///
 /// Run as `session-manager-plugin` (a symlink) or with the AWS CLI's plugin arguments
@@ -36,7 +45,11 @@ use ssm_tokio::{ConnectOptions, Faults, ResumeFn, Target, TlsOptions, Token};
 /// and reports version 1.2.779.0 (see `plugin --version`). In a terminal session, `~.` after Enter
 /// leaves the session, `~?` lists the escapes.
 #[derive(Debug, Parser)]
-#[command(name = "ssm-session", version, after_help = exit::EXIT_CODES_HELP)]
+#[command(
+    name = "ssm-session",
+    version,
+    after_help = format!("{}\n\n{ENV_HELP}", exit::EXIT_CODES_HELP)
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
