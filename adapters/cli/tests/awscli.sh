@@ -71,10 +71,21 @@ out=$(cat "$work/out"); err=$(cat "$work/err")
 [ $rc -eq 0 ] && [ "$out" = "hi" ] && grep -q 'Starting session with SessionId' "$work/err"
 check "echo hi through aws ssm start-session (wss)" $? "rc=$rc stdout=[$out] stderr=[$err]"
 
-# 2. The token travelled in the environment, never in argv: the AWS CLI only does that for a
-#    plugin version above 1.2.497.0, and it prints no outdated-plugin warning above 1.2.764.0.
-! grep -qi 'outdated' "$work/err"
-check "no outdated-plugin warning" $? "$err"
+# 2. The token travels in the environment, never in argv: the AWS CLI does that only for a plugin
+#    version above 1.2.497.0 (ours: see --version). A wrapper records what the CLI passed.
+mkdir -p "$work/wrap"
+cat >"$work/wrap/session-manager-plugin" <<WRAP
+#!/usr/bin/env bash
+printf '%s\n' "\$1" >>"$work/argv1.log"
+exec -a session-manager-plugin "$bin" "\$@"
+WRAP
+chmod +x "$work/wrap/session-manager-plugin"
+PATH="$work/wrap:$PATH" start_session 'echo wrapped' AWS_CA_BUNDLE="$work/ca.pem"; rc=$?
+out=$(cat "$work/out"); log=$(cat "$work/argv1.log" 2>/dev/null)
+[ $rc -eq 0 ] && [ "$out" = "wrapped" ] && grep -qx -- '--version' "$work/argv1.log" &&
+    grep -qx 'AWS_SSM_START_SESSION_RESPONSE' "$work/argv1.log" && ! grep -q TokenValue "$work/argv1.log" &&
+    ! grep -qi 'outdated' "$work/err"
+check "token passed by environment variable, no outdated-plugin warning" $? "rc=$rc stdout=[$out] argv1=[$log] stderr=[$(cat "$work/err")]"
 
 # 3. stderr of the remote command stays on stderr; a failing command fails the AWS CLI.
 start_session 'echo to-err >&2; exit 3' AWS_CA_BUNDLE="$work/ca.pem"; rc=$?
