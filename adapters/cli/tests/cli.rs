@@ -398,3 +398,41 @@ fn start_against_an_unreachable_endpoint_exits_250() {
     assert_eq!(r.code(), 250, "{r:?}");
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
+
+#[test]
+fn output_survives_dropped_duplicated_and_reordered_frames() {
+    let emu = EmulatorProcess::start(&[
+        "--no-tls",
+        "--drop",
+        "0.05",
+        "--duplicate",
+        "0.05",
+        "--reorder",
+        "0.05",
+        "--seed",
+        "7",
+    ]);
+    let p = params("seq 1 30000; echo done >&2; exit 9");
+    let response = emu.start_session(&p);
+    let r = run(
+        cmd(Path::new(BIN)).args([
+            &response,
+            "us-east-1",
+            "StartSession",
+            "",
+            &p,
+            &emu.endpoint,
+        ]),
+        b"",
+        120,
+    );
+    assert_eq!(r.code(), 9, "{}", r.stderr);
+    let expected: String = (1..=30000).map(|i| format!("{i}\n")).collect();
+    assert!(
+        r.stdout == expected,
+        "output differs ({} bytes, expected {})",
+        r.stdout.len(),
+        expected.len()
+    );
+    assert!(r.stderr.contains("done\n"), "{}", r.stderr);
+}
