@@ -91,6 +91,8 @@ type Reconnect = Pin<Box<dyn Future<Output = Result<(BoxWs, Token), Error>> + Se
 /// A source pipe (application → engine) and the bytes taken from it not yet accepted.
 struct Source {
     pipe: Option<DuplexStream>,
+    /// Filled by a read; a cancelled read leaves `staged` untouched.
+    scratch: Vec<u8>,
     staged: Vec<u8>,
     off: usize,
     eof: bool,
@@ -101,6 +103,7 @@ impl Source {
         let eof = pipe.is_none();
         Source {
             pipe,
+            scratch: vec![0u8; 16 * 1024],
             staged: Vec::new(),
             off: 0,
             eof,
@@ -311,7 +314,19 @@ impl Driver {
             }
             let wake = self.wait().await;
             self.on_wake(wake);
+            // Take what else the socket delivered without going back to the select; pump after
+            // each message so acks go out and delivered bytes leave the engine's small buffer.
+            for _ in 0..256 {
+                match self.tr_rx.try_recv() {
+                    Ok(e) => {
+                        self.pump();
+                        self.on_wake(Wake::Transport(e));
+                    }
+                    Err(_) => break,
+                }
+            }
         }
+        tracing::debug!(stats = ?self.session.stats(), "driver finished");
         if let Some(t) = self.transport.take() {
             t.close_gracefully().await;
         }
@@ -407,14 +422,19 @@ impl Driver {
                         Ok(Some(t)) => {
                             progress = true;
                             let bytes = &self.tbuf[..t.len];
-                            let msg = match t.kind {
-                                TransmitKind::Text => {
-                                    Message::text(String::from_utf8_lossy(bytes).into_owned())
+                            let out = match t.kind {
+                                TransmitKind::Text => Outgoing::Message(Message::text(
+                                    String::from_utf8_lossy(bytes).into_owned(),
+                                )),
+                                TransmitKind::Binary if is_ack(bytes) => {
+                                    Outgoing::Priority(Message::binary(bytes.to_vec()))
                                 }
-                                TransmitKind::Binary => Message::binary(bytes.to_vec()),
+                                TransmitKind::Binary => {
+                                    Outgoing::Message(Message::binary(bytes.to_vec()))
+                                }
                             };
                             if let Some(tr) = &self.transport {
-                                tr.send(Outgoing::Message(msg));
+                                tr.send(out);
                             }
                         }
                         Ok(None) => break,
@@ -651,7 +671,8 @@ impl Driver {
             }
             Wake::Read(i, Ok(n)) if n > 0 => {
                 let s = &mut self.sources[i];
-                s.staged.truncate(n);
+                s.staged.clear();
+                s.staged.extend_from_slice(&s.scratch[..n]);
                 s.off = 0;
             }
             Wake::Read(i, _) => {
@@ -718,17 +739,19 @@ impl Driver {
     }
 }
 
+/// Whether a frame is an `acknowledge` (unsequenced).
+fn is_ack(frame: &[u8]) -> bool {
+    frame.len() >= ssm_proto::wire::HEADER_LEN
+        && ssm_proto::wire::Frame::new_unchecked(frame)
+            .message_type()
+            .is_ok_and(|t| t == ssm_proto::wire::MessageType::Acknowledge)
+}
+
 async fn read_src(s: &mut Source) -> std::io::Result<usize> {
     let Some(p) = s.pipe.as_mut() else {
         return std::future::pending().await;
     };
-    // A fresh buffer: when `select!` drops this future for another branch, `staged` must stay
-    // as it was (resizing it in place staged 16 KiB of zeros as data).
-    let mut buf = vec![0u8; 16 * 1024];
-    let n = p.read(&mut buf).await?;
-    buf.truncate(n);
-    s.staged = buf;
-    Ok(n)
+    p.read(&mut s.scratch).await
 }
 
 async fn write_sink(s: &mut Sink) -> std::io::Result<usize> {
