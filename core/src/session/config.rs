@@ -65,7 +65,9 @@ pub const DEFAULT_CLIENT_VERSION: &str = "1.2.764.0";
 pub struct Config<'a> {
     /// The role.
     pub role: Role,
-    /// Seeds the message-id generator: the same seed and inputs give the same frames.
+    /// Seeds the message-id generator (and the ClientId and RequestIds): the same seed and
+    /// inputs give the same frames, which tests want. In production take it from a random
+    /// source (the OS, a hardware RNG) so that ids differ between sessions.
     pub seed: u64,
     /// Largest payload of one data message. Default 1024: what the agent and the official client
     /// read per message (PROTOCOL.md §4).

@@ -96,7 +96,9 @@ pub enum Event {
     /// [`Session::peer_token`](super::Session::peer_token).
     Opened,
     /// The handshake finished; data may flow. Client: see
-    /// [`Session::customer_message`](super::Session::customer_message).
+    /// [`Session::customer_message`](super::Session::customer_message). With an agent too old
+    /// for the handshake, it comes with the first output and the session type is a shell (as
+    /// the official client assumes).
     HandshakeComplete,
     /// Stream bytes wait: call [`Session::read`](super::Session::read) until it returns `None`.
     Readable,

@@ -4,8 +4,8 @@
 //! [`Role::Agent`], what the local emulator and the tests run). It performs no IO, reads no clock
 //! and never allocates: bytes come in through [`Session::handle_input`], go out through
 //! [`Session::poll_transmit`] into your buffer, and time comes in as an [`Instant`] argument.
-//! Capacities are const generics and storage is inline, so a whole session can live in a
-//! `static` (e.g. a `StaticCell`) on a microcontroller.
+//! Capacities are const generics and storage is inline, and [`Session::new`] is a `const fn`,
+//! so a whole session can live in a `static` on a microcontroller, built at compile time.
 //!
 //! ```text
 //!            handle_connected / handle_transport_closed
@@ -121,7 +121,8 @@ enum Closing {
 ///    the StartSession/ResumeSession token; the OpenDataChannelInput text goes out first, then
 ///    every unacknowledged message again). [`handle_transport_closed`](Self::handle_transport_closed)
 ///    when it drops: the session keeps all state and waits for the next `handle_connected`.
-/// 3. [`handle_input`](Self::handle_input) for every WebSocket message received, and
+/// 3. [`handle_input`](Self::handle_input) for every WebSocket message received (read the
+///    socket only while [`wants_input`](Self::wants_input) is true), and
 ///    [`handle_timeout`](Self::handle_timeout) when the instant last given by
 ///    [`poll_timeout`](Self::poll_timeout) has passed.
 /// 4. After any `handle_*` call or command: [`poll_transmit`](Self::poll_transmit) until it
@@ -1248,6 +1249,18 @@ impl<
     /// send buffer full); hold it and try again later.
     fn deliver(&mut self, pt: u32, payload: &[u8]) -> Result<bool, Error> {
         match (self.role, PayloadType::from(pt)) {
+            (Role::Client, PayloadType::Output)
+                if self.phase == Phase::Opening && self.expected == 0 =>
+            {
+                // Agents without the handshake start with shell output; the official client
+                // then assumes a shell (`ProcessFirstMessage`).
+                if !self.event_room(2) || !self.read_buf.fits(Stream::Output, payload.len()) {
+                    return Ok(false);
+                }
+                self.session_type = Some(SessionType::StandardStream);
+                self.establish();
+                self.deliver_data(Stream::Output, payload)
+            }
             (_, PayloadType::Output) => self.deliver_data(Stream::Output, payload),
             (Role::Client, PayloadType::StdErr) => self.deliver_data(Stream::StdErr, payload),
             (Role::Client, PayloadType::HandshakeRequest) => self.on_handshake_request(payload),
@@ -1416,11 +1429,16 @@ impl<
                 debug!("session: unreadable HandshakeComplete");
             }
         }
+        self.establish();
+        Ok(true)
+    }
+
+    /// The handshake is over: data may flow.
+    fn establish(&mut self) {
         self.phase = Phase::Established;
         let _ = self.events.push_back(Event::HandshakeComplete);
         self.writable_pending = true;
         self.want_writable = false;
-        Ok(true)
     }
 
     fn on_handshake_response(&mut self, payload: &[u8]) -> Result<bool, Error> {
@@ -1474,10 +1492,7 @@ impl<
         if !pushed {
             return Ok(false);
         }
-        self.phase = Phase::Established;
-        let _ = self.events.push_back(Event::HandshakeComplete);
-        self.writable_pending = true;
-        self.want_writable = false;
+        self.establish();
         Ok(true)
     }
 

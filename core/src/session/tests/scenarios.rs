@@ -801,9 +801,9 @@ fn wants_input_gives_back_pressure_without_drops() {
         let out = super::sim::bytes(3, 200_000);
         let (mut sent, mut got) = (0, Vec::new());
         let mut wire: std::collections::VecDeque<Msg> = std::collections::VecDeque::new();
-        let mut now = 1;
         let mut buf = [0u8; 300];
-        for step in 0..100_000 {
+        for step in 0..100_000u64 {
+            let now = step + 1;
             if sent < out.len() {
                 if let Ok(n) = a.write(at(now), &out[sent..]) {
                     sent += n;
@@ -830,7 +830,6 @@ fn wants_input_gives_back_pressure_without_drops() {
             if got.len() == out.len() {
                 break;
             }
-            now += 1;
         }
         assert!(
             got == out,
@@ -847,4 +846,29 @@ fn wants_input_gives_back_pressure_without_drops() {
             assert!(a.stats().retransmits > 0);
         }
     }
+}
+
+#[test]
+fn agent_without_handshake_means_a_shell() {
+    let mut c = client(1);
+    c.handle_connected(at(0), TOKEN).unwrap();
+    drain(&mut c, at(0));
+    let hello = peer_frame(
+        MessageType::OutputStreamData,
+        0,
+        id(1),
+        PayloadType::Output,
+        b"$ ",
+    );
+    deliver(&mut c, at(1), &[hello]);
+    assert_eq!(
+        events(&mut c),
+        [Event::HandshakeComplete, Event::Readable, Event::Writable]
+    );
+    assert_eq!(c.session_type(), Some(SessionType::StandardStream));
+    assert_eq!(read_all(&mut c).0, b"$ ");
+    c.write(at(2), b"ls\r").unwrap();
+    let out = drain(&mut c, at(2));
+    // No handshake response: the first input is sequence 0.
+    assert_eq!(data(&out), [(0, PayloadType::Output, b"ls\r".to_vec())]);
 }
