@@ -200,9 +200,11 @@ fn block_on<F: std::future::Future<Output = Result<u8>>>(fut: F) -> Result<u8> {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(Kind::Internal, format!("cannot start the runtime: {e}")))?;
-    let r = rt.block_on(fut);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(fut)));
+    // Dropping the runtime normally would wait for the blocking stdin reader forever, also
+    // while unwinding from a panic.
     rt.shutdown_background();
-    r
+    r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 fn finish(r: Result<u8>) -> ExitCode {

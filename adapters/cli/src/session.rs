@@ -141,6 +141,10 @@ pub async fn run(run: Run) -> Result<u8> {
                     }
                     if terminal {
                         raw = RawMode::enable().map_err(io_failure)?;
+                        // Test hook: proves the terminal is restored when we panic in raw mode.
+                        if std::env::var_os("SSM_SESSION_TEST_PANIC_IN_RAW_MODE").is_some() {
+                            panic!("SSM_SESSION_TEST_PANIC_IN_RAW_MODE is set");
+                        }
                         if let Some(w) = input.take() {
                             let escapes = raw.is_some();
                             tokio::spawn(pump_in(w, escapes, input_end_tx.clone()));

@@ -102,8 +102,8 @@ fn interactive_shell_in_a_terminal() {
     let dir = TempDir::new("tmux");
     let d = dir.0.display().to_string();
     let script = dir.0.join("run.sh");
-    // Three sessions: left with `~.`, killed with SIGTERM, ended with `exit`; then the terminal
-    // settings are compared with those from before.
+    // Four sessions: left with `~.`, killed with SIGTERM, ended with `exit`, a panic in raw mode;
+    // then the terminal settings are compared with those from before.
     std::fs::write(
         &script,
         format!(
@@ -112,6 +112,7 @@ stty -a > '{d}/stty.before'
 '{BIN}' demo; echo "first-exit=$?"
 sh -c 'echo $$ > "$0/pid"; exec "$1" demo' '{d}' '{BIN}'; echo "second-exit=$?"
 '{BIN}' demo; echo "third-exit=$?"
+SSM_SESSION_TEST_PANIC_IN_RAW_MODE=1 '{BIN}' demo; echo "fourth-exit=$?"
 stty -a > '{d}/stty.after'
 echo all-done
 sleep 600
@@ -187,6 +188,12 @@ sleep 600
     tmux.literal("exit");
     tmux.keys(&["Enter"]);
     tmux.wait_for("third-exit=0", 20);
+
+    // 7. A panic in raw mode: one line, exit code 255, terminal restored (checked below).
+    tmux.wait_for("fourth-exit=255", 30);
+    assert!(tmux
+        .screen()
+        .contains("ssm-session: internal error: SSM_SESSION_TEST_PANIC_IN_RAW_MODE is set"));
     tmux.wait_for("all-done", 10);
 
     // Raw mode was undone every time: the settings are exactly the ones from before (but the
