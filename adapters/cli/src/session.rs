@@ -117,7 +117,7 @@ pub async fn run(run: Run) -> Result<u8> {
     let mut exit_code: Option<i32> = None;
     let mut handshake_done = false;
 
-    // Ends with `Ok(())` when the driver reported the end, or with the way out we must take.
+    // `None` when the driver reported the end; otherwise why we leave early.
     let stop: Option<Failure> = loop {
         tokio::select! {
             ev = events.next() => match ev {
