@@ -232,8 +232,8 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
             return AckOutcome::Unknown;
         };
         if off < 0 {
-            // Older than everything live: acknowledged and freed long ago, or never ours.
-            return AckOutcome::Unknown;
+            // Older than everything live: acknowledged (and freed) already.
+            return AckOutcome::Duplicate;
         }
         if off as usize >= self.len {
             return AckOutcome::Unknown;
