@@ -200,6 +200,7 @@ fn kms_is_answered_unsupported_and_the_agent_refuses() {
     c.handle_connected(at(0), TOKEN).unwrap();
     let open = drain(&mut c, at(0));
     deliver(&mut a, at(0), &open);
+    assert_eq!(events(&mut a), [Event::Opened]);
     let req = drain(&mut a, at(0));
     assert_eq!(
         req[0].json()["RequestedClientActions"][1]["ActionType"],
@@ -871,4 +872,31 @@ fn agent_without_handshake_means_a_shell() {
     let out = drain(&mut c, at(2));
     // No handshake response: the first input is sequence 0.
     assert_eq!(data(&out), [(0, PayloadType::Output, b"ls\r".to_vec())]);
+}
+
+#[test]
+fn a_refused_token_learns_nothing() {
+    let h = AgentHandshake {
+        session_type: SessionType::NonInteractiveCommands,
+        properties: r#"{"linux":{"commands":"secret-command"}}"#,
+        ..AgentHandshake::SHELL
+    };
+    let mut a = agent(2, h);
+    let mut c = client(1);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), "wrong-token").unwrap();
+    deliver(&mut a, at(0), &drain(&mut c, at(0)));
+    // The driver transmits first, then polls events: nothing may leave before `Opened`.
+    assert!(drain(&mut a, at(0)).is_empty());
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    assert_eq!(a.peer_token(), Some("wrong-token"));
+    a.close_channel(at(0), "authentication failed");
+    let out = drain(&mut a, at(0));
+    assert_eq!(out.len(), 1);
+    let f = out[0].frame();
+    assert_eq!(f.header.message_type, MessageType::ChannelClosed);
+    assert!(!std::string::String::from_utf8_lossy(f.payload).contains("secret-command"));
+    deliver(&mut c, at(1), &out);
+    assert_eq!(c.close_reason(), Some(CloseReason::ChannelClosed));
+    assert_eq!(c.close_message(), "authentication failed");
 }
