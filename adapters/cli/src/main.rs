@@ -1,14 +1,55 @@
-//! `ssm-session`: the command-line client.
+//! `ssm-session`: an AWS Session Manager client, and a drop-in `session-manager-plugin`.
+//!
+//! Status text goes to stderr; stdout carries only the session's output.
 
+#![allow(
+    clippy::std_instead_of_core,
+    reason = "a std binary; the lint is meant for the no_std core"
+)]
+
+use std::ffi::OsString;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
 
+mod api;
+mod escape;
+mod exit;
 mod frame;
+mod plugin;
+mod session;
+mod sigv4;
+mod term;
+mod url;
 
-/// AWS Session Manager client.
+use api::{Grant, SsmClient};
+use exit::{Failure, Kind, Result};
+use ssm_tokio::emulator::{Emulator, EmulatorConfig};
+use ssm_tokio::{ConnectOptions, Faults, ResumeFn, Target, TlsOptions, Token};
+
+/// Environment variables, listed under `--help`.
+const ENV_HELP: &str = "\
+Environment:
+  AWS_CA_BUNDLE          PEM file of extra trusted CAs (TLS interception, the emulator's CA)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE,
+  AWS_SHARED_CREDENTIALS_FILE
+                         credentials for signing StartSession / ResumeSession / TerminateSession
+  SSM_SESSION_LOG        driver logs on stderr, e.g. `debug` or `ssm_tokio=trace` (never the token)";
+
+/// AWS Session Manager client: shells, commands, and a drop-in `session-manager-plugin`.
+///
+/// Run as `session-manager-plugin` (a symlink) or with the AWS CLI's plugin arguments
+/// (`RESPONSE REGION StartSession PROFILE PARAMETERS ENDPOINT`), it behaves as the official plugin
+/// and reports version 1.2.779.0 (see `plugin --version`). In a terminal session, `~.` after Enter
+/// leaves the session, `~?` lists the escapes.
 #[derive(Debug, Parser)]
-#[command(name = "ssm-session", version, about)]
+#[command(
+    name = "ssm-session",
+    version,
+    after_help = format!("{}\n\n{ENV_HELP}", exit::EXIT_CODES_HELP)
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,11 +57,419 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a local Session Manager emulator in this process and open a shell on it through the
+    /// full protocol (JSON API, TLS WebSocket with a throwaway CA, data channel).
+    ///
+    /// With stdin not a terminal, the shell reads stdin until EOF and then exits.
+    Demo(DemoArgs),
+    /// Run a local Session Manager emulator on loopback until killed; prints `endpoint=URL`
+    /// (and `ca_file=PATH` with TLS) on stdout.
+    Emulator(EmulatorArgs),
+    /// Start a session through the SSM API (signed with your AWS credentials) and run it.
+    Start(StartArgs),
+    /// Decode captured data-channel frames to JSON lines, and encode them back.
     Frame(frame::FrameArgs),
+    /// Behave as `session-manager-plugin` with these arguments (what a symlink of that name does).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Plugin {
+        /// `RESPONSE REGION StartSession [PROFILE [PARAMETERS [ENDPOINT]]]`, or `--version`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Run this command (AWS-StartNonInteractiveCommand) and exit with its exit code.
+    #[arg(long, short = 'c')]
+    command: Option<String>,
+    /// With --command: run it in a terminal (AWS-StartInteractiveCommand; no exit code).
+    #[arg(long, requires = "command")]
+    interactive: bool,
+    /// Use ws:// instead of wss:// for the data channel.
+    #[arg(long)]
+    no_tls: bool,
+    /// The shell the emulator runs (default /bin/bash, else /bin/sh).
+    #[arg(long)]
+    shell: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct EmulatorArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Hand out ws:// stream URLs instead of wss://.
+    #[arg(long)]
+    no_tls: bool,
+    /// Where to write the throwaway CA (PEM); default: a file in the temp directory.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
+    /// The shell sessions run (default /bin/bash, else /bin/sh).
+    #[arg(long)]
+    shell: Option<String>,
+    /// Pause after each data message the agent sends, in ms (the real agent: 1).
+    #[arg(long)]
+    pacing_ms: Option<u64>,
+    /// Fault injection: probability of dropping a frame.
+    #[arg(long, default_value_t = 0.0)]
+    drop: f64,
+    /// Fault injection: probability of duplicating a frame.
+    #[arg(long, default_value_t = 0.0)]
+    duplicate: f64,
+    /// Fault injection: probability of reordering a frame.
+    #[arg(long, default_value_t = 0.0)]
+    reorder: f64,
+    /// Fault injection: cut each WebSocket after this many frames (clients resume).
+    #[arg(long)]
+    cut_after: Option<u64>,
+    /// Seed of the fault injection.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, Args)]
+struct StartArgs {
+    /// The instance or managed node id.
+    #[arg(long)]
+    target: String,
+    /// Session document (default: a shell).
+    #[arg(long)]
+    document_name: Option<String>,
+    /// Document parameters as JSON, e.g. '{"command":["uname -a"]}'.
+    #[arg(long)]
+    parameters: Option<String>,
+    /// AWS region (default: AWS_REGION, then AWS_DEFAULT_REGION).
+    #[arg(long)]
+    region: Option<String>,
+    /// Profile in the shared credentials file.
+    #[arg(long, default_value = "")]
+    profile: String,
+    /// SSM endpoint (default: https://ssm.REGION.amazonaws.com). ws:// stream URLs are accepted
+    /// only when this is a loopback address.
+    #[arg(long)]
+    endpoint_url: Option<String>,
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Frame(args) => frame::run(args),
+    term::install_panic_hook();
+    // A panic is a bug: the hook restored the terminal and printed one line; exit 255.
+    std::panic::catch_unwind(real_main).unwrap_or(ExitCode::from(Kind::Internal.code()))
+}
+
+fn real_main() -> ExitCode {
+    init_logging();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if plugin::is_drop_in(&args) {
+        return run_plugin(&args);
     }
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        Command::Plugin { args } => {
+            let argv: Vec<OsString> = std::iter::once(OsString::from(plugin::PLUGIN_NAME))
+                .chain(args)
+                .collect();
+            run_plugin(&argv)
+        }
+        Command::Frame(a) => frame::run(a),
+        Command::Demo(a) => finish(block_on(demo(a))),
+        Command::Emulator(a) => finish(block_on(emulator(a))),
+        Command::Start(a) => finish(block_on(start(a))),
+    }
+}
+
+/// Logs of the driver and emulator (`tracing`) on stderr when `SSM_SESSION_LOG` is set, e.g.
+/// `SSM_SESSION_LOG=debug` or `SSM_SESSION_LOG=ssm_tokio=trace`. Off by default: the session's
+/// stderr belongs to the remote command. No log line carries the token.
+fn init_logging() {
+    if let Ok(filter) = std::env::var("SSM_SESSION_LOG") {
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_new(filter) {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .try_init();
+        }
+    }
+}
+
+/// Runs `fut` on a runtime, then drops the runtime without waiting for the blocking stdin
+/// reader (it may sit in `read` forever).
+fn block_on<F: std::future::Future<Output = Result<u8>>>(fut: F) -> Result<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(Kind::Internal, format!("cannot start the runtime: {e}")))?;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(fut)));
+    // Dropping the runtime normally would wait for the blocking stdin reader forever, also
+    // while unwinding from a panic.
+    rt.shutdown_background();
+    r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn finish(r: Result<u8>) -> ExitCode {
+    term::restore();
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => f.report(),
+    }
+}
+
+fn run_plugin(args: &[OsString]) -> ExitCode {
+    match plugin::parse(args, &mut plugin::take_env) {
+        Ok(plugin::Invocation::Version) => {
+            println!("{}", plugin::PLUGIN_COMPAT_VERSION);
+            ExitCode::SUCCESS
+        }
+        Ok(plugin::Invocation::Installed) => {
+            println!("{}", plugin::INSTALLED_MESSAGE);
+            ExitCode::SUCCESS
+        }
+        Ok(plugin::Invocation::Session(p)) => finish(block_on(plugin_session(*p))),
+        Err(e) => e.report(),
+    }
+}
+
+/// The TLS configuration for `https://` API endpoints: the same roots as the data channel.
+fn api_tls(tls: &TlsOptions) -> Result<Option<Arc<rustls::ClientConfig>>> {
+    tls.client_config()
+        .map(Some)
+        .map_err(session::driver_failure)
+}
+
+/// A `ResumeFn` that calls `ResumeSession` on `client`.
+fn resume_with(client: Arc<SsmClient>, session_id: String) -> ResumeFn {
+    Arc::new(move || {
+        let client = client.clone();
+        let id = session_id.clone();
+        Box::pin(async move {
+            client
+                .resume_session(&id)
+                .await
+                .map(target_of)
+                .map_err(|f| std::io::Error::other(f.message))
+        })
+    })
+}
+
+fn target_of(g: Grant) -> Target {
+    Target {
+        stream_url: g.stream_url,
+        token: g.token,
+    }
+}
+
+async fn plugin_session(p: plugin::PluginArgs) -> Result<u8> {
+    let tls = TlsOptions {
+        allow_plain_ws: p.allows_plain_ws(),
+        ..Default::default()
+    };
+    let endpoint = p
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| SsmClient::default_endpoint(&p.region));
+    let endpoint_url = url::Url::parse(&endpoint)
+        .ok_or_else(|| Failure::new(Kind::Usage, "endpoint is not an http(s) url"))?;
+    let api_tls = if endpoint_url.is_tls() {
+        api_tls(&tls)?
+    } else {
+        None
+    };
+    let local = endpoint_url.is_loopback();
+    let client = Arc::new(SsmClient::new(
+        endpoint_url,
+        p.region.clone(),
+        sigv4::Credentials::discover(&p.profile),
+        api_tls,
+    ));
+    if p.grant.stream_url.starts_with("ws://") && !tls.allow_plain_ws {
+        return Err(Failure::new(
+            Kind::Usage,
+            "refusing an unencrypted ws:// stream url: allowed only when the endpoint and the \
+             stream url are both on loopback",
+        ));
+    }
+    p.grant.validate(local)?;
+    let session_id = p.grant.session_id.clone();
+    let options = ConnectOptions {
+        tls,
+        resume: Some(resume_with(client.clone(), session_id.clone())),
+        ..Default::default()
+    };
+    session::run(session::Run {
+        session_id,
+        target: target_of(p.grant),
+        options,
+        api: Some(client),
+    })
+    .await
+}
+
+async fn start(a: StartArgs) -> Result<u8> {
+    let region = a
+        .region
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| Failure::new(Kind::Usage, "no region: pass --region or set AWS_REGION"))?;
+    let endpoint = a
+        .endpoint_url
+        .clone()
+        .unwrap_or_else(|| SsmClient::default_endpoint(&region));
+    let endpoint_url = url::Url::parse(&endpoint)
+        .ok_or_else(|| Failure::new(Kind::Usage, "--endpoint-url is not an http(s) url"))?;
+    let mut tls = TlsOptions::default();
+    let api_tls = if endpoint_url.is_tls() {
+        api_tls(&tls)?
+    } else {
+        None
+    };
+    let local = endpoint_url.is_loopback();
+    let client = Arc::new(SsmClient::new(
+        endpoint_url,
+        region,
+        sigv4::Credentials::discover(&a.profile),
+        api_tls,
+    ));
+    let mut request = json!({ "Target": a.target });
+    if let Some(d) = a.document_name {
+        request["DocumentName"] = Value::String(d);
+    }
+    if let Some(p) = a.parameters {
+        request["Parameters"] = serde_json::from_str(&p)
+            .map_err(|e| Failure::new(Kind::Usage, format!("--parameters is not json: {e}")))?;
+    }
+    let grant = client.start_session(&request).await?;
+    grant.validate(local)?;
+    tls.allow_plain_ws =
+        local && url::Url::parse(&grant.stream_url).is_some_and(|u| u.is_loopback());
+    let session_id = grant.session_id.clone();
+    let options = ConnectOptions {
+        tls,
+        resume: Some(resume_with(client.clone(), session_id.clone())),
+        ..Default::default()
+    };
+    session::run(session::Run {
+        session_id,
+        target: target_of(grant),
+        options,
+        api: Some(client),
+    })
+    .await
+}
+
+fn emulator_config(no_tls: bool, shell: Option<String>) -> EmulatorConfig {
+    let mut config = EmulatorConfig {
+        tls: !no_tls,
+        ..Default::default()
+    };
+    if let Some(s) = shell {
+        config.shell = s;
+    }
+    config
+}
+
+async fn start_emulator(config: EmulatorConfig) -> Result<Emulator> {
+    Emulator::start(config)
+        .await
+        .map_err(|e| Failure::new(Kind::Io, format!("cannot start the emulator: {e}")))
+}
+
+async fn demo(mut a: DemoArgs) -> Result<u8> {
+    if a.command.is_none() && !term::stdin_is_tty() {
+        // Piped input: a shell that reads it as a script. An interactive shell would switch the
+        // PTY's modes while input is typed ahead, and lines get lost.
+        let shell = a.shell.clone().unwrap_or_else(|| "sh".to_owned());
+        a.command = Some(format!("{shell} /dev/stdin"));
+        a.interactive = true;
+    }
+    let emu = start_emulator(emulator_config(a.no_tls, a.shell)).await?;
+    eprintln!(
+        "ssm-session demo: local Session Manager emulator at {} ({})",
+        emu.endpoint_url(),
+        if a.no_tls {
+            "ws://"
+        } else {
+            "wss:// with a throwaway CA"
+        }
+    );
+    let endpoint = url::Url::parse(&emu.endpoint_url())
+        .ok_or_else(|| Failure::new(Kind::Internal, "emulator endpoint is not a url"))?;
+    let client = Arc::new(SsmClient::new(endpoint, "us-east-1", None, None));
+    let mut request = json!({ "Target": "i-0123456789abcdef0" });
+    if let Some(c) = &a.command {
+        let doc = if a.interactive {
+            "AWS-StartInteractiveCommand"
+        } else {
+            "AWS-StartNonInteractiveCommand"
+        };
+        request["DocumentName"] = json!(doc);
+        request["Parameters"] = json!({ "command": [c] });
+    }
+    let grant = client.start_session(&request).await?;
+    grant.validate(true)?;
+    let session_id = grant.session_id.clone();
+    let options = ConnectOptions {
+        tls: emu.client_tls(),
+        resume: Some(resume_with(client.clone(), session_id.clone())),
+        ..Default::default()
+    };
+    session::run(session::Run {
+        session_id,
+        target: target_of(grant),
+        options,
+        api: Some(client),
+    })
+    .await
+}
+
+async fn emulator(a: EmulatorArgs) -> Result<u8> {
+    let mut config = emulator_config(a.no_tls, a.shell);
+    config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], a.port));
+    if let Some(ms) = a.pacing_ms {
+        config.pacing = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+    }
+    let faults = Faults {
+        seed: a.seed,
+        drop: a.drop,
+        duplicate: a.duplicate,
+        reorder: a.reorder,
+        cut_after: a.cut_after,
+        ..Default::default()
+    };
+    if !faults.is_none() {
+        config.faults = Some(faults);
+    }
+    let tls = config.tls;
+    let emu = start_emulator(config).await?;
+    let mut ca_written = None;
+    println!("endpoint={}", emu.endpoint_url());
+    if tls {
+        let path = a.ca_file.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("ssm-session-emulator-{}-ca.pem", emu.addr().port()))
+        });
+        std::fs::write(&path, emu.ca_pem())
+            .map_err(|e| Failure::new(Kind::Io, format!("cannot write {}: {e}", path.display())))?;
+        println!("ca_file={}", path.display());
+        ca_written = Some(path);
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    eprintln!(
+        "ssm-session emulator: serving {} until interrupted; try\n  aws ssm start-session --target i-0123456789abcdef0 --endpoint-url {} --region us-east-1{}",
+        emu.endpoint_url(),
+        emu.endpoint_url(),
+        if tls { "\n  (with AWS_CA_BUNDLE set to the ca_file above)" } else { "" }
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::new(Kind::Io, e.to_string()))?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    if let Some(p) = ca_written {
+        let _ = std::fs::remove_file(p);
+    }
+    drop(emu);
+    Ok(0)
 }

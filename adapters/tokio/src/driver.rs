@@ -91,6 +91,8 @@ type Reconnect = Pin<Box<dyn Future<Output = Result<(BoxWs, Token), Error>> + Se
 /// A source pipe (application → engine) and the bytes taken from it not yet accepted.
 struct Source {
     pipe: Option<DuplexStream>,
+    /// Filled by a read; a cancelled read leaves `staged` untouched.
+    scratch: Vec<u8>,
     staged: Vec<u8>,
     off: usize,
     eof: bool,
@@ -101,6 +103,7 @@ impl Source {
         let eof = pipe.is_none();
         Source {
             pipe,
+            scratch: vec![0u8; 16 * 1024],
             staged: Vec::new(),
             off: 0,
             eof,
@@ -311,7 +314,19 @@ impl Driver {
             }
             let wake = self.wait().await;
             self.on_wake(wake);
+            // Take what else the socket delivered without going back to the select; pump after
+            // each message so acks go out and delivered bytes leave the engine's small buffer.
+            for _ in 0..256 {
+                match self.tr_rx.try_recv() {
+                    Ok(e) => {
+                        self.pump();
+                        self.on_wake(Wake::Transport(e));
+                    }
+                    Err(_) => break,
+                }
+            }
         }
+        tracing::debug!(stats = ?self.session.stats(), "driver finished");
         if let Some(t) = self.transport.take() {
             t.close_gracefully().await;
         }
@@ -384,10 +399,16 @@ impl Driver {
                 }
             }
             // Ordered commands go once the bytes before them are in the engine.
-            while !self.ordered.is_empty()
-                && self.closed.is_none()
-                && self.sources.iter_mut().all(|s| s.idle())
-            {
+            while !self.ordered.is_empty() && self.closed.is_none() {
+                let staged_before = self.sources.iter().any(|s| !s.staged().is_empty());
+                if !self.sources.iter_mut().all(|s| s.idle()) {
+                    // `idle` may just have staged bytes from a pipe: go round again to send
+                    // them (nothing else would wake the driver for them).
+                    if !staged_before {
+                        progress = true;
+                    }
+                    break;
+                }
                 if let Some(c) = self.ordered.pop_front() {
                     progress = true;
                     self.apply(c);
@@ -401,14 +422,19 @@ impl Driver {
                         Ok(Some(t)) => {
                             progress = true;
                             let bytes = &self.tbuf[..t.len];
-                            let msg = match t.kind {
-                                TransmitKind::Text => {
-                                    Message::text(String::from_utf8_lossy(bytes).into_owned())
+                            let out = match t.kind {
+                                TransmitKind::Text => Outgoing::Message(Message::text(
+                                    String::from_utf8_lossy(bytes).into_owned(),
+                                )),
+                                TransmitKind::Binary if is_ack(bytes) => {
+                                    Outgoing::Priority(Message::binary(bytes.to_vec()))
                                 }
-                                TransmitKind::Binary => Message::binary(bytes.to_vec()),
+                                TransmitKind::Binary => {
+                                    Outgoing::Message(Message::binary(bytes.to_vec()))
+                                }
                             };
                             if let Some(tr) = &self.transport {
-                                tr.send(Outgoing::Message(msg));
+                                tr.send(out);
                             }
                         }
                         Ok(None) => break,
@@ -553,7 +579,10 @@ impl Driver {
             let t = t + AGENT_LINGER;
             timer = Some(timer.map_or(t, |x| x.min(t)));
         }
-        let pace = self.pace_until.filter(|t| *t > Instant::now());
+        // Staged bytes that `pump` held back for pacing need a wake even when the pause has
+        // already run out by now (else nothing wakes the driver to send them).
+        let staged = self.sources.iter().any(|s| !s.staged().is_empty());
+        let pace = self.pace_until.filter(|t| staged || *t > Instant::now());
         let accept_input =
             self.closed.is_none() && self.handshake_done && self.writable && pace.is_none();
         let [s0, s1] = &mut self.sources;
@@ -595,7 +624,7 @@ impl Driver {
                     }
                 }
             }
-            Wake::Paced => {}
+            Wake::Paced => self.pace_until = None,
             Wake::Transport(TransportEvent::Message(g, m)) => {
                 if g != self.generation || self.transport.is_none() {
                     return;
@@ -642,7 +671,8 @@ impl Driver {
             }
             Wake::Read(i, Ok(n)) if n > 0 => {
                 let s = &mut self.sources[i];
-                s.staged.truncate(n);
+                s.staged.clear();
+                s.staged.extend_from_slice(&s.scratch[..n]);
                 s.off = 0;
             }
             Wake::Read(i, _) => {
@@ -709,12 +739,19 @@ impl Driver {
     }
 }
 
+/// Whether a frame is an `acknowledge` (unsequenced).
+fn is_ack(frame: &[u8]) -> bool {
+    frame.len() >= ssm_proto::wire::HEADER_LEN
+        && ssm_proto::wire::Frame::new_unchecked(frame)
+            .message_type()
+            .is_ok_and(|t| t == ssm_proto::wire::MessageType::Acknowledge)
+}
+
 async fn read_src(s: &mut Source) -> std::io::Result<usize> {
     let Some(p) = s.pipe.as_mut() else {
         return std::future::pending().await;
     };
-    s.staged.resize(16 * 1024, 0);
-    p.read(&mut s.staged).await
+    p.read(&mut s.scratch).await
 }
 
 async fn write_sink(s: &mut Sink) -> std::io::Result<usize> {

@@ -1,0 +1,356 @@
+//! Runs one session against the local terminal: the part shared by the drop-in, `demo` and
+//! `start`.
+//!
+//! ```text
+//!  stdin ──(raw mode, ~ escapes, \n→\r)──► input ─┐
+//!  SIGWINCH ──► control.resize                     ├─ ssm-tokio driver ── WebSocket
+//!  stdout ◄── output    stderr ◄── stderr ◄────────┘
+//!  events: handshake (session type), exit code, transport lost / reconnected, closed
+//! ```
+//!
+//! Raw mode is entered only for terminal sessions (`Standard_Stream`, `InteractiveCommands`)
+//! with a terminal on stdin, after the handshake says which kind of session this is.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use ssm_tokio::{ConnectOptions, SessionEvent, Target};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::api::SsmClient;
+
+use crate::escape::{self, InputFilter};
+use crate::exit::{Failure, Kind, Result};
+use crate::term::{self, RawMode};
+
+/// How long to let a TerminateSession flag reach the agent after `~.` or a signal.
+const TERMINATE_GRACE: Duration = Duration::from_millis(300);
+/// How long a best-effort `TerminateSession` call may delay leaving.
+const API_TERMINATE_LIMIT: Duration = Duration::from_secs(2);
+/// How long to wait for the last output once the driver reported the end.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// What to run, and how.
+pub struct Run {
+    /// The session id (for the status lines).
+    pub session_id: String,
+    /// URL and token.
+    pub target: Target,
+    /// Connection options (TLS policy, resume callback).
+    pub options: ConnectOptions,
+    /// The SSM API, to end the session there too when we leave abruptly (`~.`, a signal), in
+    /// case the TerminateSession flag cannot reach a frozen agent.
+    pub api: Option<Arc<SsmClient>>,
+}
+
+/// Why the input side stopped.
+enum InputEnd {
+    /// `~.` typed.
+    Escape,
+    /// Reading or forwarding stdin failed.
+    Failed(String),
+}
+
+/// Runs the session to its end. Returns the process exit code: the remote command's code for
+/// non-interactive commands, else 0.
+///
+/// # Errors
+/// A [`Failure`] with a one-line reason; the terminal is restored before this returns.
+pub async fn run(run: Run) -> Result<u8> {
+    let Run {
+        session_id,
+        target,
+        mut options,
+        api,
+    } = run;
+    eprintln!("\r\nStarting session with SessionId: {session_id}\r");
+    // Resume only a session that was established: a connection closed before the handshake is
+    // the service or agent refusing us (a bad token), and resuming would hide that.
+    let established = Arc::new(AtomicBool::new(false));
+    if let Some(inner) = options.resume.take() {
+        let established = established.clone();
+        options.resume = Some(Arc::new(move || {
+            if established.load(Ordering::Acquire) {
+                inner()
+            } else {
+                Box::pin(async {
+                    Err(std::io::Error::other(
+                        "the connection closed before the session handshake",
+                    ))
+                })
+            }
+        }));
+    }
+    if options.terminal_size.is_none() && term::stdin_is_tty() {
+        options.terminal_size = term::size();
+    }
+    let session = ssm_tokio::connect(target, options)
+        .await
+        .map_err(driver_failure)?;
+    let ssm_tokio::ClientSession {
+        output,
+        stderr,
+        input,
+        mut events,
+        control,
+        finished,
+    } = session;
+
+    let (out_done_tx, mut out_done) = mpsc::channel::<std::result::Result<(), String>>(2);
+    let out_task = tokio::spawn(pump_out(output, tokio::io::stdout(), out_done_tx.clone()));
+    let err_task = tokio::spawn(pump_out(stderr, tokio::io::stderr(), out_done_tx));
+
+    let mut winch = signal(SignalKind::window_change()).map_err(io_failure)?;
+    let mut sigcont = signal(SignalKind::from_raw(libc_sigcont())).map_err(io_failure)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(io_failure)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(io_failure)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(io_failure)?;
+
+    let (input_end_tx, mut input_end) = mpsc::channel::<InputEnd>(1);
+    let mut input = Some(input);
+    let mut raw: Option<RawMode> = None;
+    let mut session_type = String::new();
+    let mut exit_code: Option<i32> = None;
+    let mut handshake_done = false;
+
+    // `None` when the driver reported the end; otherwise why we leave early.
+    let stop: Option<Failure> = loop {
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(SessionEvent::HandshakeComplete(info)) => {
+                    handshake_done = true;
+                    established.store(true, Ordering::Release);
+                    session_type = info.session_type.clone();
+                    if !info.customer_message.is_empty() {
+                        eprintln!("{}\r", info.customer_message);
+                    }
+                    let terminal = matches!(
+                        session_type.as_str(),
+                        "Standard_Stream" | "InteractiveCommands"
+                    );
+                    if session_type == "Port" {
+                        control.terminate();
+                        break Some(Failure::new(
+                            Kind::Usage,
+                            "port sessions are not supported by this client yet",
+                        ));
+                    }
+                    if terminal {
+                        raw = RawMode::enable().map_err(io_failure)?;
+                        // Test hook: proves the terminal is restored when we panic in raw mode.
+                        if std::env::var_os("SSM_SESSION_TEST_PANIC_IN_RAW_MODE").is_some() {
+                            panic!("SSM_SESSION_TEST_PANIC_IN_RAW_MODE is set");
+                        }
+                        if let Some(w) = input.take() {
+                            let escapes = raw.is_some();
+                            tokio::spawn(pump_in(w, escapes, input_end_tx.clone()));
+                        }
+                    }
+                }
+                Some(SessionEvent::ExitCode(c)) => exit_code = Some(c),
+                Some(SessionEvent::TransportLost(why)) if handshake_done => {
+                    eprintln!("ssm-session: connection lost ({why}); resuming\r");
+                }
+                Some(SessionEvent::Reconnected) => eprintln!("ssm-session: reconnected\r"),
+                Some(SessionEvent::Closed(_)) | None => break None,
+                Some(_) => {}
+            },
+            end = input_end.recv() => match end {
+                Some(InputEnd::Escape) => {
+                    control.terminate();
+                    tokio::time::sleep(TERMINATE_GRACE).await;
+                    break Some(Failure::new(Kind::Escaped, "session left with ~."));
+                }
+                Some(InputEnd::Failed(why)) => {
+                    control.terminate();
+                    tokio::time::sleep(TERMINATE_GRACE).await;
+                    break Some(Failure::new(Kind::Io, why));
+                }
+                None => {}
+            },
+            Some(Err(why)) = out_done.recv() => {
+                control.terminate();
+                tokio::time::sleep(TERMINATE_GRACE).await;
+                break Some(Failure::new(Kind::Io, why));
+            }
+            _ = winch.recv() => {
+                if let Some((cols, rows)) = term::size() {
+                    control.resize(cols, rows);
+                }
+            }
+            _ = sigcont.recv() => {
+                if let Some(r) = &raw {
+                    r.reapply();
+                }
+            }
+            _ = sigterm.recv() => break Some(signal_failure(&control, 15).await),
+            _ = sighup.recv() => break Some(signal_failure(&control, 1).await),
+            _ = sigint.recv() => break Some(signal_failure(&control, 2).await),
+        }
+    };
+    if let Some(f) = stop {
+        drop(raw);
+        if let (Some(api), Kind::Escaped | Kind::Signal(_)) = (&api, f.kind) {
+            let _ =
+                tokio::time::timeout(API_TERMINATE_LIMIT, api.terminate_session(&session_id)).await;
+        }
+        return Err(f);
+    }
+
+    let result = finished.wait().await;
+    // The driver closes the output pipes when it ends; let the last bytes reach the terminal.
+    let _ = tokio::time::timeout(DRAIN_GRACE, async {
+        let _ = out_task.await;
+        let _ = err_task.await;
+    })
+    .await;
+    drop(raw);
+    let outcome = result.map_err(|e| {
+        if handshake_done {
+            driver_failure(e)
+        } else {
+            handshake_failure(e)
+        }
+    })?;
+    if let Some(msg) = outcome.close_message.as_deref().filter(|m| !m.is_empty()) {
+        eprintln!("\r\n{}", msg.trim_end());
+    }
+    eprintln!("\r\nExiting session with sessionId: {session_id}.\r");
+    match (session_type.as_str(), exit_code.or(outcome.exit_code)) {
+        (_, Some(code)) => Ok(u8::try_from(code.rem_euclid(256)).unwrap_or(255)),
+        ("NonInteractiveCommands", None) => Err(Failure::new(
+            Kind::ChannelClosed,
+            format!(
+                "agent closed the channel before sending the exit code ({})",
+                outcome.reason
+            ),
+        )),
+        _ => Ok(0),
+    }
+}
+
+/// SIGCONT's number (18 on Linux x86/arm, 19 on some others); tokio has no named kind for it.
+fn libc_sigcont() -> i32 {
+    rustix::process::Signal::CONT.as_raw()
+}
+
+async fn signal_failure(control: &ssm_tokio::Control, n: u8) -> Failure {
+    control.terminate();
+    tokio::time::sleep(TERMINATE_GRACE).await;
+    Failure::new(Kind::Signal(n), format!("terminated by signal {n}"))
+}
+
+/// Copies a session stream to a local one, flushing after each read (interactive output).
+async fn pump_out<R, W>(mut from: R, mut to: W, done: mpsc::Sender<std::result::Result<(), String>>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    let result = loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break Ok(()),
+            Ok(n) => n,
+        };
+        if let Err(e) = async {
+            to.write_all(&buf[..n]).await?;
+            to.flush().await
+        }
+        .await
+        {
+            break Err(format!("cannot write session output: {e}"));
+        }
+    };
+    let _ = done.send(result).await;
+}
+
+/// Forwards stdin to the session. In raw mode the `~` escapes apply; at EOF of a non-terminal
+/// stdin (a pipe into a shell session) an `exit` line follows, so the remote shell ends as it
+/// would at the end of a script.
+async fn pump_in(mut input: ssm_tokio::StreamWriter, escapes: bool, end: mpsc::Sender<InputEnd>) {
+    let mut stdin = tokio::io::stdin();
+    let mut filter = InputFilter::new(escapes);
+    let mut buf = vec![0u8; 4096];
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let n = match stdin.read(&mut buf).await {
+            Ok(0) => {
+                if !escapes {
+                    // Not Ctrl-D: typed ahead into the PTY before the shell sets its terminal
+                    // modes, the line discipline swallows it.
+                    let eof: &[u8] = if filter.at_line_start() {
+                        b"exit\r"
+                    } else {
+                        b"\rexit\r"
+                    };
+                    let _ = input.write_all(eof).await;
+                    let _ = input.flush().await;
+                }
+                // Keep the writer open: the protocol has no end-of-input, and a closed pipe must
+                // not cut off what is still on its way.
+                std::future::pending::<()>().await;
+                return;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                let _ = end
+                    .send(InputEnd::Failed(format!("cannot read stdin: {e}")))
+                    .await;
+                return;
+            }
+        };
+        out.clear();
+        let outcome = filter.feed(&buf[..n], &mut out);
+        if !out.is_empty() && input.write_all(&out).await.is_err() {
+            return; // the session ended; the event loop reports how
+        }
+        let _ = input.flush().await;
+        if outcome.help {
+            eprint!("{}", escape::HELP);
+        }
+        if outcome.disconnect {
+            let _ = end.send(InputEnd::Escape).await;
+            return;
+        }
+    }
+}
+
+fn io_failure(e: std::io::Error) -> Failure {
+    Failure::new(Kind::Io, format!("terminal: {e}"))
+}
+
+/// Maps a driver error to a failure kind (the texts are the driver's, token-free by contract).
+pub fn driver_failure(e: ssm_tokio::Error) -> Failure {
+    use ssm_tokio::Error as E;
+    let kind = match &e {
+        E::InvalidUrl(_) | E::PlainWsRefused => Kind::Usage,
+        E::Unreachable { .. } => Kind::Unreachable,
+        E::Tls { .. } => Kind::Tls,
+        E::WebSocket(d) if d.contains("401") || d.contains("403") => Kind::Auth,
+        E::WebSocket(_) | E::Protocol(_) => Kind::Protocol,
+        E::HandshakeFailed(_) => Kind::Auth,
+        E::ChannelClosed(_) => Kind::ChannelClosed,
+        E::ConnectionLost(_) => Kind::ConnectionLost,
+        E::Io(_) => Kind::Io,
+        _ => Kind::Internal,
+    };
+    Failure::new(kind, e.to_string())
+}
+
+/// Before the handshake, a connection that closes means the service or agent refused us: most
+/// often a bad or expired token.
+fn handshake_failure(e: ssm_tokio::Error) -> Failure {
+    use ssm_tokio::Error as E;
+    match e {
+        E::ChannelClosed(_) | E::ConnectionLost(_) => Failure::new(
+            Kind::Auth,
+            "the connection was closed before the session handshake (bad or expired token?)",
+        ),
+        E::HandshakeFailed(d) => Failure::new(Kind::Auth, format!("session refused: {d}")),
+        other => driver_failure(other),
+    }
+}
