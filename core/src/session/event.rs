@@ -93,7 +93,8 @@ impl fmt::Display for CloseReason {
 #[non_exhaustive]
 pub enum Event {
     /// Agent role: OpenDataChannelInput arrived (on every connection, reconnects too); check
-    /// [`Session::peer_token`](super::Session::peer_token).
+    /// [`Session::peer_token`](super::Session::peer_token) now. The first time, the
+    /// HandshakeRequest is queued as this event is returned.
     Opened,
     /// The handshake finished; data may flow. Client: see
     /// [`Session::customer_message`](super::Session::customer_message). With an agent too old

@@ -73,6 +73,9 @@ const PENDING_FLAGS: usize = 4;
 const MAX_ACTIONS: usize = 8;
 /// Room reserved in the send buffer to write one control payload.
 const CONTROL_MAX: usize = MAX_PROPERTIES_LEN + 2 * MAX_TEXT_LEN + 256;
+/// Newer messages acknowledged past a missing one before it is resent without waiting for its
+/// timeout: TCP's three duplicate acks (RFC 5681), which tolerates mild reordering.
+const FAST_RETRANSMIT_ACKS: usize = 3;
 /// The frames' SchemaVersion: what the official client sends.
 const SCHEMA_VERSION: u32 = 1;
 
@@ -170,6 +173,10 @@ enum Closing {
 ///     moved
 /// }
 /// while pump(&mut client, &mut agent, now) | pump(&mut agent, &mut client, now) {}
+/// // The agent's driver checks the token as `Opened` comes; the handshake follows.
+/// assert_eq!(agent.poll_event(), Some(Event::Opened));
+/// assert_eq!(agent.peer_token(), Some("token-from-start-session"));
+/// while pump(&mut client, &mut agent, now) | pump(&mut agent, &mut client, now) {}
 ///
 /// assert_eq!(client.poll_event(), Some(Event::HandshakeComplete));
 /// client.write(now, b"uname\r").unwrap();
@@ -219,6 +226,8 @@ pub struct Session<
     phase: Phase,
     closing: Option<Closing>,
     closed_event_pending: bool,
+    /// Agent: `Event::Opened` to report; the HandshakeRequest follows it.
+    opened_event_pending: bool,
     transport_up: bool,
     /// Agent: OpenDataChannelInput received on the current transport.
     peer_opened: bool,
@@ -341,6 +350,7 @@ impl<
             phase: Phase::Opening,
             closing: None,
             closed_event_pending: false,
+            opened_event_pending: false,
             transport_up: false,
             peer_opened: false,
             open_pending: false,
@@ -726,7 +736,9 @@ impl<
                 }
             }
             Role::Agent => {
-                if !self.peer_opened {
+                // Nothing goes to a (re)connected client before the driver has seen `Opened`
+                // and so had the chance to refuse its token.
+                if !self.peer_opened || self.opened_event_pending {
                     return Ok(None);
                 }
             }
@@ -764,7 +776,7 @@ impl<
             && !self.is_closed()
             && match self.role {
                 Role::Client => true,
-                Role::Agent => self.peer_opened,
+                Role::Agent => self.peer_opened && !self.opened_event_pending,
             };
         if sending {
             t = min_opt(t, self.send.next_deadline(self.rtt.rto()));
@@ -777,6 +789,13 @@ impl<
 
     /// The next event, if any. `Closed` is always the last one.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.opened_event_pending {
+            self.opened_event_pending = false;
+            if self.phase == Phase::Opening {
+                self.send_handshake_request();
+            }
+            return Some(Event::Opened);
+        }
         if let Some(e) = self.events.pop_front() {
             if e == Event::Readable {
                 self.readable_queued = false;
@@ -897,8 +916,10 @@ impl<
         self.kms_requested.then_some(self.kms_key_id.as_str())
     }
 
-    /// Agent role: the token from the client's OpenDataChannelInput, to authenticate it. Never
-    /// log it.
+    /// Agent role: the token from the client's OpenDataChannelInput, to authenticate it when
+    /// [`Event::Opened`] comes (the HandshakeRequest is queued only as that event is polled, so
+    /// calling [`close_channel`](Self::close_channel) right then refuses the client before it
+    /// learns anything). Never log it.
     pub fn peer_token(&self) -> Option<&str> {
         match self.role {
             Role::Agent => self.token.as_ref().map(OwnedToken::expose_secret),
@@ -1098,10 +1119,9 @@ impl<
             self.channel_closed_due = Some(self.now);
             return Ok(());
         }
-        let _ = self.events.push_back(Event::Opened);
-        if self.phase == Phase::Opening {
-            self.send_handshake_request();
-        }
+        // The HandshakeRequest waits until the driver has seen `Opened` (and could refuse the
+        // token): an unauthenticated client learns nothing about the session.
+        self.opened_event_pending = true;
         Ok(())
     }
 
@@ -1510,6 +1530,9 @@ impl<
                 if let Some(s) = sample {
                     self.rtt.on_sample(s);
                 }
+                self.send.fast_retransmit(FAST_RETRANSMIT_ACKS);
+                // A held message may have waited for send-buffer room (a handshake answer).
+                self.drain();
                 self.progress_at = self.now;
                 if self.want_writable
                     && self.phase == Phase::Established

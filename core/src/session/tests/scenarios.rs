@@ -200,6 +200,7 @@ fn kms_is_answered_unsupported_and_the_agent_refuses() {
     c.handle_connected(at(0), TOKEN).unwrap();
     let open = drain(&mut c, at(0));
     deliver(&mut a, at(0), &open);
+    assert_eq!(events(&mut a), [Event::Opened]);
     let req = drain(&mut a, at(0));
     assert_eq!(
         req[0].json()["RequestedClientActions"][1]["ActionType"],
@@ -664,6 +665,7 @@ fn official_ack_shape() {
             let mut c = client(1);
             c.handle_connected(at(0), TOKEN).unwrap();
             deliver(&mut a, at(0), &drain(&mut c, at(0)));
+            assert_eq!(events(&mut a), [Event::Opened]);
             drain(&mut a, at(0));
             (a, MessageType::InputStreamData)
         } else {
@@ -871,4 +873,55 @@ fn agent_without_handshake_means_a_shell() {
     let out = drain(&mut c, at(2));
     // No handshake response: the first input is sequence 0.
     assert_eq!(data(&out), [(0, PayloadType::Output, b"ls\r".to_vec())]);
+}
+
+#[test]
+fn a_refused_token_learns_nothing() {
+    let h = AgentHandshake {
+        session_type: SessionType::NonInteractiveCommands,
+        properties: r#"{"linux":{"commands":"secret-command"}}"#,
+        ..AgentHandshake::SHELL
+    };
+    let mut a = agent(2, h);
+    let mut c = client(1);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), "wrong-token").unwrap();
+    deliver(&mut a, at(0), &drain(&mut c, at(0)));
+    // The driver transmits first, then polls events: nothing may leave before `Opened`.
+    assert!(drain(&mut a, at(0)).is_empty());
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    assert_eq!(a.peer_token(), Some("wrong-token"));
+    a.close_channel(at(0), "authentication failed");
+    let out = drain(&mut a, at(0));
+    assert_eq!(out.len(), 1);
+    let f = out[0].frame();
+    assert_eq!(f.header.message_type, MessageType::ChannelClosed);
+    assert!(!std::string::String::from_utf8_lossy(f.payload).contains("secret-command"));
+    deliver(&mut c, at(1), &out);
+    assert_eq!(c.close_reason(), Some(CloseReason::ChannelClosed));
+    assert_eq!(c.close_message(), "authentication failed");
+}
+
+#[test]
+fn after_a_reconnect_the_agent_resends_only_once_opened_is_seen() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut a);
+    a.write(at(1), b"unacked output").unwrap();
+    drain(&mut a, at(1));
+    a.handle_transport_closed(at(2));
+    c.handle_transport_closed(at(2));
+    a.handle_connected(at(3), "").unwrap();
+    c.handle_connected(at(3), "resumed-token").unwrap();
+    deliver(&mut a, at(3), &drain(&mut c, at(3)));
+    assert!(
+        drain(&mut a, at(3)).is_empty(),
+        "held until Opened is polled"
+    );
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    assert_eq!(a.peer_token(), Some("resumed-token"));
+    let out = drain(&mut a, at(3));
+    assert_eq!(
+        data(&out),
+        [(2, PayloadType::Output, b"unacked output".to_vec())]
+    );
 }
