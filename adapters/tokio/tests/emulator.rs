@@ -284,19 +284,7 @@ async fn ten_mb(faults: Option<Faults>, tls: bool) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_mb_both_ways_with_faults() {
-    ten_mb(
-        Some(Faults {
-            seed: 42,
-            drop: 0.002,
-            duplicate: 0.01,
-            reorder: 0.01,
-            delay: 0.005,
-            delay_max: Duration::from_millis(20),
-            cut_after: None,
-        }),
-        true,
-    )
-    .await;
+    ten_mb(Some(Faults::mild(42)), true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
