@@ -28,15 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mib = value("--mib").unwrap_or(10);
     let window = value("--window");
     let n = mib << 20;
-    let faults = flag("--faults").then(|| Faults {
-        seed: 42,
-        drop: 0.002,
-        duplicate: 0.01,
-        reorder: 0.01,
-        delay: 0.005,
-        delay_max: Duration::from_millis(20),
-        cut_after: None,
-    });
+    let faults = flag("--faults").then(|| Faults::mild(42));
     let emu = Emulator::start(EmulatorConfig {
         pacing: flag("--pacing").then_some(Duration::from_millis(1)),
         faults: faults.clone(),

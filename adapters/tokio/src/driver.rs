@@ -400,13 +400,14 @@ impl Driver {
             }
             // Ordered commands go once the bytes before them are in the engine.
             while !self.ordered.is_empty() && self.closed.is_none() {
-                let staged_before = self.sources.iter().any(|s| !s.staged().is_empty());
-                if !self.sources.iter_mut().all(|s| s.idle()) {
-                    // `idle` may just have staged bytes from a pipe: go round again to send
-                    // them (nothing else would wake the driver for them).
-                    if !staged_before {
-                        progress = true;
-                    }
+                let staged_before: usize = self.sources.iter().map(|s| s.staged().len()).sum();
+                let idle = self.sources.iter_mut().all(|s| s.idle());
+                let staged_after: usize = self.sources.iter().map(|s| s.staged().len()).sum();
+                if staged_after > staged_before {
+                    // `idle` found bytes: go round again to hand them to the engine.
+                    progress = true;
+                }
+                if !idle {
                     break;
                 }
                 if let Some(c) = self.ordered.pop_front() {

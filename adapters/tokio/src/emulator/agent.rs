@@ -94,8 +94,12 @@ async fn run_pty(
         loop {
             match pty_r.read(&mut buf).await {
                 // Linux answers EIO once the last process holding the terminal has gone.
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => {
+                    tracing::trace!("pty output ended");
+                    break;
+                }
                 Ok(n) => {
+                    tracing::trace!(n, "pty output");
                     if output.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
@@ -112,29 +116,23 @@ async fn run_pty(
             r = input.read(&mut buf), if input_open => match r {
                 Ok(0) | Err(_) => input_open = false,
                 Ok(n) => {
+                    tracing::trace!(n, "pty input");
                     if pty_w.write_all(&buf[..n]).await.is_err() {
                         input_open = false;
                     }
                 }
             },
-            ev = events.next(), if events_open => match ev {
-                Some(SessionEvent::Resized { cols, rows }) => {
+            ev = events.next(), if events_open => {
+                if let Some((cols, rows)) = on_event(ev, &mut child, &mut events_open) {
                     if let Err(e) = pty_w.resize(pty_process::Size::new(rows, cols)) {
                         tracing::debug!("pty resize: {e}");
                     }
                 }
-                None => {
-                    events_open = false;
-                    let _ = child.start_kill();
-                }
-                Some(SessionEvent::Flag(FLAG_TERMINATE)) | Some(SessionEvent::Closed(_)) => {
-                    let _ = child.start_kill();
-                }
-                Some(_) => {}
-            },
+            }
             s = child.wait() => break s?,
         }
     };
+    tracing::trace!(?status, "pty child exited");
     drop(pty_w);
     let _ = tokio::time::timeout(DRAIN, out_task).await;
     Ok(match status.code() {
@@ -181,16 +179,9 @@ async fn run_pipes(
     let mut events_open = true;
     let status = loop {
         tokio::select! {
-            ev = events.next(), if events_open => match ev {
-                None => {
-                    events_open = false;
-                    let _ = child.start_kill();
-                }
-                Some(SessionEvent::Flag(FLAG_TERMINATE)) | Some(SessionEvent::Closed(_)) => {
-                    let _ = child.start_kill();
-                }
-                Some(_) => {}
-            },
+            ev = events.next(), if events_open => {
+                let _ = on_event(ev, &mut child, &mut events_open);
+            }
             s = child.wait() => break s?,
         }
     };
@@ -198,6 +189,27 @@ async fn run_pipes(
     let _ = tokio::time::timeout(DRAIN, out_task).await;
     let _ = tokio::time::timeout(DRAIN, err_task).await;
     Ok(exit_code(status))
+}
+
+/// Acts on a session event while the process runs: kills it when the client terminates or the
+/// session ends; returns a new terminal size.
+fn on_event(
+    ev: Option<SessionEvent>,
+    child: &mut tokio::process::Child,
+    events_open: &mut bool,
+) -> Option<(u16, u16)> {
+    match ev {
+        Some(SessionEvent::Resized { cols, rows }) => return Some((cols, rows)),
+        None => {
+            *events_open = false;
+            let _ = child.start_kill();
+        }
+        Some(SessionEvent::Flag(FLAG_TERMINATE)) | Some(SessionEvent::Closed(_)) => {
+            let _ = child.start_kill();
+        }
+        Some(_) => {}
+    }
+    None
 }
 
 #[cfg(unix)]
