@@ -3,7 +3,7 @@
 # A crash fails the script and prints the crashing input as hex. New inputs the fuzzer finds go
 # to a temporary directory, so the committed corpus is left unchanged.
 #
-# Uses the nightly toolchain (with AddressSanitizer) if rustup lists one, otherwise stable with
+# Uses the nightly toolchain (no sanitizer unless FUZZ_SANITIZER is set) if rustup lists one, otherwise stable with
 # `--sanitizer none`. Installs cargo-fuzz if it is missing.
 set -euo pipefail
 
@@ -17,7 +17,9 @@ fi
 
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     fuzz=(cargo +nightly fuzz)
-    sanitizer=()
+    # The workspace has no unsafe code: AddressSanitizer finds nothing a panic would not, and it
+    # costs build time and ~5x fewer runs per second. FUZZ_SANITIZER=address turns it back on.
+    sanitizer=(--sanitizer "${FUZZ_SANITIZER:-none}")
 else
     fuzz=(cargo fuzz)
     sanitizer=(--sanitizer none)
