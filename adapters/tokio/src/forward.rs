@@ -250,6 +250,9 @@ impl Shared {
             {
                 out.extend_from_slice(&ctl[..n]);
             }
+            // A FIN just framed may finish a stream: report its release now, so its slot frees
+            // even if no more input ever arrives.
+            st.drain_events();
         }
         if out.is_empty() {
             return Ok(());

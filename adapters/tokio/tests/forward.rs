@@ -286,3 +286,48 @@ async fn stream_mode_copies_both_ways() {
     let (sent, received) = run.await.unwrap().unwrap();
     assert_eq!((sent, received), (16, 14));
 }
+
+/// More streams in sequence than there are slots: every finished stream must give its slot back,
+/// also when our FIN is the last frame of the stream (no input follows to report its release).
+#[tokio::test]
+async fn slots_are_recycled() {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let cfg = Config::for_agent("3.3.0.0");
+    let (client, _driver, _) = MuxSession::start(a, ssm_proto::smux::Role::Client, cfg);
+    let (_server, _sdriver, mut incoming) =
+        MuxSession::start(b, ssm_proto::smux::Role::Server, cfg);
+    // Server: read one message, echo it, close its side, then wait for the client's FIN.
+    tokio::spawn(async move {
+        while let Some(st) = incoming.recv().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let n = st.read(&mut buf).await.unwrap();
+                st.write_all(&buf[..n]).await.unwrap();
+                st.shutdown().await.unwrap();
+                while st.read(&mut buf).await.unwrap() > 0 {}
+            });
+        }
+    });
+    for i in 0..(MAX_STREAMS + 50) {
+        let st = client
+            .open()
+            .await
+            .unwrap_or_else(|e| panic!("stream {i}: {e}"));
+        let msg = format!("stream {i}");
+        st.write_all(msg.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            let n = st.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, msg.as_bytes());
+        // The peer's FIN is in and read; ours is the stream's last frame.
+        st.shutdown().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(client.stream_count(), 0);
+}
