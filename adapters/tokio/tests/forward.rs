@@ -331,3 +331,65 @@ async fn slots_are_recycled() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(client.stream_count(), 0);
 }
+
+/// Basic mode end to end: the client forwarder and the agent side, the DisconnectToPort flag
+/// carried by a channel as the session's control path would; each local connection gets its own
+/// target connection.
+#[tokio::test]
+async fn basic_mode_against_agent_side() {
+    let target = echo_server().await;
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (flag_tx, flag_rx) = tokio::sync::mpsc::unbounded_channel();
+    let connects = Arc::new(AtomicUsize::new(0));
+    let c2 = connects.clone();
+    tokio::spawn(serve_basic(
+        b,
+        move || {
+            c2.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let s = TcpStream::connect(target).await?;
+                Ok(Box::new(s) as Box<dyn LocalStreamDyn>)
+            }
+        },
+        flag_rx,
+    ));
+    let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stats = Arc::new(Stats::default());
+    tokio::spawn(forward_basic(
+        a,
+        listener,
+        move || {
+            flag_tx
+                .send(())
+                .map_err(|_| std::io::Error::other("agent gone"))
+        },
+        stats.clone(),
+    ));
+    for round in 0..3usize {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let data = payload(round, 100_000);
+        let (mut r, mut w) = s.split();
+        let (_, got) = tokio::join!(async { w.write_all(&data).await.unwrap() }, async {
+            let mut got = vec![0u8; data.len()];
+            r.read_exact(&mut got).await.unwrap();
+            got
+        });
+        assert!(got == data, "round {round}");
+        drop(s);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while stats.active.load(Ordering::SeqCst) != 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        connects.load(Ordering::SeqCst),
+        3,
+        "one target connection per local one"
+    );
+}
