@@ -84,3 +84,19 @@ streams = [
 for chunk in [0, 7]:
     for s in streams:
         write("websocket", bytes([chunk]) + s)
+
+# engine: (op, arg) pairs; see fuzz_targets/engine.rs. Op numbers: 0 advance, 1 client write,
+# 2 agent write, 3 agent stderr, 4/5 deliver to agent/client, 6 deliver all, 7 cut, 8 connect,
+# 9 resize+flag, 10 close family, 11 inject.
+def ops(*pairs):
+    return bytes(b for p in pairs for b in p)
+
+handshake = ops((6, 20))
+write("engine", handshake)
+write("engine", ops((6, 20), (1, 100), (2, 120), (3, 30), (6, 20), (0, 50), (6, 20)))
+write("engine", ops((6, 20), (1, 200), (4, 1), (4, 0), (5, 2), (0, 60), (6, 10), (0, 255), (6, 10)))
+write("engine", ops((6, 20), (2, 200), (7, 0), (0, 20), (8, 0), (6, 30), (0, 100), (6, 30)))
+write("engine", ops((6, 20), (9, 80), (10, 3), (10, 2), (6, 20), (0, 250), (6, 20)))
+write("engine", ops((6, 20), (10, 4), (1, 50), (6, 5), (10, 5), (6, 20), (10, 0), (6, 20), (10, 1)))
+# A hostile binary message to the agent: a frame from the official vectors.
+write("engine", ops((6, 20), (11, len(frames[1]))) + frames[1] + ops((6, 5)))

@@ -1,12 +1,12 @@
-//! Zero heap allocations per frame parsed or emitted, and per control payload parsed or emitted,
-//! measured with a counting global allocator (stats_alloc; no `unsafe` of ours).
+//! Zero heap allocations per frame parsed or emitted, per control payload parsed or emitted, and
+//! per engine step (client and agent sessions moving data, with and without loss), measured with a counting global allocator (stats_alloc; no `unsafe` of ours).
 //!
 //! `harness = false`: the counters are process-wide, and libtest's threads would allocate while
 //! we count, so `main` runs the checks one after another on one thread.
 
 use std::alloc::System;
 
-use ssm_benches::{frame, header, payload, ACK, HANDSHAKE_REQUEST, PAYLOAD_SIZES};
+use ssm_benches::{frame, header, payload, Pair, ACK, HANDSHAKE_REQUEST, PAYLOAD_SIZES};
 use ssm_proto::payload::{Acknowledge, HandshakeRequest, PortProperties, Size};
 use ssm_proto::wire::{FrameRepr, HEADER_LEN};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -71,8 +71,21 @@ fn control_payloads_parse_and_emit_without_allocating() {
     assert_eq!(n, 0, "{n} allocations for 100 rounds of control payloads");
 }
 
+fn engine_steps_without_allocating() {
+    for loss in [0, 50] {
+        // Setup allocates (boxes, rings); the steps after it must not.
+        let mut pair = Pair::new(3, loss);
+        pair.transfer(64 * 1024);
+        let before = (pair.received, pair.dropped);
+        let n = allocations(|| pair.transfer(1 << 20));
+        assert!(pair.received - before.0 >= 1 << 20);
+        assert!(loss == 0 || pair.dropped > before.1, "no loss happened");
+        assert_eq!(n, 0, "{n} allocations moving 1 MiB at loss {loss}/1000");
+    }
+}
+
 fn main() {
-    let checks: [(&str, fn()); 3] = [
+    let checks: [(&str, fn()); 4] = [
         ("the_counter_sees_allocations", the_counter_sees_allocations),
         (
             "frames_parse_and_emit_without_allocating",
@@ -81,6 +94,10 @@ fn main() {
         (
             "control_payloads_parse_and_emit_without_allocating",
             control_payloads_parse_and_emit_without_allocating,
+        ),
+        (
+            "engine_steps_without_allocating",
+            engine_steps_without_allocating,
         ),
     ];
     for (name, check) in checks {
