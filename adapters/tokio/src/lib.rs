@@ -74,9 +74,7 @@
 use std::time::Duration;
 
 mod driver;
-// PLACEHOLDER: becomes `pub(crate) use ssm_proto::session as engine;` at the engine merge.
-mod engine_placeholder;
-pub(crate) use engine_placeholder as engine;
+pub(crate) use ssm_proto::session as engine;
 mod error;
 mod faults;
 pub mod forward;
