@@ -714,6 +714,10 @@ async fn read_src(s: &mut Source) -> std::io::Result<usize> {
         return std::future::pending().await;
     };
     s.staged.resize(16 * 1024, 0);
+    // Cancellation safety: `select!` drops this future whenever another branch wins first. Until
+    // the read completes (and `Wake::Read` sets `off` to 0), the zero-filled buffer must not
+    // count as staged input, or it would be sent: 16 KiB of zeros seen on idle port sessions.
+    s.off = s.staged.len();
     p.read(&mut s.staged).await
 }
 
