@@ -14,25 +14,11 @@ use ssm_tokio::forward::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
+mod common;
+use common::{echo_round, echo_server, join_all, payload};
+
 #[path = "../../../core/tests/go_peer/mod.rs"]
 mod go_peer;
-
-/// A TCP echo server (echoes until EOF, then closes); returns its address.
-async fn echo_server() -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    addr
-}
 
 /// Starts the agent side (to an echo server) and the client forwarder on `listener`, joined by an
 /// in-memory pipe.
@@ -46,39 +32,6 @@ async fn start_mux(listener: Listener, cfg: Config) -> Arc<Stats> {
     let stats = Arc::new(Stats::default());
     tokio::spawn(forward_mux(a, cfg, listener, stats.clone()));
     stats
-}
-
-/// Waits for every task (a panic in one fails the test), at most 60 s.
-async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        for t in tasks {
-            t.await.unwrap();
-        }
-    })
-    .await
-    .expect("connections timed out");
-}
-
-fn payload(i: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|k| (k * 31 + i * 7 + k / 253) as u8).collect()
-}
-
-/// Writes `data`, half-closes, reads everything back.
-async fn echo_round<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    s: S,
-    data: &[u8],
-) -> Vec<u8> {
-    let (mut r, mut w) = tokio::io::split(s);
-    let write = async {
-        w.write_all(data).await.unwrap();
-        w.shutdown().await.unwrap();
-    };
-    let read = async {
-        let mut got = Vec::new();
-        r.read_to_end(&mut got).await.unwrap();
-        got
-    };
-    tokio::join!(write, read).1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

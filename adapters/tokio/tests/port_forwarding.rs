@@ -14,26 +14,17 @@ use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_tokio::forward::{run_port_session, ListenAddr, Listener, PortMode, Stats};
 use ssm_tokio::{ClientSession, ConnectOptions, HandshakeInfo, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 const T: Duration = Duration::from_secs(60);
 
-/// A TCP echo server (echoes until EOF, then closes).
-async fn echo_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    port
+mod common;
+use common::{echo_round, echo_server, payload};
+
+/// The echo server's port (the emulated agent connects to it).
+async fn echo_port() -> u16 {
+    echo_server().await.port()
 }
 
 async fn open(emu: &Emulator, req: &StartSession) -> (ClientSession, HandshakeInfo) {
@@ -64,28 +55,9 @@ async fn open(emu: &Emulator, req: &StartSession) -> (ClientSession, HandshakeIn
     (s, info)
 }
 
-fn payload(i: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|k| (k * 31 + i * 7 + k / 253) as u8).collect()
-}
-
-async fn echo_round(addr: std::net::SocketAddr, data: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let (mut r, mut w) = s.split();
-    let write = async {
-        w.write_all(data).await.unwrap();
-        w.shutdown().await.unwrap();
-    };
-    let read = async {
-        let mut got = Vec::new();
-        r.read_to_end(&mut got).await.unwrap();
-        got
-    };
-    tokio::join!(write, read).1
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multiplexed_through_the_emulator() {
-    let echo = echo_server().await;
+    let echo = echo_port().await;
     let emu = Emulator::start(EmulatorConfig {
         // NOPACE=1: no 1 ms pause per agent message (more load on the session).
         pacing: std::env::var("NOPACE")
@@ -126,7 +98,7 @@ async fn multiplexed_through_the_emulator() {
     for i in 0..conns {
         tasks.push(tokio::spawn(async move {
             let data = payload(i, size + i * 1000);
-            let got = echo_round(addr, &data).await;
+            let got = echo_round(TcpStream::connect(addr).await.unwrap(), &data).await;
             assert!(got == data, "connection {i}");
         }));
     }
@@ -153,7 +125,7 @@ async fn multiplexed_through_the_emulator() {
 
 #[tokio::test]
 async fn basic_mode_with_an_old_agent() {
-    let echo = echo_server().await;
+    let echo = echo_port().await;
     let emu = Emulator::start(EmulatorConfig {
         agent_version: "2.3.930.0".into(),
         ..EmulatorConfig::default()
@@ -197,7 +169,7 @@ async fn basic_mode_with_an_old_agent() {
 
 #[tokio::test]
 async fn ssh_document_is_a_stream_session() {
-    let echo = echo_server().await;
+    let echo = echo_port().await;
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let (session, info) = open(&emu, &StartSession::ssh(echo)).await;
     assert_eq!(PortMode::of(&info).unwrap(), PortMode::Stream);
@@ -223,7 +195,7 @@ async fn ssh_document_is_a_stream_session() {
 /// read of the application's input was cancelled by another event.)
 #[tokio::test]
 async fn idle_port_session_sends_nothing() {
-    let echo = echo_server().await;
+    let echo = echo_port().await;
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let (mut session, _info) = open(&emu, &StartSession::port_forwarding(echo)).await;
     let mut buf = [0u8; 4096];
