@@ -27,9 +27,11 @@ use tokio::time::Instant as TokioInstant;
 /// Stream slots per session: connections one session carries at once.
 pub const MAX_STREAMS: usize = 256;
 
-/// Receive buffer per stream. When one fills, the session stops reading (smux v1 has no
-/// window; see [`ssm_proto::smux::Mux`]), so this bounds memory at `MAX_STREAMS` × this.
-pub const STREAM_BUFFER: usize = 16 * 1024;
+/// Receive buffer per stream: two of smux's 32 KiB frames. When one fills, the session stops
+/// reading (smux v1 has no window; see [`ssm_proto::smux::Mux`]), so this bounds memory at
+/// `MAX_STREAMS` × this (16 MiB, allocated zeroed, so pages are only touched as streams use
+/// them).
+pub const STREAM_BUFFER: usize = 64 * 1024;
 
 /// Bytes read from a local connection per frame batch (smux's own `MaxFrameSize` is 32768).
 const LOCAL_READ: usize = 32 * 1024;
@@ -145,6 +147,88 @@ pub struct Stats {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Which mode a session uses
+
+pub use ssm_proto::smux::version_at_least;
+
+/// Whether a `LocalPortForwarding` port session between these versions is smux-multiplexed
+/// (PROTOCOL.md §5): the agent multiplexes from 3.0.196.0, and only for clients reporting at
+/// least 1.1.70. Other port sessions (SSH's stdin/stdout) are never multiplexed.
+pub fn multiplexed(agent_version: &str, client_version: &str) -> bool {
+    version_at_least(agent_version, [3, 0, 196, 0])
+        && version_at_least(client_version, [1, 1, 70, 0])
+}
+
+/// How a client runs a port session, from its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortMode {
+    /// Listen locally, smux over the session ([`forward_mux`]).
+    Multiplexed,
+    /// Listen locally, one connection at a time ([`forward_basic`]).
+    Basic,
+    /// No listener: stdin/stdout are the stream ([`forward_stream`]).
+    Stream,
+}
+
+impl PortMode {
+    /// The mode for a handshake: `Stream` unless the Properties' `type` is
+    /// `LocalPortForwarding`, then by versions ([`multiplexed`]).
+    ///
+    /// # Errors
+    /// `InvalidData` when the session is not a port session or its Properties do not parse.
+    pub fn of(info: &crate::HandshakeInfo) -> io::Result<PortMode> {
+        if info.session_type != "Port" {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a port session ({})", info.session_type),
+            ));
+        }
+        let props =
+            ssm_proto::payload::PortProperties::parse(info.properties.as_bytes()).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("port properties: {e}"))
+            })?;
+        Ok(if !props.is_local_port_forwarding() {
+            PortMode::Stream
+        } else if multiplexed(&info.agent_version, &info.client_version) {
+            PortMode::Multiplexed
+        } else {
+            PortMode::Basic
+        })
+    }
+}
+
+/// Runs a client port session whose handshake is complete, with a listener (modes
+/// `Multiplexed` and `Basic`; `Stream` is [`forward_stream`] over stdin/stdout instead).
+/// Drains the session's events meanwhile. Returns when the session ends.
+///
+/// # Errors
+/// `InvalidInput` for `PortMode::Stream`; otherwise as [`forward_mux`] / [`forward_basic`].
+pub async fn run_port_session(
+    session: crate::ClientSession,
+    info: &crate::HandshakeInfo,
+    listener: Listener,
+    stats: Arc<Stats>,
+) -> io::Result<()> {
+    let mode = PortMode::of(info)?;
+    let (output, _stderr, input, mut events, control, _finished) = session.into_parts();
+    let io = tokio::io::join(output, input);
+    // Nobody else reads the events; keep them flowing (the channel is unbounded, but a long
+    // session would grow it).
+    tokio::spawn(async move { while events.next().await.is_some() {} });
+    match mode {
+        PortMode::Multiplexed => {
+            let config = smux::Config::for_agent(&info.agent_version);
+            forward_mux(io, config, listener, stats).await
+        }
+        PortMode::Basic => forward_basic(io, listener, disconnect_flag(control), stats).await,
+        PortMode::Stream => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a port session without LocalPortForwarding is a stdin/stdout stream",
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The multiplexed session
 
 struct State {
@@ -250,6 +334,9 @@ impl Shared {
             {
                 out.extend_from_slice(&ctl[..n]);
             }
+            // A FIN just framed may finish a stream: report its release now, so its slot frees
+            // even if no more input ever arrives.
+            st.drain_events();
         }
         if out.is_empty() {
             return Ok(());
@@ -720,11 +807,85 @@ where
             }
         };
         let _ = lw.shutdown().await;
+        if !ended {
+            disconnect()?;
+        }
         stats.active.fetch_sub(1, Relaxed);
         if ended {
             return Ok(());
         }
-        disconnect()?;
+    }
+}
+
+/// The agent side of basic port forwarding (emulator, tests): the session's bytes go to one
+/// target connection, opened with `connect` when data first arrives; each `()` from
+/// `disconnects` (one per DisconnectToPort flag) drops it, and the next data opens a new one.
+/// Data from a target that has closed is not expected; its end is simply waited out.
+///
+/// # Errors
+/// Reading or writing the session failed.
+pub async fn serve_basic<T, F, Fut>(
+    io: T,
+    connect: F,
+    mut disconnects: mpsc::UnboundedReceiver<()>,
+) -> io::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = io::Result<Box<dyn LocalStreamDyn>>>,
+{
+    let (mut sr, mut sw) = tokio::io::split(io);
+    let mut sbuf = vec![0u8; LOCAL_READ];
+    let mut tbuf = vec![0u8; LOCAL_READ];
+    let mut target: Option<Box<dyn LocalStreamDyn>> = None;
+    let mut flags_open = true;
+    loop {
+        tokio::select! {
+            // A flag sent before the next connection's data must act first (on a session both
+            // travel in one ordered stream).
+            biased;
+            d = disconnects.recv(), if flags_open => match d {
+                Some(()) => {
+                    if let Some(mut t) = target.take() {
+                        let _ = t.shutdown().await;
+                    }
+                }
+                None => flags_open = false,
+            },
+            r = sr.read(&mut sbuf) => {
+                let n = r?;
+                if n == 0 {
+                    return Ok(());
+                }
+                if target.is_none() {
+                    // A target that refuses drops this data, as the agent does (it would send
+                    // ConnectToPortError).
+                    target = connect().await.ok();
+                }
+                if let Some(t) = target.as_mut() {
+                    if t.write_all(&sbuf[..n]).await.is_err() {
+                        target = None;
+                    }
+                }
+            }
+            r = async {
+                match target.as_mut() {
+                    Some(t) => t.read(&mut tbuf).await,
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                Ok(0) | Err(_) => {
+                    // The target closed its side: shut it down and wait for the flag.
+                    if let Some(mut t) = target.take() {
+                        let _ = t.shutdown().await;
+                    }
+                }
+                Ok(n) => {
+                    sw.write_all(&tbuf[..n]).await?;
+                    sw.flush().await?;
+                }
+            },
+        }
     }
 }
 

@@ -96,17 +96,23 @@ impl Config {
 /// Whether an agent of this version expects smux keep-alive off (≥ 3.1.1511.0). An unparsable
 /// version keeps keep-alive on, as the official plugin does.
 pub fn agent_disables_keep_alive(agent_version: &str) -> bool {
-    const FIRST: [u32; 4] = [3, 1, 1511, 0];
-    let mut v = [0u32; 4];
-    let mut parts = agent_version.trim().split('.');
-    for slot in v.iter_mut() {
-        match parts.next().map(str::parse::<u32>) {
-            Some(Ok(n)) => *slot = n,
+    version_at_least(agent_version, [3, 1, 1511, 0])
+}
+
+/// Whether dotted version `v` (up to four numbers, missing ones count as 0) is at least `min`.
+/// Anything unparsable is "not at least".
+pub fn version_at_least(v: &str, min: [u32; 4]) -> bool {
+    let v = v.trim();
+    let mut parts = [0u32; 4];
+    let mut it = v.split('.');
+    for p in parts.iter_mut() {
+        match it.next().map(str::parse::<u32>) {
+            Some(Ok(n)) => *p = n,
             Some(Err(_)) => return false,
             None => break,
         }
     }
-    parts.next().is_none() && !agent_version.trim().is_empty() && v >= FIRST
+    it.next().is_none() && !v.is_empty() && parts >= min
 }
 
 /// An smux error. The first group is the peer's fault and fails the whole multiplexer; the

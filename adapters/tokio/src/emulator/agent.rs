@@ -17,7 +17,7 @@ const DRAIN: Duration = Duration::from_secs(3);
 const DEFAULT_SIZE: (u16, u16) = (80, 24);
 
 /// Runs `kind` for `agent` until the process ends or the client goes away.
-pub(crate) async fn run(agent: AgentSession, kind: Kind, shell: String) {
+pub(crate) async fn run(agent: AgentSession, kind: Kind, shell: String, agent_version: String) {
     let AgentSession {
         input,
         output,
@@ -27,9 +27,13 @@ pub(crate) async fn run(agent: AgentSession, kind: Kind, shell: String) {
         finished,
     } = agent;
     let mut size = DEFAULT_SIZE;
+    let client_version;
     loop {
         match events.next().await {
-            Some(SessionEvent::HandshakeComplete(_)) => break,
+            Some(SessionEvent::HandshakeComplete(info)) => {
+                client_version = info.client_version;
+                break;
+            }
             Some(SessionEvent::Resized { cols, rows }) => size = (cols, rows),
             Some(SessionEvent::Closed(_)) | None => {
                 let _ = finished.wait().await;
@@ -46,6 +50,18 @@ pub(crate) async fn run(agent: AgentSession, kind: Kind, shell: String) {
         Kind::Interactive(cmd) => {
             let args = vec!["-c".to_string(), cmd];
             run_pty("/bin/sh", &args, size, input, output, &mut events).await
+        }
+        Kind::Port {
+            host,
+            port,
+            local_forwarding,
+            ..
+        } => {
+            // As the agent decides (`agent/session/plugins/port`): smux only for
+            // LocalPortForwarding, and only when both ends are new enough.
+            let mux =
+                local_forwarding && crate::forward::multiplexed(&agent_version, &client_version);
+            run_port(&host, port, mux, &agent_version, input, output, &mut events).await
         }
         Kind::NonInteractive(cmd) => {
             match run_pipes(&cmd, input, output, stderr, &mut events).await {
@@ -223,4 +239,50 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 #[cfg(not(unix))]
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     status.code().unwrap_or(-1)
+}
+
+/// A port session: every stream (smux) or connection (basic) goes to `host:port`.
+async fn run_port(
+    host: &str,
+    port: u16,
+    mux: bool,
+    agent_version: &str,
+    input: crate::StreamReader,
+    output: crate::StreamWriter,
+    events: &mut crate::Events,
+) -> std::io::Result<String> {
+    use crate::forward::{serve_basic, serve_mux, LocalStreamDyn};
+    let target = format!("{host}:{port}");
+    let connect = move || {
+        let target = target.clone();
+        async move {
+            let s = tokio::net::TcpStream::connect(target).await?;
+            let _ = s.set_nodelay(true);
+            Ok(Box::new(s) as Box<dyn LocalStreamDyn>)
+        }
+    };
+    let io = tokio::io::join(input, output);
+    let (flag_tx, flag_rx) = tokio::sync::mpsc::unbounded_channel();
+    let serve = async {
+        if mux {
+            let config = ssm_proto::smux::Config::for_agent(agent_version);
+            serve_mux(io, config, connect).await
+        } else {
+            serve_basic(io, connect, flag_rx).await
+        }
+    };
+    tokio::pin!(serve);
+    loop {
+        tokio::select! {
+            r = &mut serve => return r.map(|()| "port session ended".into()),
+            ev = events.next() => match ev {
+                Some(SessionEvent::Flag(1)) => {
+                    let _ = flag_tx.send(());
+                }
+                Some(SessionEvent::Closed(r)) => return Ok(r),
+                None => return Ok("session ended".into()),
+                Some(_) => {}
+            },
+        }
+    }
 }

@@ -31,8 +31,10 @@
 //! - `AWS-StartNonInteractiveCommand` (parameter `command`): `NonInteractiveCommands` with
 //!   `separateOutputStream`: `sh -c command` on pipes, stdout as Output, stderr as StdErr, then
 //!   the exit code, then the channel closes.
-//! - Port documents (`AWS-StartPortForwardingSession*`, `AWS-StartSSHSession`): not yet, they
-//!   answer `InvalidDocument`; the hook is [`Kind`] (TODO of the port-forwarding issue).
+//! - Port documents (`AWS-StartPortForwardingSession`, `…ToRemoteHost` with `host`,
+//!   `AWS-StartSSHSession`; parameter `portNumber`): the agent connects to the target port for
+//!   each stream (smux-multiplexed when `agent_version` ≥ 3.0.196.0 and the client reports
+//!   ≥ 1.1.70, else basic with DisconnectToPort), as [`crate::forward`] describes.
 //!
 //! Faults ([`EmulatorConfig::faults`]) apply between the agent's engine and the socket, in both
 //! directions, to sessions started after they are set.
@@ -132,6 +134,37 @@ impl StartSession {
         }
     }
 
+    /// `AWS-StartPortForwardingSession` to `port` on the target itself.
+    pub fn port_forwarding(port: u16) -> Self {
+        StartSession {
+            target: "i-0emulator".into(),
+            document_name: Some("AWS-StartPortForwardingSession".into()),
+            parameters: vec![("portNumber".into(), vec![port.to_string()])],
+        }
+    }
+
+    /// `AWS-StartPortForwardingSessionToRemoteHost` to `host:port`.
+    pub fn port_forwarding_to_remote_host(host: impl Into<String>, port: u16) -> Self {
+        StartSession {
+            target: "i-0emulator".into(),
+            document_name: Some("AWS-StartPortForwardingSessionToRemoteHost".into()),
+            parameters: vec![
+                ("host".into(), vec![host.into()]),
+                ("portNumber".into(), vec![port.to_string()]),
+            ],
+        }
+    }
+
+    /// `AWS-StartSSHSession` to `port` (22 by default in the real document): a stdin/stdout
+    /// stream, as SSH's ProxyCommand uses it.
+    pub fn ssh(port: u16) -> Self {
+        StartSession {
+            target: "i-0emulator".into(),
+            document_name: Some("AWS-StartSSHSession".into()),
+            parameters: vec![("portNumber".into(), vec![port.to_string()])],
+        }
+    }
+
     /// `AWS-StartNonInteractiveCommand` with `command`.
     pub fn non_interactive(command: impl Into<String>) -> Self {
         StartSession {
@@ -150,8 +183,7 @@ impl StartSession {
     }
 }
 
-/// What a session runs. Port sessions are the port-forwarding issue's: add a variant here and a
-/// runner in `agent.rs`.
+/// What a session runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Kind {
@@ -161,6 +193,19 @@ pub enum Kind {
     Interactive(String),
     /// `NonInteractiveCommands` with separate streams and an exit code.
     NonInteractive(String),
+    /// `Port`: the agent connects to `host:port`; smux-multiplexed or basic by the emulated
+    /// agent's version (and the client's), as the real agent decides.
+    Port {
+        /// Where the agent connects (`localhost` for the target itself).
+        host: String,
+        /// The target port.
+        port: u16,
+        /// `localPortNumber` for the client (0 or absent: pick one).
+        local_port: Option<u16>,
+        /// `type: LocalPortForwarding` (listen locally); false for `AWS-StartSSHSession`
+        /// (stdin/stdout).
+        local_forwarding: bool,
+    },
 }
 
 impl Kind {
@@ -169,6 +214,7 @@ impl Kind {
             Kind::Shell => "Standard_Stream",
             Kind::Interactive(_) => "InteractiveCommands",
             Kind::NonInteractive(_) => "NonInteractiveCommands",
+            Kind::Port { .. } => "Port",
         }
     }
 
@@ -177,11 +223,32 @@ impl Kind {
             Kind::Shell => crate::engine::SessionType::StandardStream,
             Kind::Interactive(_) => crate::engine::SessionType::InteractiveCommands,
             Kind::NonInteractive(_) => crate::engine::SessionType::NonInteractiveCommands,
+            Kind::Port { .. } => crate::engine::SessionType::Port,
         }
     }
 
-    /// The handshake's `Properties`, shaped like the documents' per-OS properties.
+    /// The handshake's `Properties`, shaped like the documents' per-OS properties (port
+    /// documents' are flat, numbers as strings).
     fn properties(&self) -> String {
+        if let Kind::Port {
+            host,
+            port,
+            local_port,
+            local_forwarding,
+        } = self
+        {
+            let mut p = serde_json::json!({ "portNumber": port.to_string() });
+            if *local_forwarding {
+                p["type"] = "LocalPortForwarding".into();
+            }
+            if let Some(l) = local_port {
+                p["localPortNumber"] = l.to_string().into();
+            }
+            if host != "localhost" {
+                p["host"] = host.clone().into();
+            }
+            return p.to_string();
+        }
         let linux = match self {
             Kind::Shell => serde_json::json!({"commands": "", "runAsElevated": false}),
             Kind::Interactive(c) => serde_json::json!({"commands": c, "runAsElevated": false}),
@@ -189,6 +256,7 @@ impl Kind {
                 "commands": c, "runAsElevated": false, "separateOutputStream": true,
                 "stdOutSeparatorPrefix": "", "stdErrSeparatorPrefix": ""
             }),
+            Kind::Port { .. } => unreachable!("returned above"),
         };
         serde_json::json!({ "linux": linux }).to_string()
     }
@@ -387,14 +455,37 @@ fn kind_of(request: &StartSession) -> Result<Kind, ApiError> {
         None | Some("SSM-SessionManagerRunShell") => Ok(Kind::Shell),
         Some("AWS-StartInteractiveCommand") => Ok(Kind::Interactive(command()?)),
         Some("AWS-StartNonInteractiveCommand") => Ok(Kind::NonInteractive(command()?)),
-        // TODO(port-forwarding issue): Kind::Port and a runner in agent.rs.
-        Some(d)
-            if d.starts_with("AWS-StartPortForwardingSession") || d == "AWS-StartSSHSession" =>
-        {
-            Err(ApiError::new(
-                "InvalidDocument",
-                format!("the emulator does not run port sessions yet ({d})"),
-            ))
+        Some(
+            d @ ("AWS-StartPortForwardingSession"
+            | "AWS-StartPortForwardingSessionToRemoteHost"
+            | "AWS-StartSSHSession"),
+        ) => {
+            let number = |name: &str, default: Option<u16>| -> Result<Option<u16>, ApiError> {
+                match request.parameter(name) {
+                    None | Some("") => Ok(default),
+                    Some(v) => v.parse().map(Some).map_err(|_| {
+                        ApiError::new("ValidationException", format!("{name} is not a port: {v}"))
+                    }),
+                }
+            };
+            let ssh = d == "AWS-StartSSHSession";
+            let port = number("portNumber", if ssh { Some(22) } else { Some(80) })?.unwrap_or(80);
+            let host = if d.ends_with("ToRemoteHost") {
+                request
+                    .parameter("host")
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        ApiError::new("ValidationException", "parameter host is required")
+                    })?
+            } else {
+                "localhost".into()
+            };
+            Ok(Kind::Port {
+                host,
+                port,
+                local_port: number("localPortNumber", None)?,
+                local_forwarding: !ssh,
+            })
         }
         Some(d) => Err(ApiError::new(
             "InvalidDocument",
@@ -610,7 +701,7 @@ where
     drop(sessions);
     let st = state.clone();
     tokio::spawn(async move {
-        agent::run(agent, kind, config.shell).await;
+        agent::run(agent, kind, config.shell, config.agent_version).await;
         lock(&st.sessions).remove(&id);
         tracing::info!(session_id = %id, "session ended");
     });
