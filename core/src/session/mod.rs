@@ -234,6 +234,8 @@ pub struct Session<
     transport_up: bool,
     /// Agent: OpenDataChannelInput received on the current transport.
     peer_opened: bool,
+    /// Agent: the client sent TerminateSession; it wants no more output.
+    peer_terminated: bool,
     /// Client: OpenDataChannelInput to send on the current transport.
     open_pending: bool,
     /// Zeroed when dropped or replaced; `Debug` shows it redacted.
@@ -358,6 +360,7 @@ impl<
             opened_event_pending: false,
             transport_up: false,
             peer_opened: false,
+            peer_terminated: false,
             open_pending: false,
             token: None,
             request_id: Uuid::NIL,
@@ -682,7 +685,9 @@ impl<
 
     /// Agent role: ends the session with `reason` shown to the user (`channel_closed` Output).
     /// After the handshake, everything written first reaches the client (acknowledged), then
-    /// `channel_closed` goes out; before it (e.g. a bad token), at once. The session then
+    /// `channel_closed` goes out; before it (e.g. a bad token), or once the client has sent
+    /// TerminateSession (it wants no more output, and it stops acknowledging once its flag is
+    /// acknowledged), at once. The session then
     /// reports [`CloseReason::Local`] and keeps answering the client with `channel_closed` while
     /// the transport stays up (the frame is not acknowledged, so it is repeated every
     /// `max_rto` until the driver drops the connection).
@@ -692,7 +697,7 @@ impl<
             return;
         }
         self.close_message.set_cut(reason);
-        if self.phase == Phase::Established {
+        if self.phase == Phase::Established && !self.peer_terminated {
             self.begin_closing(Closing::ChannelClose);
         } else {
             self.agent_close(CloseReason::Local);
@@ -736,10 +741,9 @@ impl<
         }
         match self.role {
             Role::Client => {
-                if self.is_closed() {
-                    return Ok(None);
-                }
-                if self.open_pending {
+                // A closed client still sends the acknowledgements it owes (the agent would
+                // otherwise resend until it gives up), nothing else.
+                if self.open_pending && !self.is_closed() {
                     return self.emit_open(buf).map(Some);
                 }
             }
@@ -1348,6 +1352,13 @@ impl<
                     return Ok(false);
                 }
                 let f = Flag::parse(payload).map_err(Error::Payload)?;
+                if f == Flag::TerminateSession {
+                    self.peer_terminated = true;
+                    if self.closing == Some(Closing::ChannelClose) {
+                        // Already flushing towards a client that is leaving: stop waiting.
+                        self.agent_close(CloseReason::Local);
+                    }
+                }
                 let _ = self.events.push_back(Event::Flag(f));
                 Ok(true)
             }

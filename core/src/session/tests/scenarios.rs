@@ -1042,3 +1042,55 @@ fn established_sessions_have_no_handshake_deadline() {
     a.handle_timeout(at(10 * HANDSHAKE_MS));
     assert!(c.is_established() && a.is_established());
 }
+
+#[test]
+fn a_closing_client_still_sends_the_acknowledgements_it_owes() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    a.write(at(1), b"last words").unwrap();
+    deliver(&mut c, at(2), &drain(&mut a, at(1)));
+    // Nothing of ours is unacknowledged: `close` ends the session at once, before the driver
+    // has transmitted the acknowledgement of the output just received.
+    c.close(at(2));
+    assert_eq!(c.close_reason(), Some(CloseReason::Local));
+    let out = drain(&mut c, at(2));
+    assert_eq!(acks(&out), [("output_stream_data".into(), 2)]);
+    deliver(&mut a, at(3), &out);
+    assert_eq!(a.unacked_bytes(), 0);
+    assert!(drain(&mut c, at(4)).is_empty(), "and nothing else");
+}
+
+#[test]
+fn agent_closing_after_terminate_does_not_wait_for_acknowledgements() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut a);
+    a.write(at(1), b"output the client will not wait for")
+        .unwrap();
+    let lost = drain(&mut a, at(1));
+    assert_eq!(data(&lost).len(), 1);
+    c.terminate(at(1));
+    deliver(&mut a, at(2), &drain(&mut c, at(1)));
+    assert_eq!(events(&mut a), [Event::Flag(Flag::TerminateSession)]);
+    a.close_channel(at(2), "terminated");
+    assert_eq!(a.close_reason(), Some(CloseReason::Local));
+    assert_eq!(events(&mut a), [Event::Closed(CloseReason::Local)]);
+    // The flag's acknowledgement, then channel_closed.
+    let out = drain(&mut a, at(2));
+    let types: Vec<_> = out.iter().map(|m| m.frame().header.message_type).collect();
+    assert_eq!(
+        types,
+        [MessageType::Acknowledge, MessageType::ChannelClosed]
+    );
+    deliver(&mut c, at(3), &out[..1]);
+    assert_eq!(c.close_reason(), Some(CloseReason::Terminated));
+
+    // An agent already flushing its close stops waiting when the flag comes.
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    a.write(at(1), b"unacknowledged").unwrap();
+    drain(&mut a, at(1));
+    a.close_channel(at(1), "bye");
+    assert!(!a.is_closed());
+    c.terminate(at(1));
+    deliver(&mut a, at(2), &drain(&mut c, at(1)));
+    assert_eq!(a.close_reason(), Some(CloseReason::Local));
+}
