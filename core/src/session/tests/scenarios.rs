@@ -1094,3 +1094,38 @@ fn agent_closing_after_terminate_does_not_wait_for_acknowledgements() {
     deliver(&mut a, at(2), &drain(&mut c, at(1)));
     assert_eq!(a.close_reason(), Some(CloseReason::Local));
 }
+
+#[test]
+fn one_lost_message_costs_one_retransmission() {
+    // The agent sends at most as far ahead as the client can hold (Small: 8 reorder slots).
+    let mut c = client(1);
+    let mut cfg = Config::agent(2, AgentHandshake::SHELL);
+    cfg.max_ahead = 8;
+    let mut a = Box::new(Small::new(cfg, at(0)));
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    exchange(&mut c, &mut a, at(0));
+    events(&mut c);
+    events(&mut a);
+    let mut sent = Vec::new();
+    for i in 0..20u8 {
+        let piece = [i; 100];
+        assert_eq!(a.write(at(1), &piece), Ok(100));
+        sent.extend_from_slice(&piece);
+    }
+    let out = drain(&mut a, at(1));
+    assert_eq!(data(&out).len(), 8, "no further than the client holds");
+    // The first is lost; the client holds the other seven and acknowledges them.
+    deliver(&mut c, at(2), &out[1..]);
+    exchange(&mut c, &mut a, at(3));
+    assert_eq!(read_all(&mut c).0, sent);
+    assert_eq!(c.stats().dropped_unacked, 0);
+    assert_eq!(a.stats().retransmits, 1);
+    assert_eq!(a.unacked_bytes(), 0);
+}
+
+#[test]
+fn max_ahead_defaults() {
+    assert_eq!(Config::client(1).max_ahead, 10_000);
+    assert_eq!(Config::agent(1, AgentHandshake::SHELL).max_ahead, 16);
+}
