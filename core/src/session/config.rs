@@ -59,6 +59,9 @@ impl AgentHandshake<'static> {
 /// agent gates features on it, so it must not be lower.
 pub const DEFAULT_CLIENT_VERSION: &str = "1.2.764.0";
 
+/// The `REORDER` capacity of a default [`Session`](super::Session).
+pub(crate) const DEFAULT_REORDER: usize = 16;
+
 /// Session configuration. Every field is public; start from [`Config::client`] or
 /// [`Config::agent`], which fill in the documented defaults.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +93,19 @@ pub struct Config<'a> {
     /// transport is down, and not while the agent has paused publication. Default 5 minutes:
     /// the official client's 3000 resends every 100 ms.
     pub give_up: Duration,
+    /// Most messages in flight counted from the oldest unacknowledged one (which included): a
+    /// message further ahead waits until that one is acknowledged. Set it to what the peer
+    /// holds out of order plus one, and a lost message costs one retransmission instead of
+    /// everything the peer had to drop behind it. Retransmissions go out oldest first and
+    /// within the same bound, after a reconnect too.
+    ///
+    /// Default for [`Config::client`]: 10 000, the official agent's
+    /// `IncomingMessageBufferCapacity` (PROTOCOL.md §4): the window binds first, and uploads
+    /// are not slowed. Default for [`Config::agent`]: 16, the `REORDER` capacity of a default
+    /// [`Session`](super::Session), the client this library's agent role talks to; against a
+    /// session built with other capacities, use its `REORDER` (a smaller bound caps throughput
+    /// at `max_ahead` messages per round trip, which a local emulator does not notice).
+    pub max_ahead: usize,
     /// How long the handshake may take, counted from the first
     /// [`handle_connected`](super::Session::handle_connected): client, until HandshakeComplete
     /// (or an old agent's first output); agent, until the client's OpenDataChannelInput and its
@@ -126,6 +142,7 @@ impl Config<'static> {
             max_rto: Duration::from_secs(1),
             rttvar_floor: Duration::from_millis(10),
             give_up: Duration::from_secs(5 * 60),
+            max_ahead: 10_000,
             handshake_timeout: Duration::from_secs(60),
             client_version: DEFAULT_CLIENT_VERSION,
             encryption: Encryption::Unsupported,
@@ -148,6 +165,7 @@ impl<'a> Config<'a> {
             max_rto: c.max_rto,
             rttvar_floor: c.rttvar_floor,
             give_up: c.give_up,
+            max_ahead: DEFAULT_REORDER,
             handshake_timeout: c.handshake_timeout,
             client_version: c.client_version,
             encryption: c.encryption,

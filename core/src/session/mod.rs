@@ -198,13 +198,15 @@ enum Closing {
 ///   `min(Config::window, SEND)`. Default 256 KiB, the default window.
 /// - `UNACKED`: outgoing messages in flight.
 /// - `REORDER`: incoming messages held out of order (each slot [`REORDER_SLOT_LEN`] bytes).
+///   Default 16; a peer that keeps [`Config::max_ahead`] at most this never makes it drop one
+///   (this library's agent role does by default).
 /// - `RECV`: delivered stream bytes waiting for [`read`](Self::read); at least
 ///   [`REORDER_SLOT_LEN`] (one message of the agent's).
 /// - `TXQ`: acknowledgements and other unsequenced frames waiting for `poll_transmit`.
 pub struct Session<
     const SEND: usize = 262_144,
     const UNACKED: usize = 256,
-    const REORDER: usize = 16,
+    const REORDER: usize = { config::DEFAULT_REORDER },
     const RECV: usize = 8192,
     const TXQ: usize = 32,
 > {
@@ -212,6 +214,7 @@ pub struct Session<
     chunk_size: usize,
     window: usize,
     give_up: Duration,
+    max_ahead: usize,
     handshake_timeout: Duration,
     /// When the handshake must be over: set by the first `handle_connected`.
     handshake_deadline: Option<Instant>,
@@ -234,6 +237,8 @@ pub struct Session<
     transport_up: bool,
     /// Agent: OpenDataChannelInput received on the current transport.
     peer_opened: bool,
+    /// Agent: the client sent TerminateSession; it wants no more output.
+    peer_terminated: bool,
     /// Client: OpenDataChannelInput to send on the current transport.
     open_pending: bool,
     /// Zeroed when dropped or replaced; `Debug` shows it redacted.
@@ -316,14 +321,15 @@ impl<
     ///
     /// # Panics
     /// If the agent handshake's strings exceed [`MAX_PROPERTIES_LEN`] / [`MAX_TEXT_LEN`], the
-    /// client version exceeds 32 bytes, or `chunk_size` or `window` is 0 (API misuse).
+    /// client version exceeds 32 bytes, or `chunk_size`, `window` or `max_ahead` is 0 (API
+    /// misuse).
     pub const fn new(config: Config<'_>, now: Instant) -> Self {
         #[allow(
             clippy::let_unit_value,
             reason = "forces the compile-time capacity check"
         )]
         let () = Self::CAPACITIES_OK;
-        assert!(config.chunk_size > 0 && config.window > 0);
+        assert!(config.chunk_size > 0 && config.window > 0 && config.max_ahead > 0);
         let mut rng = SplitMix64::new(config.seed);
         let client_id = rng.uuid();
         let mut s = Session {
@@ -335,6 +341,7 @@ impl<
                 SEND
             },
             give_up: config.give_up,
+            max_ahead: config.max_ahead,
             handshake_timeout: config.handshake_timeout,
             handshake_deadline: None,
             max_rto: config.max_rto,
@@ -358,6 +365,7 @@ impl<
             opened_event_pending: false,
             transport_up: false,
             peer_opened: false,
+            peer_terminated: false,
             open_pending: false,
             token: None,
             request_id: Uuid::NIL,
@@ -682,7 +690,9 @@ impl<
 
     /// Agent role: ends the session with `reason` shown to the user (`channel_closed` Output).
     /// After the handshake, everything written first reaches the client (acknowledged), then
-    /// `channel_closed` goes out; before it (e.g. a bad token), at once. The session then
+    /// `channel_closed` goes out; before it (e.g. a bad token), or once the client has sent
+    /// TerminateSession (it wants no more output, and it stops acknowledging once its flag is
+    /// acknowledged), at once. The session then
     /// reports [`CloseReason::Local`] and keeps answering the client with `channel_closed` while
     /// the transport stays up (the frame is not acknowledged, so it is repeated every
     /// `max_rto` until the driver drops the connection).
@@ -692,7 +702,7 @@ impl<
             return;
         }
         self.close_message.set_cut(reason);
-        if self.phase == Phase::Established {
+        if self.phase == Phase::Established && !self.peer_terminated {
             self.begin_closing(Closing::ChannelClose);
         } else {
             self.agent_close(CloseReason::Local);
@@ -736,10 +746,9 @@ impl<
         }
         match self.role {
             Role::Client => {
-                if self.is_closed() {
-                    return Ok(None);
-                }
-                if self.open_pending {
+                // A closed client still sends the acknowledgements it owes (the agent would
+                // otherwise resend until it gives up), nothing else.
+                if self.open_pending && !self.is_closed() {
                     return self.emit_open(buf).map(Some);
                 }
             }
@@ -766,7 +775,7 @@ impl<
         if self.is_closed() || self.paused {
             return Ok(None);
         }
-        if let Some(seq) = self.send.next_due(now, self.rtt.rto()) {
+        if let Some(seq) = self.send.next_due(now, self.rtt.rto(), self.max_ahead) {
             let t = self.emit_stored(seq, buf)?;
             return Ok(Some(t));
         }
@@ -787,7 +796,7 @@ impl<
                 Role::Agent => self.peer_opened && !self.opened_event_pending,
             };
         if sending {
-            t = min_opt(t, self.send.next_deadline(self.rtt.rto()));
+            t = min_opt(t, self.send.next_deadline(self.rtt.rto(), self.max_ahead));
         }
         if self.transport_up && self.peer_opened {
             t = min_opt(t, self.channel_closed_due);
@@ -1348,6 +1357,13 @@ impl<
                     return Ok(false);
                 }
                 let f = Flag::parse(payload).map_err(Error::Payload)?;
+                if f == Flag::TerminateSession {
+                    self.peer_terminated = true;
+                    if self.closing == Some(Closing::ChannelClose) {
+                        // Already flushing towards a client that is leaving: stop waiting.
+                        self.agent_close(CloseReason::Local);
+                    }
+                }
                 let _ = self.events.push_back(Event::Flag(f));
                 Ok(true)
             }

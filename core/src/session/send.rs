@@ -181,10 +181,21 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
         &self.bytes[s.off as usize..s.end()]
     }
 
-    /// The oldest unacknowledged message that is due: never sent on this transport, or sent
-    /// `rto` ago or more. Returns its sequence number.
-    pub(crate) fn next_due(&self, now: Instant, rto: Duration) -> Option<i64> {
-        (0..self.len).find_map(|i| {
+    /// Slot positions (from the oldest live one) that may go out: fewer than `ahead` past the
+    /// oldest unacknowledged message, so that a peer holding `ahead - 1` messages out of order
+    /// never has to drop one for lack of room.
+    fn sendable(&self, ahead: usize) -> core::ops::Range<usize> {
+        let first = (0..self.len)
+            .find(|&i| !self.slots[self.idx(i)].acked)
+            .unwrap_or(self.len);
+        0..self.len.min(first.saturating_add(ahead))
+    }
+
+    /// The oldest unacknowledged message that is due, among those fewer than `ahead` past the
+    /// oldest unacknowledged one: never sent on this transport, or sent `rto` ago or more.
+    /// Returns its sequence number.
+    pub(crate) fn next_due(&self, now: Instant, rto: Duration, ahead: usize) -> Option<i64> {
+        self.sendable(ahead).find_map(|i| {
             let s = &self.slots[self.idx(i)];
             let due = !s.acked && s.sent_at.is_none_or(|t| t + rto <= now);
             due.then_some(self.base_seq + i as i64)
@@ -203,9 +214,10 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
         }
     }
 
-    /// The earliest retransmission deadline among messages already sent.
-    pub(crate) fn next_deadline(&self, rto: Duration) -> Option<Instant> {
-        (0..self.len)
+    /// The earliest retransmission deadline among messages already sent that may go out again
+    /// (see [`next_due`](Self::next_due)).
+    pub(crate) fn next_deadline(&self, rto: Duration, ahead: usize) -> Option<Instant> {
+        self.sendable(ahead)
             .filter_map(|i| {
                 let s = &self.slots[self.idx(i)];
                 if s.acked {
@@ -371,11 +383,11 @@ mod tests {
         assert!(!b.fast_retransmit(3));
         b.on_ack(3, Uuid([3; 16]), Instant::from_millis(5));
         assert!(b.fast_retransmit(3));
-        assert_eq!(b.next_due(Instant::from_millis(5), rto), Some(0));
+        assert_eq!(b.next_due(Instant::from_millis(5), rto, 4), Some(0));
         b.mark_sent(0, Instant::from_millis(5));
         // Sent twice now: only its timeout brings it back.
         assert!(!b.fast_retransmit(3));
-        assert_eq!(b.next_due(Instant::from_millis(6), rto), None);
+        assert_eq!(b.next_due(Instant::from_millis(6), rto, 4), None);
     }
 
     #[test]
@@ -386,14 +398,39 @@ mod tests {
         }
         let rto = Duration::from_millis(200);
         for s in 0..3 {
-            assert_eq!(b.next_due(Instant::ZERO, rto), Some(s));
+            assert_eq!(b.next_due(Instant::ZERO, rto, 4), Some(s));
             b.mark_sent(s, Instant::from_millis(s as u64));
         }
-        assert_eq!(b.next_due(Instant::from_millis(100), rto), None);
-        assert_eq!(b.next_deadline(rto), Some(Instant::from_millis(200)));
+        assert_eq!(b.next_due(Instant::from_millis(100), rto, 4), None);
+        assert_eq!(b.next_deadline(rto, 4), Some(Instant::from_millis(200)));
         b.mark_sent(0, Instant::from_millis(200));
-        assert_eq!(b.next_due(Instant::from_millis(202), rto), Some(1));
+        assert_eq!(b.next_due(Instant::from_millis(202), rto, 4), Some(1));
         b.mark_sent(1, Instant::from_millis(202));
-        assert_eq!(b.next_due(Instant::from_millis(202), rto), Some(2));
+        assert_eq!(b.next_due(Instant::from_millis(202), rto, 4), Some(2));
+    }
+
+    #[test]
+    fn nothing_goes_out_beyond_what_the_peer_can_hold() {
+        let mut b = SendBuffer::<64, 4>::new();
+        for k in 0..4 {
+            push(&mut b, 1, k);
+        }
+        let rto = Duration::from_millis(200);
+        // Two may be in flight past the oldest unacknowledged one... (ahead 2: seq 0 and 1)
+        assert_eq!(b.next_due(Instant::ZERO, rto, 2), Some(0));
+        b.mark_sent(0, Instant::ZERO);
+        assert_eq!(b.next_due(Instant::ZERO, rto, 2), Some(1));
+        b.mark_sent(1, Instant::ZERO);
+        assert_eq!(b.next_due(Instant::ZERO, rto, 2), None);
+        // ...and the deadline is that of those two, not of a held one.
+        assert_eq!(b.next_deadline(rto, 2), Some(Instant::from_millis(200)));
+        // 1 is acknowledged, 0 is not: the peer holds 1, so 2 still waits.
+        b.on_ack(1, Uuid([1; 16]), Instant::from_millis(5));
+        assert_eq!(b.next_due(Instant::from_millis(5), rto, 2), None);
+        // 0 acknowledged: the limit moves past 2 and 3.
+        b.on_ack(0, Uuid([0; 16]), Instant::from_millis(6));
+        assert_eq!(b.next_due(Instant::from_millis(6), rto, 2), Some(2));
+        b.mark_sent(2, Instant::from_millis(6));
+        assert_eq!(b.next_due(Instant::from_millis(6), rto, 2), Some(3));
     }
 }

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use super::sim::{bytes, check, NetConfig, Sim, SmallSim, Workload};
+use super::sim::{bytes, check, Ending, NetConfig, Sim, SmallSim, Workload};
 use super::*;
 use crate::wire::FrameRepr;
 
@@ -13,6 +13,16 @@ fn workload(
     client_len: usize,
     agent_pieces: &[(bool, usize)],
     piece: usize,
+) -> Workload {
+    ending_workload(seed, client_len, agent_pieces, piece, Ending::AgentCloses)
+}
+
+fn ending_workload(
+    seed: u64,
+    client_len: usize,
+    agent_pieces: &[(bool, usize)],
+    piece: usize,
+    ending: Ending,
 ) -> Workload {
     Workload {
         client_input: bytes(seed, client_len),
@@ -25,6 +35,7 @@ fn workload(
             })
             .collect(),
         write_piece: piece,
+        ending,
     }
 }
 
@@ -87,6 +98,14 @@ fn hostile_network_fixed_seeds() {
     assert!(cuts >= 8, "the network should have cut connections: {cuts}");
 }
 
+fn ending_strategy() -> impl Strategy<Value = Ending> {
+    prop_oneof![
+        Just(Ending::AgentCloses),
+        Just(Ending::ClientCloses),
+        (0usize..8_000).prop_map(Ending::ClientTerminates),
+    ]
+}
+
 fn net_strategy() -> impl Strategy<Value = NetConfig> {
     (
         (1u64..50, 0u64..150),
@@ -128,6 +147,7 @@ proptest! {
 
     #[test]
     fn every_byte_arrives_once_in_order(
+        ending in ending_strategy(),
         seed in any::<u64>(),
         net in net_strategy(),
         client_len in 0usize..20_000,
@@ -138,7 +158,7 @@ proptest! {
         // few round trips takes longer than the run's limit, without being wrong.
         window in 1024usize..40_000,
     ) {
-        let w = workload(seed, client_len, &agent_pieces, piece);
+        let w = ending_workload(seed, client_len, &agent_pieces, piece, ending);
         let o = SmallSim::new(seed, net, |c| {
             c.chunk_size = chunk;
             c.window = window;
@@ -160,6 +180,7 @@ proptest! {
 
     #[test]
     fn tiny_sessions_still_deliver_exactly(
+        ending in ending_strategy(),
         seed in any::<u64>(),
         net in net_strategy(),
         client_len in 0usize..6_000,
@@ -169,7 +190,7 @@ proptest! {
         piece in 64usize..3_000,
         chunk in 64usize..=1024,
     ) {
-        let w = workload(seed, client_len, &agent_pieces, piece);
+        let w = ending_workload(seed, client_len, &agent_pieces, piece, ending);
         let o = TinySim::new(seed, net, |c| c.chunk_size = chunk, &w).run(LIMIT_MS);
         check(&w, &o);
     }
@@ -321,5 +342,43 @@ fn dead_directions_end_in_handshake_timeout() {
             assert_eq!(o.now, 20_000, "seed {seed}");
             assert!(o.agent_got.is_empty() && o.client_got_out.is_empty());
         }
+    }
+}
+
+/// The client's own endings, `close` and `terminate`, over the hostile network: both sides end
+/// closed with the right reason, and all input arrives.
+#[test]
+fn client_endings_under_loss_fixed_seeds() {
+    let (mut agent_local, mut agent_gave_up) = (0, 0);
+    for ending in [
+        Ending::ClientCloses,
+        Ending::ClientTerminates(0),
+        Ending::ClientTerminates(20_000),
+        Ending::ClientTerminates(usize::MAX),
+    ] {
+        for seed in 0..8u64 {
+            // Little input, much output: a terminate comes while output is in flight.
+            let w = ending_workload(seed, 1_000, &[(false, 30_000), (true, 3_000)], 3000, ending);
+            let o = SmallSim::new(seed, HOSTILE, |c| c.window = 4 * 1024, &w).run(LIMIT_MS);
+            check(&w, &o);
+            match o.agent_reason {
+                Some(CloseReason::Local) => agent_local += 1,
+                _ => agent_gave_up += 1,
+            }
+        }
+    }
+    std::println!("agent closed locally {agent_local}, gave up {agent_gave_up}");
+}
+
+/// On a clean network a client that closes leaves nothing unacknowledged behind: its last
+/// acknowledgements go out before it drops the connection, and the agent closes `Local`.
+#[test]
+fn client_close_on_a_clean_network_acknowledges_everything() {
+    for seed in 0..4u64 {
+        let w = ending_workload(seed, 5_000, &[(false, 9_000)], 1000, Ending::ClientCloses);
+        let o = SmallSim::new(seed, NetConfig::PERFECT, |_| {}, &w).run(LIMIT_MS);
+        check(&w, &o);
+        assert_eq!(o.agent_unacked_at_client_exit, Some(0), "seed {seed}");
+        assert_eq!(o.agent_reason, Some(CloseReason::Local));
     }
 }

@@ -1042,3 +1042,90 @@ fn established_sessions_have_no_handshake_deadline() {
     a.handle_timeout(at(10 * HANDSHAKE_MS));
     assert!(c.is_established() && a.is_established());
 }
+
+#[test]
+fn a_closing_client_still_sends_the_acknowledgements_it_owes() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    a.write(at(1), b"last words").unwrap();
+    deliver(&mut c, at(2), &drain(&mut a, at(1)));
+    // Nothing of ours is unacknowledged: `close` ends the session at once, before the driver
+    // has transmitted the acknowledgement of the output just received.
+    c.close(at(2));
+    assert_eq!(c.close_reason(), Some(CloseReason::Local));
+    let out = drain(&mut c, at(2));
+    assert_eq!(acks(&out), [("output_stream_data".into(), 2)]);
+    deliver(&mut a, at(3), &out);
+    assert_eq!(a.unacked_bytes(), 0);
+    assert!(drain(&mut c, at(4)).is_empty(), "and nothing else");
+}
+
+#[test]
+fn agent_closing_after_terminate_does_not_wait_for_acknowledgements() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut a);
+    a.write(at(1), b"output the client will not wait for")
+        .unwrap();
+    let lost = drain(&mut a, at(1));
+    assert_eq!(data(&lost).len(), 1);
+    c.terminate(at(1));
+    deliver(&mut a, at(2), &drain(&mut c, at(1)));
+    assert_eq!(events(&mut a), [Event::Flag(Flag::TerminateSession)]);
+    a.close_channel(at(2), "terminated");
+    assert_eq!(a.close_reason(), Some(CloseReason::Local));
+    assert_eq!(events(&mut a), [Event::Closed(CloseReason::Local)]);
+    // The flag's acknowledgement, then channel_closed.
+    let out = drain(&mut a, at(2));
+    let types: Vec<_> = out.iter().map(|m| m.frame().header.message_type).collect();
+    assert_eq!(
+        types,
+        [MessageType::Acknowledge, MessageType::ChannelClosed]
+    );
+    deliver(&mut c, at(3), &out[..1]);
+    assert_eq!(c.close_reason(), Some(CloseReason::Terminated));
+
+    // An agent already flushing its close stops waiting when the flag comes.
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    a.write(at(1), b"unacknowledged").unwrap();
+    drain(&mut a, at(1));
+    a.close_channel(at(1), "bye");
+    assert!(!a.is_closed());
+    c.terminate(at(1));
+    deliver(&mut a, at(2), &drain(&mut c, at(1)));
+    assert_eq!(a.close_reason(), Some(CloseReason::Local));
+}
+
+#[test]
+fn one_lost_message_costs_one_retransmission() {
+    // The agent sends at most as far ahead as the client can hold (Small: 8 reorder slots).
+    let mut c = client(1);
+    let mut cfg = Config::agent(2, AgentHandshake::SHELL);
+    cfg.max_ahead = 8;
+    let mut a = Box::new(Small::new(cfg, at(0)));
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    exchange(&mut c, &mut a, at(0));
+    events(&mut c);
+    events(&mut a);
+    let mut sent = Vec::new();
+    for i in 0..20u8 {
+        let piece = [i; 100];
+        assert_eq!(a.write(at(1), &piece), Ok(100));
+        sent.extend_from_slice(&piece);
+    }
+    let out = drain(&mut a, at(1));
+    assert_eq!(data(&out).len(), 8, "no further than the client holds");
+    // The first is lost; the client holds the other seven and acknowledges them.
+    deliver(&mut c, at(2), &out[1..]);
+    exchange(&mut c, &mut a, at(3));
+    assert_eq!(read_all(&mut c).0, sent);
+    assert_eq!(c.stats().dropped_unacked, 0);
+    assert_eq!(a.stats().retransmits, 1);
+    assert_eq!(a.unacked_bytes(), 0);
+}
+
+#[test]
+fn max_ahead_defaults() {
+    assert_eq!(Config::client(1).max_ahead, 10_000);
+    assert_eq!(Config::agent(1, AgentHandshake::SHELL).max_ahead, 16);
+}

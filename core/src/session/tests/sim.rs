@@ -41,6 +41,25 @@ impl NetConfig {
     };
 }
 
+/// How a run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The agent, having received all input and written all output, calls
+    /// `close_channel("bye")`: every byte arrives both ways; the client ends `ChannelClosed`, the
+    /// agent `Local`.
+    AgentCloses,
+    /// The client, having written all input and received all output, calls `close`: it ends
+    /// `Local` once its input is acknowledged and drops the connection. The agent's driver then
+    /// closes the agent (the service would tell it the client left): `Local` if all its output
+    /// was acknowledged by then, `GaveUp` after the give-up time if not.
+    ClientCloses,
+    /// The client, established, having written all input and received at least this many
+    /// output bytes, calls `terminate`; the agent's driver answers the TerminateSession flag
+    /// with `close_channel`. All input arrives, output only in part; the client ends
+    /// `Terminated`, the agent `Local`.
+    ClientTerminates(usize),
+}
+
 /// What each side writes.
 #[derive(Debug, Clone)]
 pub(crate) struct Workload {
@@ -49,6 +68,8 @@ pub(crate) struct Workload {
     pub(crate) agent_output: Vec<(Stream, Vec<u8>)>,
     /// Largest slice offered to `write` at once.
     pub(crate) write_piece: usize,
+    /// Who ends the session, and how.
+    pub(crate) ending: Ending,
 }
 
 struct Packet {
@@ -91,6 +112,11 @@ pub(crate) struct Sim<
     agent_piece: usize,
     agent_piece_sent: usize,
     agent_close_requested: bool,
+    client_close_requested: bool,
+    /// The agent's unacknowledged bytes when the closed client dropped the connection.
+    agent_unacked_at_client_exit: Option<usize>,
+    /// When the agent sees the closed client's connection end.
+    agent_exit_at: Option<u64>,
     c: Side,
     a: Side,
     /// Every frame either side emitted, for wire-habit checks.
@@ -120,6 +146,7 @@ pub(crate) struct Outcome {
     pub(crate) client_stats: Stats,
     pub(crate) agent_stats: Stats,
     pub(crate) close_message: String,
+    pub(crate) agent_unacked_at_client_exit: Option<usize>,
 }
 
 impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E: usize>
@@ -152,6 +179,9 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
             agent_piece: 0,
             agent_piece_sent: 0,
             agent_close_requested: false,
+            client_close_requested: false,
+            agent_unacked_at_client_exit: None,
+            agent_exit_at: None,
             c: Side::default(),
             a: Side::default(),
             log: Vec::new(),
@@ -268,6 +298,14 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
                     self.a.got_out.extend(o);
                 }
                 Event::Writable => self.a.blocked = false,
+                Event::Flag(Flag::TerminateSession) => {
+                    assert!(
+                        matches!(self.work.ending, Ending::ClientTerminates(_)),
+                        "a terminate flag nobody sent"
+                    );
+                    self.agent_close_requested = true;
+                    self.agent.close_channel(at(self.now), "terminated");
+                }
                 Event::Closed(r) => {
                     assert!(self.a.closed.is_none(), "two Closed events");
                     self.a.closed = Some(r);
@@ -280,7 +318,13 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
 
     fn client_app(&mut self) -> bool {
         let input = &self.work.client_input;
-        if self.c.blocked || self.client_sent >= input.len() || self.c.closed.is_some() {
+        if self.c.closed.is_some() {
+            return false;
+        }
+        if self.client_sent >= input.len() {
+            return self.client_ending();
+        }
+        if self.c.blocked {
             return false;
         }
         let end = (self.client_sent + self.work.write_piece).min(input.len());
@@ -304,6 +348,28 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
         }
     }
 
+    /// All input written: the client ends the session if the workload says so.
+    fn client_ending(&mut self) -> bool {
+        if self.client_close_requested {
+            return false;
+        }
+        let got = self.c.got_out.len() + self.c.got_err.len();
+        let total: usize = self.work.agent_output.iter().map(|p| p.1.len()).sum();
+        let now = at(self.now);
+        match self.work.ending {
+            Ending::AgentCloses => return false,
+            Ending::ClientCloses if got == total => self.client.close(now),
+            Ending::ClientTerminates(after)
+                if got >= after.min(total) && self.client.is_established() =>
+            {
+                self.client.terminate(now)
+            }
+            _ => return false,
+        }
+        self.client_close_requested = true;
+        true
+    }
+
     fn agent_app(&mut self) -> bool {
         if self.a.blocked || self.a.closed.is_some() {
             return false;
@@ -311,7 +377,10 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
         let now = at(self.now);
         if self.agent_piece >= self.work.agent_output.len() {
             // Everything written; close once the client's input has all arrived.
-            if !self.agent_close_requested && self.a.got_out.len() == self.work.client_input.len() {
+            if self.work.ending == Ending::AgentCloses
+                && !self.agent_close_requested
+                && self.a.got_out.len() == self.work.client_input.len()
+            {
                 self.agent_close_requested = true;
                 self.agent.close_channel(now, "bye");
                 return true;
@@ -349,16 +418,39 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
             return;
         }
         self.up = false;
-        self.packets.clear();
         let now = at(self.now);
         self.client.handle_transport_closed(now);
-        self.agent.handle_transport_closed(now);
         self.next_cut = None;
+        if self.c.closed.is_some() {
+            // The closed client shuts its WebSocket down in order: what it sent still arrives,
+            // then the agent sees the connection end.
+            self.packets.retain(|p| p.to_agent);
+            let last = self.packets.iter().map(|p| p.at).max();
+            self.agent_exit_at = Some(last.unwrap_or(self.now));
+        } else {
+            self.packets.clear();
+            self.agent.handle_transport_closed(now);
+        }
         self.reconnect_at = if reconnect && self.c.closed.is_none() {
             Some(self.now + self.rand(self.net.down_for))
         } else {
             None
         };
+    }
+
+    /// The closed client's connection has ended on the agent's side too.
+    fn client_gone(&mut self) {
+        self.agent_exit_at = None;
+        let now = at(self.now);
+        self.agent.handle_transport_closed(now);
+        if self.a.closed.is_none() {
+            // The client left for good; the service tells the agent's driver.
+            self.agent_unacked_at_client_exit = Some(self.agent.unacked_bytes());
+            if !self.agent_close_requested {
+                self.agent_close_requested = true;
+                self.agent.close(now);
+            }
+        }
     }
 
     fn connect(&mut self) {
@@ -396,6 +488,7 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
             consider(self.agent.poll_timeout().map(|t| t.total_millis()));
             consider(self.next_cut);
             consider(self.reconnect_at);
+            consider(self.agent_exit_at);
             let Some(next) = next else { break };
             if next > limit_ms {
                 break;
@@ -443,6 +536,9 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
             if self.reconnect_at.is_some_and(|t| t <= self.now) {
                 self.connect();
             }
+            if self.agent_exit_at.is_some_and(|t| t <= self.now) {
+                self.client_gone();
+            }
         }
         Outcome {
             finished: self.finished(),
@@ -458,6 +554,7 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
             client_stats: self.client.stats(),
             agent_stats: self.agent.stats(),
             close_message: self.client.close_message().into(),
+            agent_unacked_at_client_exit: self.agent_unacked_at_client_exit,
         }
     }
 }
@@ -501,17 +598,34 @@ pub(crate) fn check(w: &Workload, o: &Outcome) {
     );
     let (out, err) = expected_streams(w);
     assert!(o.agent_got == w.client_input, "client → agent bytes differ");
-    assert!(o.client_got_out == out, "agent → client stdout differs");
-    assert!(o.client_got_err == err, "agent → client stderr differs");
-    assert_eq!(o.client_reason, Some(CloseReason::ChannelClosed));
-    assert_eq!(o.agent_reason, Some(CloseReason::Local));
-    assert_eq!(o.close_message, "bye");
-    assert_eq!(
-        o.client_events.last(),
-        Some(&Event::Closed(CloseReason::ChannelClosed))
-    );
-    assert_eq!(
-        o.agent_events.last(),
-        Some(&Event::Closed(CloseReason::Local))
-    );
+    let (client_reason, agent_reason) = match w.ending {
+        Ending::AgentCloses => {
+            assert_eq!(o.close_message, "bye");
+            (CloseReason::ChannelClosed, CloseReason::Local)
+        }
+        Ending::ClientCloses => {
+            let agent = match o.agent_unacked_at_client_exit {
+                Some(0) => CloseReason::Local,
+                Some(_) => CloseReason::GaveUp,
+                None => panic!("the agent closed before the client left"),
+            };
+            (CloseReason::Local, agent)
+        }
+        Ending::ClientTerminates(_) => (CloseReason::Terminated, CloseReason::Local),
+    };
+    if let Ending::ClientTerminates(_) = w.ending {
+        // Output after the terminate request may be cut short, never corrupted.
+        assert!(out.starts_with(&o.client_got_out), "stdout is not a prefix");
+        assert!(err.starts_with(&o.client_got_err), "stderr is not a prefix");
+        assert!(o
+            .agent_events
+            .contains(&Event::Flag(Flag::TerminateSession)));
+    } else {
+        assert!(o.client_got_out == out, "agent → client stdout differs");
+        assert!(o.client_got_err == err, "agent → client stderr differs");
+    }
+    assert_eq!(o.client_reason, Some(client_reason));
+    assert_eq!(o.agent_reason, Some(agent_reason));
+    assert_eq!(o.client_events.last(), Some(&Event::Closed(client_reason)));
+    assert_eq!(o.agent_events.last(), Some(&Event::Closed(agent_reason)));
 }
