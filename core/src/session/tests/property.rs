@@ -157,11 +157,17 @@ proptest! {
         // At least a few messages in flight: a one-byte window over a network that cuts every
         // few round trips takes longer than the run's limit, without being wrong.
         window in 1024usize..40_000,
+        // Below, at and above the receiver's 8 reorder slots.
+        ahead in 1usize..=24,
     ) {
         let w = ending_workload(seed, client_len, &agent_pieces, piece, ending);
         let o = SmallSim::new(seed, net, |c| {
             c.chunk_size = chunk;
             c.window = window;
+            // At least 1 KiB in flight per round trip, as for the window: one-byte messages
+            // (`piece` or `chunk` 1) a few at a time over a network cutting every few round
+            // trips crawl past the run's limit, slow but not wrong.
+            c.max_ahead = ahead.max(1024usize.div_ceil(chunk.min(piece)));
         }, &w).run(LIMIT_MS);
         check(&w, &o);
     }
