@@ -1,0 +1,200 @@
+//! embedded-tls with this crate's verifier against a rustls server on loopback: a chain from the
+//! right root and name is accepted; a wrong root or a wrong name is rejected; the dangerous
+//! option accepts anything.
+#![cfg(feature = "tls")]
+
+use core::net::SocketAddr;
+use std::sync::Arc;
+
+use embedded_io_adapters::tokio_1::FromTokio;
+use embedded_io_async::{Read, Write};
+use rand_core::OsRng;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use ssm_embassy::tls::{self, Options, Verification};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Pki {
+    ca_der: Vec<u8>,
+    server: Arc<rustls::ServerConfig>,
+}
+
+/// A throwaway ECDSA P-256 root and a leaf for `localhost` signed by it.
+fn pki() -> Pki {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from(leaf.der().to_vec())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    )
+    .unwrap();
+    Pki {
+        ca_der: ca.der().to_vec(),
+        server: Arc::new(server),
+    }
+}
+
+/// A TLS echo server for one connection.
+async fn echo_server(config: Arc<rustls::ServerConfig>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let Ok(mut tls) = acceptor.accept(tcp).await else {
+            return;
+        };
+        let mut buf = [0u8; 1024];
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tls.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    let _ = tls.flush().await;
+                }
+            }
+        }
+    });
+    addr
+}
+
+/// The RSA-2048 chain of `tests/data/rsa` (root -> intermediate -> leaf), AWS's shape.
+#[cfg(feature = "tls-rsa")]
+fn rsa_pki() -> Pki {
+    use rustls_pki_types::pem::PemObject;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa/");
+    let read = |f: &str| std::fs::read(format!("{dir}{f}")).unwrap();
+    let chain = vec![
+        CertificateDer::from_pem_slice(&read("leaf.pem")).unwrap(),
+        CertificateDer::from_pem_slice(&read("int.pem")).unwrap(),
+    ];
+    let key = PrivateKeyDer::from_pem_slice(&read("leaf.pk8.pem")).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    Pki {
+        ca_der: read("root.der"),
+        server: Arc::new(server),
+    }
+}
+
+#[cfg(feature = "tls-rsa")]
+#[tokio::test]
+async fn rsa_chain_with_intermediate_is_accepted() {
+    let pki = rsa_pki();
+    attempt(&pki, "localhost", Verification::Root(&pki.ca_der))
+        .await
+        .unwrap();
+}
+
+#[cfg(feature = "tls-rsa")]
+#[tokio::test]
+async fn rsa_chain_under_another_root_is_rejected() {
+    let pki = rsa_pki();
+    let other = pki_root_only();
+    let r = attempt(&pki, "localhost", Verification::Root(&other)).await;
+    assert!(r.is_err(), "{r:?}");
+    let r = attempt(&pki, "example.com", Verification::Root(&pki.ca_der)).await;
+    assert!(matches!(r, Err(tls::Error::InvalidCertificate)), "{r:?}");
+}
+
+async fn attempt(
+    server: &Pki,
+    name: &str,
+    verification: Verification<'_>,
+) -> Result<(), tls::Error> {
+    let addr = echo_server(server.server.clone()).await;
+    let tcp = FromTokio::new(TcpStream::connect(addr).await.unwrap());
+    let mut rx = vec![0u8; 16640];
+    let mut tx = vec![0u8; 4096];
+    let options = Options {
+        server_name: name,
+        verification,
+    };
+    let mut conn = tls::connect(tcp, &mut rx, &mut tx, options, OsRng).await?;
+    conn.write_all(b"ping over tls").await?;
+    conn.flush().await?;
+    let mut got = [0u8; 13];
+    conn.read_exact(&mut got)
+        .await
+        .map_err(|_| tls::Error::IoError)?;
+    assert_eq!(&got, b"ping over tls");
+    Ok(())
+}
+
+#[tokio::test]
+async fn right_root_and_name_are_accepted() {
+    let pki = pki();
+    attempt(&pki, "localhost", Verification::Root(&pki.ca_der))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn wrong_root_is_rejected() {
+    let pki = pki();
+    let other = pki_root_only();
+    let r = attempt(&pki, "localhost", Verification::Root(&other)).await;
+    assert!(
+        matches!(
+            r,
+            Err(tls::Error::InvalidSignature
+                | tls::Error::InvalidCertificate
+                | tls::Error::DecodeError)
+        ),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_name_is_rejected() {
+    let pki = pki();
+    let r = attempt(
+        &pki,
+        "ssmmessages.example.com",
+        Verification::Root(&pki.ca_der),
+    )
+    .await;
+    assert!(matches!(r, Err(tls::Error::InvalidCertificate)), "{r:?}");
+}
+
+#[tokio::test]
+async fn dangerous_option_accepts_an_unknown_root() {
+    let pki = pki();
+    attempt(
+        &pki,
+        "ssmmessages.example.com",
+        Verification::DangerousNoVerification,
+    )
+    .await
+    .unwrap();
+}
+
+fn pki_root_only() -> Vec<u8> {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap())
+        .unwrap()
+        .der()
+        .to_vec()
+}
