@@ -19,6 +19,7 @@
 //! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
+//! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
 //!
 //! ## Features
 //! - `std`: nothing beyond `std::error::Error` compatibility today (core errors already implement
@@ -42,6 +43,7 @@ mod fmt;
 pub mod time;
 pub mod uuid;
 pub mod wire;
+pub mod ws;
 
 pub use time::{Duration, Instant};
 pub use uuid::Uuid;
