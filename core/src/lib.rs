@@ -16,6 +16,7 @@
 //! ```
 //!
 //! Modules:
+//! - [`model`]: the `StartSessionResponse` (session id, validated `StreamUrl`, redacted token).
 //! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
@@ -40,6 +41,7 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 #[macro_use]
 mod fmt;
 
+pub mod model;
 pub mod time;
 pub mod uuid;
 pub mod wire;

@@ -1,0 +1,557 @@
+//! The `StartSessionResponse` (PROTOCOL.md §1): the session id, the data-channel URL and the token
+//! that `ssm:StartSession` / `ssm:ResumeSession` return.
+//!
+//! ```text
+//!  AWS JSON ──► StartSessionResponse<'a>      borrows the input (and a scratch buffer for escapes)
+//!           └─► OwnedStartSessionResponse     heapless strings, token zeroized on drop
+//!                   │
+//!                   ├─ stream_url(): StreamUrl  validated: wss, ssmmessages host, /v1/data-channel/<SessionId>
+//!                   └─ token(): Token           redacted in Debug/Display/defmt, never in an error
+//! ```
+//!
+//! JSON escapes in values (AWS emitters write `\/` in URLs) are never passed through silently:
+//! [`StartSessionResponse::parse`] rejects them with [`Error::Escaped`],
+//! [`StartSessionResponse::parse_unescaped`] decodes them into a caller buffer, and
+//! [`OwnedStartSessionResponse::parse`] decodes them into its own storage. Keys are compared after
+//! unescaping, and duplicate keys are an error, so this parser cannot read a different value than
+//! a standard JSON parser would. Unknown keys are ignored, nested up to [`MAX_JSON_DEPTH`] levels.
+//!
+//! # Examples
+//! ```
+//! use ssm_proto::model::{Partition, StartSessionResponse};
+//!
+//! let json = br#"{"SessionId":"user-0123456789abcdef0",
+//!   "StreamUrl":"wss://ssmmessages.us-east-1.amazonaws.com/v1/data-channel/user-0123456789abcdef0?role=publish_subscribe",
+//!   "TokenValue":"AAEAAbKr0Vx1"}"#;
+//! let r = StartSessionResponse::parse(json)?;
+//! assert_eq!(r.session_id(), "user-0123456789abcdef0");
+//! assert_eq!(r.stream_url().region(), Some("us-east-1"));
+//! assert_eq!(r.stream_url().partition(), Some(Partition::Aws));
+//! assert_eq!(format!("{:?}", r.token()), "Token(<redacted, 12 bytes>)");
+//! # Ok::<(), ssm_proto::model::Error>(())
+//! ```
+
+mod token;
+mod url;
+
+pub use token::{OwnedToken, Token};
+pub use url::{Endpoints, Partition, Scheme, StreamUrl, UrlError, DATA_CHANNEL_PATH};
+
+use core::fmt;
+
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+
+use crate::wire::InsufficientSize;
+
+/// Capacity of an owned `SessionId`: the SSM API caps session ids at 96 characters. Ids look like
+/// `<caller name>-<17 hex digits>` (`user-0123456789abcdef0`).
+pub const SESSION_ID_CAPACITY: usize = 96;
+
+/// Default capacity of an owned `StreamUrl`. The plain URL is under 200 bytes (host ≤ 50, path
+/// 17 + session id ≤ 96, `?role=publish_subscribe`); a presigned one adds `X-Amz-Algorithm`,
+/// `-Credential`, `-Date`, `-Expires`, `-SignedHeaders`, `-Signature` (~300 bytes) and, with
+/// temporary credentials, a URL-encoded `X-Amz-Security-Token` that can pass 1 KB. 2 KiB covers that.
+pub const STREAM_URL_CAPACITY: usize = 2048;
+
+/// Default capacity of an owned `TokenValue`: tokens are several hundred bytes of base64-like
+/// text; 1 KiB leaves room. Raise it with the const parameter if AWS lengthens them.
+pub const TOKEN_CAPACITY: usize = 1024;
+
+/// Deepest nesting of arrays/objects accepted in the JSON (unknown keys may hold objects, e.g. the
+/// CLI's `ResponseMetadata.HTTPHeaders`). The JSON library recurses per level, so this bounds
+/// stack use on a microcontroller.
+pub const MAX_JSON_DEPTH: usize = 16;
+
+/// A field of the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Field {
+    /// `SessionId`.
+    SessionId,
+    /// `StreamUrl`.
+    StreamUrl,
+    /// `TokenValue`.
+    TokenValue,
+}
+
+impl Field {
+    /// The JSON key.
+    pub const fn key(&self) -> &'static str {
+        match self {
+            Field::SessionId => "SessionId",
+            Field::StreamUrl => "StreamUrl",
+            Field::TokenValue => "TokenValue",
+        }
+    }
+
+    const ALL: [Field; 3] = [Field::SessionId, Field::StreamUrl, Field::TokenValue];
+}
+
+/// A StartSession response is unusable. No variant carries any part of the input, so printing an
+/// error never leaks the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// Not a JSON object, malformed JSON, or a known field that is not a string.
+    Json,
+    /// Arrays/objects nested deeper than [`MAX_JSON_DEPTH`].
+    TooDeep,
+    /// A required field is absent.
+    Missing(Field),
+    /// A known field appears twice.
+    Duplicate(Field),
+    /// A value contains JSON escapes and no unescape buffer was given: use
+    /// [`StartSessionResponse::parse_unescaped`] or [`OwnedStartSessionResponse::parse`].
+    Escaped,
+    /// An invalid escape sequence (including a `\u` surrogate, which is not supported).
+    BadEscape,
+    /// The unescape buffer is too small for the unescaped values.
+    ScratchTooSmall,
+    /// A value exceeds the owned form's capacity.
+    TooLong,
+    /// `SessionId` is empty, longer than 96, or has characters other than `A-Za-z0-9_+=,.@-`.
+    BadSessionId,
+    /// `TokenValue` is empty or has characters outside visible ASCII (or `"`, `\`).
+    BadToken,
+    /// `StreamUrl` is not an acceptable data-channel URL.
+    Url(UrlError),
+}
+
+impl Error {
+    /// A static description, lower case.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Error::Json => "start session response is not a json object with string fields",
+            Error::TooDeep => "start session response json is nested too deeply",
+            Error::Missing(Field::SessionId) => "start session response has no SessionId",
+            Error::Missing(Field::StreamUrl) => "start session response has no StreamUrl",
+            Error::Missing(Field::TokenValue) => "start session response has no TokenValue",
+            Error::Duplicate(Field::SessionId) => "start session response has SessionId twice",
+            Error::Duplicate(Field::StreamUrl) => "start session response has StreamUrl twice",
+            Error::Duplicate(Field::TokenValue) => "start session response has TokenValue twice",
+            Error::Escaped => {
+                "start session response value has json escapes and no unescape buffer was given"
+            }
+            Error::BadEscape => "start session response has an invalid json escape",
+            Error::ScratchTooSmall => "unescape buffer too small for the start session response",
+            Error::TooLong => "start session response value exceeds its capacity",
+            Error::BadSessionId => {
+                "session id is empty, too long or has characters outside a-z a-z 0-9 _+=,.@-"
+            }
+            Error::BadToken => "token is empty or has characters outside visible ascii",
+            Error::Url(e) => e.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::Url(e)
+    }
+}
+
+/// Checks a session id: 1..=96 bytes of `A-Za-z0-9_+=,.@-` (IAM name characters plus the hyphen
+/// and hex suffix), all of which stand unencoded in a URL path.
+pub fn validate_session_id(s: &str) -> Result<(), Error> {
+    let ok = !s.is_empty()
+        && s.len() <= SESSION_ID_CAPACITY
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_+=,.@-".contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadSessionId)
+    }
+}
+
+/// Unescapes a raw JSON string body, feeding the pieces to `sink` in order.
+fn unescape(raw: &str, mut sink: impl FnMut(&str) -> Result<(), Error>) -> Result<(), Error> {
+    if !raw.contains('\\') {
+        return sink(raw);
+    }
+    for frag in EscapedStr(raw).fragments() {
+        match frag.map_err(|_| Error::BadEscape)? {
+            EscapedStringFragment::NotEscaped(s) => sink(s)?,
+            EscapedStringFragment::Escaped(c) => sink(c.encode_utf8(&mut [0u8; 4]))?,
+        }
+    }
+    Ok(())
+}
+
+/// Whether a raw (possibly escaped) key means `name`.
+fn key_is(raw: &str, name: &str) -> Result<bool, Error> {
+    let mut rest = name;
+    let mut same = true;
+    unescape(raw, |piece| {
+        match rest.strip_prefix(piece) {
+            Some(r) if same => rest = r,
+            _ => same = false,
+        }
+        Ok(())
+    })?;
+    Ok(same && rest.is_empty())
+}
+
+/// Rejects nesting deeper than [`MAX_JSON_DEPTH`] before the recursive parser sees the input.
+/// Strings are skipped with the same rule the parser uses (a quote after an odd run of
+/// backslashes is escaped).
+fn check_depth(json: &[u8]) -> Result<(), Error> {
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for &b in json {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(Error::TooDeep);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The three values as they stand in the JSON, still escaped.
+#[derive(Default)]
+struct Raw<'a> {
+    values: [Option<&'a str>; 3],
+    duplicate: Option<Field>,
+    bad_escape: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for Raw<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Raw<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a StartSession response object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw<'de>, A::Error> {
+                let mut raw = Raw::default();
+                // Keys come raw (no unescape buffer is given to the parser); compare unescaped.
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    let mut known = None;
+                    for (i, f) in Field::ALL.iter().enumerate() {
+                        match key_is(key, f.key()) {
+                            Ok(true) => known = Some(i),
+                            Ok(false) => {}
+                            Err(_) => raw.bad_escape = true,
+                        }
+                    }
+                    match known {
+                        Some(i) => {
+                            let v: EscapedStr<'de> = map.next_value()?;
+                            if raw.values[i].is_some() {
+                                raw.duplicate.get_or_insert(Field::ALL[i]);
+                            } else {
+                                raw.values[i] = Some(v.0);
+                            }
+                        }
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Parses the JSON into the three raw (escaped) values.
+fn parse_raw(json: &[u8]) -> Result<[&str; 3], Error> {
+    check_depth(json)?;
+    let (raw, _) = serde_json_core::from_slice::<Raw<'_>>(json).map_err(|_| Error::Json)?;
+    if raw.bad_escape {
+        return Err(Error::BadEscape);
+    }
+    if let Some(f) = raw.duplicate {
+        return Err(Error::Duplicate(f));
+    }
+    let mut out = [""; 3];
+    for (i, f) in Field::ALL.iter().enumerate() {
+        out[i] = raw.values[i].ok_or(Error::Missing(*f))?;
+    }
+    Ok(out)
+}
+
+/// Returns `raw` itself when it has no escapes, else unescapes it into the front of `scratch` and
+/// keeps the rest of `scratch` for the next value.
+fn take_unescaped<'a>(raw: &'a str, scratch: &mut Option<&'a mut [u8]>) -> Result<&'a str, Error> {
+    if !raw.contains('\\') {
+        return Ok(raw);
+    }
+    let buf = scratch.take().ok_or(Error::Escaped)?;
+    let mut n = 0;
+    unescape(raw, |piece| {
+        let end = n + piece.len();
+        buf.get_mut(n..end)
+            .ok_or(Error::ScratchTooSmall)?
+            .copy_from_slice(piece.as_bytes());
+        n = end;
+        Ok(())
+    })?;
+    let (head, tail) = buf.split_at_mut(n);
+    *scratch = Some(tail);
+    // Only whole `str` pieces were copied, so this is UTF-8.
+    core::str::from_utf8(head).map_err(|_| Error::BadEscape)
+}
+
+/// A StartSession (or ResumeSession) response, borrowing its text.
+///
+/// `SessionId` is not stored apart: it is validated equal to the session id in the URL path and
+/// read back from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StartSessionResponse<'a> {
+    stream_url: StreamUrl<'a>,
+    token: Token<'a>,
+}
+
+impl<'a> StartSessionResponse<'a> {
+    /// Parses the AWS JSON, accepting only AWS endpoints and no escapes in values.
+    ///
+    /// # Errors
+    /// Any [`Error`]; [`Error::Escaped`] if a value contains a JSON escape.
+    pub fn parse(json: &'a [u8]) -> Result<Self, Error> {
+        Self::parse_with(json, None, Endpoints::Aws)
+    }
+
+    /// Parses the AWS JSON, unescaping values that need it into `scratch` (values without escapes
+    /// still borrow from `json`). `scratch` as long as `json` always suffices.
+    ///
+    /// If the token was escaped, its text is now in `scratch`: wipe it when done, or prefer
+    /// [`OwnedStartSessionResponse::parse`], which wipes its copy on drop.
+    ///
+    /// # Errors
+    /// Any [`Error`] but [`Error::Escaped`].
+    pub fn parse_unescaped(json: &'a [u8], scratch: &'a mut [u8]) -> Result<Self, Error> {
+        Self::parse_with(json, Some(scratch), Endpoints::Aws)
+    }
+
+    /// Parses with an optional unescape buffer and an endpoint policy.
+    ///
+    /// # Errors
+    /// Any [`Error`].
+    pub fn parse_with(
+        json: &'a [u8],
+        scratch: Option<&'a mut [u8]>,
+        endpoints: Endpoints,
+    ) -> Result<Self, Error> {
+        let [sid, url, tok] = parse_raw(json)?;
+        let mut scratch = scratch;
+        let sid = take_unescaped(sid, &mut scratch)?;
+        let url = take_unescaped(url, &mut scratch)?;
+        let tok = take_unescaped(tok, &mut scratch)?;
+        Self::new(sid, url, tok, endpoints)
+    }
+
+    /// Builds a response from its three values, validating them as [`StartSessionResponse::parse`]
+    /// does (for an emulator that answers StartSession, or values obtained another way).
+    ///
+    /// # Errors
+    /// [`Error::BadSessionId`], [`Error::Url`] or [`Error::BadToken`].
+    pub fn new(
+        session_id: &str,
+        stream_url: &'a str,
+        token: &'a str,
+        endpoints: Endpoints,
+    ) -> Result<Self, Error> {
+        Ok(StartSessionResponse {
+            stream_url: StreamUrl::parse_with(stream_url, session_id, endpoints)?,
+            token: Token::new(token)?,
+        })
+    }
+
+    /// The `SessionId`.
+    pub fn session_id(&self) -> &'a str {
+        self.stream_url.session_id()
+    }
+
+    /// The validated `StreamUrl`.
+    pub fn stream_url(&self) -> StreamUrl<'a> {
+        self.stream_url
+    }
+
+    /// The `TokenValue`.
+    pub fn token(&self) -> Token<'a> {
+        self.token
+    }
+
+    /// Length of the JSON that [`StartSessionResponse::emit`] writes.
+    pub fn json_len(&self) -> usize {
+        // {"SessionId":"…","StreamUrl":"…","TokenValue":"…"}: no value needs escaping (validated).
+        r#"{"SessionId":"","StreamUrl":"","TokenValue":""}"#.len()
+            + self.session_id().len()
+            + self.stream_url.as_str().len()
+            + self.token.len()
+    }
+
+    /// Writes the response as AWS JSON (token included, in the clear) into `buf`.
+    ///
+    /// # Errors
+    /// [`InsufficientSize`] if `buf` is shorter than [`StartSessionResponse::json_len`].
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, InsufficientSize> {
+        let required = self.json_len();
+        if buf.len() < required {
+            return Err(InsufficientSize { required });
+        }
+        serde_json_core::to_slice(self, buf).map_err(|_| InsufficientSize { required })
+    }
+}
+
+/// Serializes as the AWS JSON, **with the token in the clear**: use it to produce a response, never
+/// to log one.
+impl serde::Serialize for StartSessionResponse<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry(Field::SessionId.key(), self.session_id())?;
+        m.serialize_entry(Field::StreamUrl.key(), self.stream_url.as_str())?;
+        m.serialize_entry(Field::TokenValue.key(), self.token.expose_secret())?;
+        m.end()
+    }
+}
+
+/// A StartSession response in inline storage (no allocation), for keeping after the JSON buffer is
+/// gone. `URL` and `TOKEN` are capacities in bytes ([`STREAM_URL_CAPACITY`], [`TOKEN_CAPACITY`]);
+/// the session id holds [`SESSION_ID_CAPACITY`]. The token is zeroized on drop.
+pub struct OwnedStartSessionResponse<
+    const URL: usize = STREAM_URL_CAPACITY,
+    const TOKEN: usize = TOKEN_CAPACITY,
+> {
+    stream_url: heapless::String<URL>,
+    url_parts: url::Parts,
+    token: OwnedToken<TOKEN>,
+}
+
+impl<const URL: usize, const TOKEN: usize> OwnedStartSessionResponse<URL, TOKEN> {
+    /// Parses the AWS JSON, unescaping values into its own storage; AWS endpoints only.
+    ///
+    /// # Errors
+    /// Any [`Error`] but [`Error::Escaped`] and [`Error::ScratchTooSmall`]; [`Error::TooLong`] if
+    /// a value exceeds its capacity.
+    pub fn parse(json: &[u8]) -> Result<Self, Error> {
+        Self::parse_with(json, Endpoints::Aws)
+    }
+
+    /// Like [`OwnedStartSessionResponse::parse`] with an endpoint policy.
+    ///
+    /// # Errors
+    /// As [`OwnedStartSessionResponse::parse`].
+    pub fn parse_with(json: &[u8], endpoints: Endpoints) -> Result<Self, Error> {
+        let [sid_raw, url_raw, tok_raw] = parse_raw(json)?;
+        let mut sid = heapless::String::<SESSION_ID_CAPACITY>::new();
+        unescape(sid_raw, |p| {
+            sid.push_str(p).map_err(|_| Error::BadSessionId)
+        })?;
+        let mut stream_url = heapless::String::<URL>::new();
+        unescape(url_raw, |p| {
+            stream_url.push_str(p).map_err(|_| Error::TooLong)
+        })?;
+        let url_parts = StreamUrl::parse_with(&stream_url, &sid, endpoints)?.parts();
+        let mut token = OwnedToken::<TOKEN>::empty();
+        unescape(tok_raw, |p| token.push_str(p))?;
+        token.validate()?;
+        Ok(OwnedStartSessionResponse {
+            stream_url,
+            url_parts,
+            token,
+        })
+    }
+
+    /// Copies a borrowed response.
+    ///
+    /// # Errors
+    /// [`Error::TooLong`] if the URL or the token exceeds its capacity.
+    pub fn from_borrowed(r: &StartSessionResponse<'_>) -> Result<Self, Error> {
+        let mut stream_url = heapless::String::<URL>::new();
+        stream_url
+            .push_str(r.stream_url.as_str())
+            .map_err(|_| Error::TooLong)?;
+        Ok(OwnedStartSessionResponse {
+            stream_url,
+            url_parts: r.stream_url.parts(),
+            token: OwnedToken::from_token(r.token)?,
+        })
+    }
+
+    /// Borrows it as a [`StartSessionResponse`].
+    pub fn as_borrowed(&self) -> StartSessionResponse<'_> {
+        StartSessionResponse {
+            stream_url: StreamUrl::from_parts(&self.stream_url, self.url_parts),
+            token: self.token.as_token(),
+        }
+    }
+
+    /// The `SessionId`.
+    pub fn session_id(&self) -> &str {
+        self.stream_url().session_id()
+    }
+
+    /// The validated `StreamUrl`.
+    pub fn stream_url(&self) -> StreamUrl<'_> {
+        StreamUrl::from_parts(&self.stream_url, self.url_parts)
+    }
+
+    /// The `TokenValue`.
+    pub fn token(&self) -> Token<'_> {
+        self.token.as_token()
+    }
+}
+
+impl<const URL: usize, const TOKEN: usize> PartialEq for OwnedStartSessionResponse<URL, TOKEN> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_borrowed() == other.as_borrowed()
+    }
+}
+
+impl<const URL: usize, const TOKEN: usize> Eq for OwnedStartSessionResponse<URL, TOKEN> {}
+
+impl<const URL: usize, const TOKEN: usize> fmt::Debug for OwnedStartSessionResponse<URL, TOKEN> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.as_borrowed(), f)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<const URL: usize, const TOKEN: usize> defmt::Format for OwnedStartSessionResponse<URL, TOKEN> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::Format::format(&self.as_borrowed(), f)
+    }
+}
+
+/// Serializes as the AWS JSON, token in the clear (see [`StartSessionResponse`]'s impl).
+impl<const URL: usize, const TOKEN: usize> serde::Serialize
+    for OwnedStartSessionResponse<URL, TOKEN>
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_borrowed().serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests;
