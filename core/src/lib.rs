@@ -21,6 +21,8 @@
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
 //! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
+//! - [`payload`]: the JSON (and small binary) control payloads: acknowledge, handshake, size,
+//!   channel_closed, flag, exit code, OpenDataChannelInput.
 //!
 //! ## Features
 //! - `std`: nothing beyond `std::error::Error` compatibility today (core errors already implement
@@ -42,6 +44,7 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 mod fmt;
 
 pub mod model;
+pub mod payload;
 pub mod time;
 pub mod uuid;
 pub mod wire;
