@@ -1,0 +1,136 @@
+//! Session configuration: role, seed, and the reliability constants.
+
+use crate::payload::SessionType;
+use crate::time::Duration;
+
+/// Which end of the data channel this session plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Role {
+    /// What users run: opens the channel, answers the handshake, sends `input_stream_data`.
+    Client,
+    /// What the local emulator and the tests run: sends the handshake and `output_stream_data`.
+    Agent,
+}
+
+/// How the client answers a `KMSEncryption` handshake action.
+///
+/// The hook for session encryption (PROTOCOL.md §6): today the only answer is
+/// [`Encryption::Unsupported`] (ActionStatus 3, the agent then decides whether to go on
+/// unencrypted). The encryption issue adds a variant that asks the adapter for a KMS data key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Encryption {
+    /// Answer `KMSEncryption` with ActionStatus 3 (unsupported).
+    #[default]
+    Unsupported,
+}
+
+/// What the agent role puts in its HandshakeRequest and HandshakeComplete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentHandshake<'a> {
+    /// `AgentVersion` (e.g. `3.3.0.0`).
+    pub agent_version: &'a str,
+    /// `SessionType`.
+    pub session_type: SessionType,
+    /// `Properties`: raw JSON (an object, or `null`), copied verbatim into the request.
+    pub properties: &'a str,
+    /// When set, the request also carries a `KMSEncryption` action with this key id, and the
+    /// agent refuses a client that does not process it (as the real agent does).
+    pub kms_key_id: Option<&'a str>,
+    /// `CustomerMessage` of HandshakeComplete.
+    pub customer_message: &'a str,
+}
+
+impl AgentHandshake<'static> {
+    /// A shell session (`Standard_Stream`) from agent version 3.3.0.0.
+    pub const SHELL: AgentHandshake<'static> = AgentHandshake {
+        agent_version: "3.3.0.0",
+        session_type: SessionType::StandardStream,
+        properties: "null",
+        kms_key_id: None,
+        customer_message: "",
+    };
+}
+
+/// The version this client reports in `ClientVersion`: the official client release whose
+/// behaviour the engine follows (SigV4-signed upgrade, smux multiplexing; PROTOCOL.md §1). The
+/// agent gates features on it, so it must not be lower.
+pub const DEFAULT_CLIENT_VERSION: &str = "1.2.764.0";
+
+/// Session configuration. Every field is public; start from [`Config::client`] or
+/// [`Config::agent`], which fill in the documented defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Config<'a> {
+    /// The role.
+    pub role: Role,
+    /// Seeds the message-id generator: the same seed and inputs give the same frames.
+    pub seed: u64,
+    /// Largest payload of one data message. Default 1024: what the agent and the official client
+    /// read per message (PROTOCOL.md §4).
+    pub chunk_size: usize,
+    /// Most payload bytes sent but not yet acknowledged; `write` takes no more. Default 256 KiB,
+    /// a value another client found safe (PROTOCOL.md §4). Also bounded by the session's send
+    /// capacity (`SEND`).
+    pub window: usize,
+    /// Initial round-trip estimate. Default 100 ms (official `DefaultRoundTripTime`).
+    pub initial_rtt: Duration,
+    /// Initial retransmission timeout. Default 200 ms (official `DefaultTransmissionTimeout`).
+    pub initial_rto: Duration,
+    /// Ceiling of the retransmission timeout. Default 1 s (official `MaxTransmissionTimeout`).
+    pub max_rto: Duration,
+    /// Floor of the variance term of the timeout. Default 10 ms (official `ClockGranularity`).
+    pub rttvar_floor: Duration,
+    /// How long a message may stay unacknowledged before the session gives up with
+    /// [`CloseReason::GaveUp`](super::CloseReason::GaveUp). Default 5 minutes: the official
+    /// client's 3000 resends every 100 ms.
+    pub give_up: Duration,
+    /// `ClientVersion` sent in OpenDataChannelInput and HandshakeResponse (client role).
+    pub client_version: &'a str,
+    /// How the client answers `KMSEncryption`.
+    pub encryption: Encryption,
+    /// The agent role's handshake content (ignored by the client role).
+    pub agent: AgentHandshake<'a>,
+}
+
+impl Config<'static> {
+    /// A client configuration with the defaults above.
+    pub const fn client(seed: u64) -> Self {
+        Config {
+            role: Role::Client,
+            seed,
+            chunk_size: 1024,
+            window: 256 * 1024,
+            initial_rtt: Duration::from_millis(100),
+            initial_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(1),
+            rttvar_floor: Duration::from_millis(10),
+            give_up: Duration::from_secs(5 * 60),
+            client_version: DEFAULT_CLIENT_VERSION,
+            encryption: Encryption::Unsupported,
+            agent: AgentHandshake::SHELL,
+        }
+    }
+}
+
+impl<'a> Config<'a> {
+    /// An agent configuration with the defaults above and this handshake content.
+    pub const fn agent(seed: u64, handshake: AgentHandshake<'a>) -> Self {
+        let c = Config::client(seed);
+        Config {
+            role: Role::Agent,
+            seed,
+            chunk_size: c.chunk_size,
+            window: c.window,
+            initial_rtt: c.initial_rtt,
+            initial_rto: c.initial_rto,
+            max_rto: c.max_rto,
+            rttvar_floor: c.rttvar_floor,
+            give_up: c.give_up,
+            client_version: c.client_version,
+            encryption: c.encryption,
+            agent: handshake,
+        }
+    }
+}

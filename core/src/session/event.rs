@@ -1,0 +1,225 @@
+//! What the session tells its driver: events, transmits, errors, counters.
+
+use core::fmt;
+
+use crate::payload::Flag;
+
+/// Input from the transport: one WebSocket message.
+#[derive(Debug, Clone, Copy)]
+pub enum Incoming<'a> {
+    /// A text message (the agent role receives OpenDataChannelInput this way).
+    Text(&'a [u8]),
+    /// A binary message: one frame.
+    Binary(&'a [u8]),
+}
+
+/// How to send what [`Session::poll_transmit`](super::Session::poll_transmit) wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TransmitKind {
+    /// As a WebSocket text message (OpenDataChannelInput).
+    Text,
+    /// As a WebSocket binary message (a frame).
+    Binary,
+}
+
+/// One WebSocket message written into the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use]
+pub struct Transmit {
+    /// Bytes written at the start of the buffer.
+    pub len: usize,
+    /// Text or binary.
+    pub kind: TransmitKind,
+}
+
+/// Which stream delivered bytes belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Stream {
+    /// Payload type 1: the remote's output (client role) or the client's input (agent role).
+    Output,
+    /// Payload type 11: the remote's standard error (client role only).
+    StdErr,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer sent `channel_closed`; its `Output` text is
+    /// [`Session::close_message`](super::Session::close_message).
+    ChannelClosed,
+    /// This side closed in order: [`close`](super::Session::close) saw everything acknowledged,
+    /// or the agent role sent `channel_closed`.
+    Local,
+    /// [`terminate`](super::Session::terminate) completed: the agent acknowledged the
+    /// TerminateSession flag (or closed the channel).
+    Terminated,
+    /// A message stayed unacknowledged for [`Config::give_up`](super::Config::give_up).
+    GaveUp,
+    /// The handshake failed: the agent role got a refusal of its session type or encryption.
+    HandshakeFailed,
+    /// The peer broke the protocol (e.g. an unreadable HandshakeRequest).
+    ProtocolViolation,
+}
+
+impl CloseReason {
+    /// A static description, lower case.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            CloseReason::ChannelClosed => "the agent closed the channel",
+            CloseReason::Local => "closed locally after all data was acknowledged",
+            CloseReason::Terminated => "session terminated",
+            CloseReason::GaveUp => "gave up: a message stayed unacknowledged too long",
+            CloseReason::HandshakeFailed => "handshake failed",
+            CloseReason::ProtocolViolation => "the peer violated the protocol",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something the driver may act on. Small and `Copy`: events never borrow the session; fetch
+/// data with [`Session::read`](super::Session::read) and the accessors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Event {
+    /// Agent role: OpenDataChannelInput arrived; check [`Session::peer_token`](super::Session::peer_token).
+    Opened,
+    /// The handshake finished; data may flow. Client: see
+    /// [`Session::customer_message`](super::Session::customer_message).
+    HandshakeComplete,
+    /// Stream bytes wait: call [`Session::read`](super::Session::read) until it returns `None`.
+    Readable,
+    /// `write` may take bytes again after it returned less than offered.
+    Writable,
+    /// Agent role: the client's terminal size.
+    Resized {
+        /// Columns.
+        cols: u32,
+        /// Rows.
+        rows: u32,
+    },
+    /// Agent role: the client sent a flag.
+    Flag(Flag),
+    /// Client role: the remote command's exit code (after all its output).
+    ExitCode(i32),
+    /// Client role: the agent asked us to stop sending data.
+    PublicationPaused,
+    /// Client role: the agent lets us send data again.
+    PublicationResumed,
+    /// The session ended; always the last event.
+    Closed(CloseReason),
+}
+
+/// Input rejected by [`Session::handle_input`](super::Session::handle_input).
+///
+/// Only [`Error::is_fatal`] errors end the session (and then an [`Event::Closed`] follows); the
+/// others drop one message, are counted in [`Stats`], and the session goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// Peer sent garbage: a malformed frame (bad lengths, digest), dropped.
+    Frame(crate::wire::Error),
+    /// Peer sent garbage: an unreadable control payload, dropped (fatal for a handshake message).
+    Payload(crate::payload::Error),
+    /// Peer misbehaved: a message this role never receives (or none before the channel opened),
+    /// dropped.
+    Unexpected,
+    /// Peer misbehaved fatally: the handshake cannot go on; the session is closed.
+    Handshake(crate::payload::Error),
+    /// The session is closed; input is ignored.
+    Closed,
+    /// API misuse: the token is longer than [`MAX_TOKEN_LEN`](super::MAX_TOKEN_LEN).
+    TokenTooLong,
+}
+
+impl Error {
+    /// A static description, lower case.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Error::Frame(e) => e.as_str(),
+            Error::Payload(e) => e.as_str(),
+            Error::Unexpected => "unexpected message for this role or state",
+            Error::Handshake(_) => "unreadable handshake message",
+            Error::Closed => "session closed",
+            Error::TokenTooLong => "token longer than the session can store",
+        }
+    }
+
+    /// Whether the error ended the session.
+    pub const fn is_fatal(&self) -> bool {
+        matches!(self, Error::Handshake(_))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// A write, flag or exit code that was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum WriteError {
+    /// No room now (window full, or the handshake has not completed); [`Event::Writable`] follows.
+    Blocked,
+    /// The session is closing or closed.
+    Closed,
+    /// API misuse: this role does not send that (e.g. stderr from a client).
+    WrongRole,
+}
+
+impl WriteError {
+    /// A static description, lower case.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            WriteError::Blocked => "send window full; wait for writable",
+            WriteError::Closed => "session closing or closed",
+            WriteError::WrongRole => "this role does not send that",
+        }
+    }
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl core::error::Error for WriteError {}
+
+/// Counters, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stats {
+    /// Frames and text messages handed to `handle_input`.
+    pub messages_in: u32,
+    /// Frames and text messages produced by `poll_transmit`.
+    pub messages_out: u32,
+    /// Malformed frames or payloads dropped.
+    pub bad_input: u32,
+    /// Stream messages received again after delivery or while held (re-acknowledged).
+    pub duplicates: u32,
+    /// Stream messages dropped unacknowledged (too far ahead, or no room to hold them).
+    pub dropped_unacked: u32,
+    /// Retransmissions of our stream messages.
+    pub retransmits: u32,
+    /// Acknowledgements that named nothing in flight (or a wrong id).
+    pub unknown_acks: u32,
+    /// Acknowledgements not sent because the transmit queue was full.
+    pub acks_dropped: u32,
+}

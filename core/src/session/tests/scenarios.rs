@@ -1,0 +1,742 @@
+//! Scenario tests: handshake paths, flags, exit codes, pause/resume, back-pressure, give-up,
+//! duplicates, and the official client's wire habits.
+
+use std::vec::Vec;
+
+use super::*;
+use crate::wire::Header;
+
+#[test]
+fn shell_handshake_and_data() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    assert_eq!(c.session_type(), Some(SessionType::StandardStream));
+    assert_eq!(c.properties(), None);
+    assert_eq!(c.agent_version(), Some("3.3.0.0"));
+    assert_eq!(a.client_version(), Some(DEFAULT_CLIENT_VERSION));
+    assert_eq!(a.peer_token(), Some(TOKEN));
+    assert_eq!(c.write(at(1), b"ls\r"), Ok(3));
+    assert_eq!(a.write(at(1), b"file\r\n"), Ok(6));
+    exchange(&mut c, &mut a, at(2));
+    assert_eq!(read_all(&mut a).0, b"ls\r");
+    assert_eq!(read_all(&mut c).0, b"file\r\n");
+    assert_eq!(c.unacked_bytes(), 0);
+    assert_eq!(a.unacked_bytes(), 0);
+}
+
+#[test]
+fn client_opens_with_text_then_answers_the_handshake() {
+    let mut c = client(1);
+    let mut a = agent(2, AgentHandshake::SHELL);
+    assert!(
+        drain(&mut c, at(0)).is_empty(),
+        "nothing before a transport"
+    );
+    c.handle_connected(at(0), TOKEN).unwrap();
+    a.handle_connected(at(0), "").unwrap();
+    let open = drain(&mut c, at(0));
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].kind, TransmitKind::Text);
+    let j: serde_json::Value = serde_json::from_slice(&open[0].bytes).unwrap();
+    assert_eq!(j["MessageSchemaVersion"], "1.0");
+    assert_eq!(j["TokenValue"], TOKEN);
+    assert_eq!(j["ClientVersion"], DEFAULT_CLIENT_VERSION);
+    assert!(j["RequestId"].as_str().unwrap().parse::<Uuid>().is_ok());
+    assert!(j["ClientId"].as_str().unwrap().parse::<Uuid>().is_ok());
+    // The token is gone from the client once sent, and never in Debug.
+    assert!(!std::format!("{c:?}").contains("AAAA"));
+
+    deliver(&mut a, at(0), &open);
+    assert_eq!(events(&mut a), [Event::Opened]);
+    assert_eq!(a.peer_token(), Some(TOKEN));
+    let req = drain(&mut a, at(0));
+    assert_eq!(req.len(), 1);
+    let f = req[0].frame();
+    assert_eq!(f.header.message_type, MessageType::OutputStreamData);
+    assert_eq!(f.header.sequence_number, 0);
+    assert_eq!(f.header.flags, 0);
+    assert_eq!(f.header.payload_type, PayloadType::HandshakeRequest);
+    assert_eq!(
+        req[0].json()["RequestedClientActions"][0]["ActionType"],
+        "SessionType"
+    );
+
+    deliver(&mut c, at(5), &req);
+    let out = drain(&mut c, at(5));
+    assert_eq!(out.len(), 2, "ack + response");
+    let ack = out[0].frame();
+    assert_eq!(ack.header.message_type, MessageType::Acknowledge);
+    let resp = out[1].frame();
+    assert_eq!(resp.header.message_type, MessageType::InputStreamData);
+    assert_eq!(resp.header.sequence_number, 0);
+    assert_eq!(resp.header.payload_type, PayloadType::HandshakeResponse);
+    let j = out[1].json();
+    assert_eq!(j["ClientVersion"], DEFAULT_CLIENT_VERSION);
+    assert_eq!(j["ProcessedClientActions"][0]["ActionType"], "SessionType");
+    assert_eq!(j["ProcessedClientActions"][0]["ActionStatus"], 1);
+    assert!(
+        events(&mut c).is_empty(),
+        "no event until HandshakeComplete"
+    );
+    assert_eq!(c.write(at(5), b"x"), Err(WriteError::Blocked));
+
+    deliver(&mut a, at(10), &out);
+    assert_eq!(events(&mut a), [Event::HandshakeComplete, Event::Writable]);
+    let complete = drain(&mut a, at(10));
+    assert_eq!(complete.len(), 2, "ack + complete");
+    assert_eq!(complete[1].frame().header.sequence_number, 1);
+    assert_eq!(
+        complete[1].frame().header.payload_type,
+        PayloadType::HandshakeComplete
+    );
+    deliver(&mut c, at(15), &complete);
+    assert_eq!(events(&mut c), [Event::HandshakeComplete, Event::Writable]);
+    assert_eq!(c.write(at(15), b"x"), Ok(1));
+}
+
+/// A frame from the peer, as the official serializer would write it.
+fn peer_frame(t: MessageType, seq: i64, id: Uuid, pt: PayloadType, payload: &[u8]) -> Msg {
+    let repr = FrameRepr {
+        header: Header {
+            message_type: t,
+            schema_version: 1,
+            created_date: 1_700_000_000_000,
+            sequence_number: seq,
+            flags: 0,
+            message_id: id,
+            payload_type: pt,
+        },
+        payload,
+    };
+    let mut bytes = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut bytes).unwrap();
+    Msg {
+        kind: TransmitKind::Binary,
+        bytes,
+    }
+}
+
+fn id(n: u8) -> Uuid {
+    Uuid::from_random_bytes([n; 16])
+}
+
+/// The acknowledgements in `msgs`, as (acknowledged type, seq).
+fn acks(msgs: &[Msg]) -> Vec<(std::string::String, i64)> {
+    msgs.iter()
+        .filter(|m| m.kind == TransmitKind::Binary)
+        .filter(|m| m.frame().header.message_type == MessageType::Acknowledge)
+        .map(|m| {
+            let j = m.json();
+            (
+                j["AcknowledgedMessageType"].as_str().unwrap().into(),
+                j["AcknowledgedMessageSequenceNumber"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The sequenced stream messages in `msgs`, as (seq, payload type, payload).
+fn data(msgs: &[Msg]) -> Vec<(i64, PayloadType, Vec<u8>)> {
+    msgs.iter()
+        .filter(|m| m.kind == TransmitKind::Binary)
+        .map(|m| m.frame())
+        .filter(|f| f.header.message_type.is_stream_data())
+        .map(|f| {
+            (
+                f.header.sequence_number,
+                f.header.payload_type,
+                f.payload.to_vec(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn port_session_exposes_properties() {
+    let props = r#"{"portNumber":"22","type":"LocalPortForwarding","localPortNumber":"0"}"#;
+    let h = AgentHandshake {
+        session_type: SessionType::Port,
+        properties: props,
+        customer_message: "Port 22 opened",
+        ..AgentHandshake::SHELL
+    };
+    let (c, _a) = established(h);
+    assert_eq!(c.session_type(), Some(SessionType::Port));
+    assert_eq!(c.properties(), Some(props));
+    let p = payload::PortProperties::parse(c.properties().unwrap().as_bytes()).unwrap();
+    assert_eq!(p.port_number, Some(22));
+    assert_eq!(p.local_port_number, Some(0));
+    assert!(p.port_type.eq_str("LocalPortForwarding"));
+    assert_eq!(c.customer_message(), "Port 22 opened");
+}
+
+#[test]
+fn command_sessions_handshake() {
+    for t in [
+        SessionType::InteractiveCommands,
+        SessionType::NonInteractiveCommands,
+    ] {
+        let props = r#"{"linux":{"commands":"echo hi","separateOutputStream":true}}"#;
+        let h = AgentHandshake {
+            session_type: t,
+            properties: props,
+            ..AgentHandshake::SHELL
+        };
+        let (c, _a) = established(h);
+        assert_eq!(c.session_type(), Some(t));
+        assert_eq!(c.properties(), Some(props));
+        assert_eq!(c.kms_key_id(), None);
+    }
+}
+
+#[test]
+fn kms_is_answered_unsupported_and_the_agent_refuses() {
+    let h = AgentHandshake {
+        kms_key_id: Some("arn:aws:kms:us-east-1:111122223333:key/abcd"),
+        ..AgentHandshake::SHELL
+    };
+    let mut c = client(1);
+    let mut a = agent(2, h);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    let open = drain(&mut c, at(0));
+    deliver(&mut a, at(0), &open);
+    let req = drain(&mut a, at(0));
+    assert_eq!(
+        req[0].json()["RequestedClientActions"][1]["ActionType"],
+        "KMSEncryption"
+    );
+    deliver(&mut c, at(1), &req);
+    assert_eq!(
+        c.kms_key_id(),
+        Some("arn:aws:kms:us-east-1:111122223333:key/abcd")
+    );
+    let out = drain(&mut c, at(1));
+    let resp = out
+        .iter()
+        .find(|m| m.frame().header.payload_type == PayloadType::HandshakeResponse)
+        .unwrap()
+        .json();
+    let kms = &resp["ProcessedClientActions"][1];
+    assert_eq!(kms["ActionType"], "KMSEncryption");
+    assert_eq!(kms["ActionStatus"], 3, "unsupported");
+    assert_eq!(resp["ProcessedClientActions"][0]["ActionStatus"], 1);
+    deliver(&mut a, at(2), &out);
+    assert_eq!(
+        events(&mut a).last(),
+        Some(&Event::Closed(CloseReason::HandshakeFailed))
+    );
+    exchange(&mut c, &mut a, at(3));
+    assert_eq!(events(&mut c), [Event::Closed(CloseReason::ChannelClosed)]);
+    assert_eq!(
+        c.close_message(),
+        "the client did not set up KMS encryption"
+    );
+}
+
+#[test]
+fn flags_reach_the_agent_in_order() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut a);
+    for f in [
+        Flag::DisconnectToPort,
+        Flag::ConnectToPortError,
+        Flag::TerminateSession,
+    ] {
+        c.send_flag(f).unwrap();
+    }
+    let out = drain(&mut c, at(1));
+    let d = data(&out);
+    assert_eq!(d.len(), 3);
+    assert!(d.iter().all(|(_, pt, _)| *pt == PayloadType::Flag));
+    assert_eq!(d[0].2, [0, 0, 0, 1]);
+    assert_eq!(d[1].2, [0, 0, 0, 3]);
+    assert_eq!(d[2].2, [0, 0, 0, 2]);
+    deliver(&mut a, at(1), &out);
+    assert_eq!(
+        events(&mut a),
+        [
+            Event::Flag(Flag::DisconnectToPort),
+            Event::Flag(Flag::ConnectToPortError),
+            Event::Flag(Flag::TerminateSession)
+        ]
+    );
+    assert_eq!(
+        a.send_flag(Flag::DisconnectToPort),
+        Err(WriteError::WrongRole)
+    );
+}
+
+#[test]
+fn terminate_closes_once_the_flag_is_acknowledged() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    c.write(at(1), b"exit").unwrap();
+    c.terminate(at(1));
+    assert_eq!(c.write(at(1), b"more"), Err(WriteError::Closed));
+    let out = drain(&mut c, at(1));
+    let d = data(&out);
+    assert_eq!(d[0].2, b"exit");
+    assert_eq!(
+        (d[1].1, &d[1].2[..]),
+        (PayloadType::Flag, &[0, 0, 0, 2][..])
+    );
+    assert!(!c.is_closed());
+    deliver(&mut a, at(2), &out);
+    assert!(events(&mut a).contains(&Event::Flag(Flag::TerminateSession)));
+    let acks = drain(&mut a, at(2));
+    deliver(&mut c, at(3), &acks);
+    assert_eq!(events(&mut c), [Event::Closed(CloseReason::Terminated)]);
+    assert!(drain(&mut c, at(4)).is_empty());
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn exit_code_and_stderr_follow_the_output() {
+    let h = AgentHandshake {
+        session_type: SessionType::NonInteractiveCommands,
+        ..AgentHandshake::SHELL
+    };
+    let (mut c, mut a) = established(h);
+    events(&mut c);
+    events(&mut a);
+    a.write(at(1), b"out").unwrap();
+    a.write_stderr(at(1), b"err").unwrap();
+    a.send_exit_code(at(1), 3).unwrap();
+    a.close_channel(at(1), "");
+    assert_eq!(c.write_stderr(at(1), b"x"), Err(WriteError::WrongRole));
+    let out = drain(&mut a, at(1));
+    let d = data(&out);
+    assert_eq!(d[1].1, PayloadType::StdErr);
+    assert_eq!(
+        (d[2].1, &d[2].2[..]),
+        (PayloadType::ExitCode, &b"EXIT_CODE: 3"[..])
+    );
+    deliver(&mut c, at(2), &out);
+    assert_eq!(events(&mut c), [Event::Readable, Event::ExitCode(3)]);
+    assert_eq!(read_all(&mut c), (b"out".to_vec(), b"err".to_vec()));
+    assert_eq!(c.exit_code(), Some(3));
+    // The agent sends channel_closed only once all of it is acknowledged.
+    let back = drain(&mut c, at(2));
+    deliver(&mut a, at(3), &back);
+    exchange(&mut c, &mut a, at(3));
+    assert_eq!(events(&mut c), [Event::Closed(CloseReason::ChannelClosed)]);
+    assert_eq!(events(&mut a), [Event::Closed(CloseReason::Local)]);
+}
+
+#[test]
+fn resize_sends_the_latest_size_after_the_handshake() {
+    let mut c = client(1);
+    let mut a = agent(2, AgentHandshake::SHELL);
+    c.resize(80, 24);
+    c.resize(120, 40);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    exchange(&mut c, &mut a, at(0));
+    assert!(events(&mut a).contains(&Event::Resized {
+        cols: 120,
+        rows: 40
+    }));
+    assert_eq!(a.terminal_size(), Some((120, 40)));
+    c.resize(100, 30);
+    let out = drain(&mut c, at(1));
+    let d = data(&out);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].1, PayloadType::Size);
+    assert_eq!(d[0].2, br#"{"cols":100,"rows":30}"#);
+}
+
+#[test]
+fn pause_and_resume_publication() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    a.pause_publication().unwrap();
+    let p = drain(&mut a, at(1));
+    assert_eq!(
+        p[0].frame().header.message_type,
+        MessageType::PausePublication
+    );
+    deliver(&mut c, at(1), &p);
+    assert_eq!(events(&mut c), [Event::PublicationPaused]);
+    assert!(c.is_paused());
+    // Writes are taken but nothing goes out, and no retransmission timer runs.
+    assert_eq!(c.write(at(2), b"typed while paused"), Ok(18));
+    assert!(drain(&mut c, at(2)).is_empty());
+    assert_eq!(c.poll_timeout(), None);
+    c.handle_timeout(at(600_000));
+    assert!(!c.is_closed(), "no give-up while paused");
+    a.start_publication().unwrap();
+    let r = drain(&mut a, at(600_001));
+    deliver(&mut c, at(600_001), &r);
+    assert_eq!(events(&mut c), [Event::PublicationResumed]);
+    let out = drain(&mut c, at(600_001));
+    assert_eq!(data(&out)[0].2, b"typed while paused");
+}
+
+#[test]
+fn full_window_blocks_then_writable() {
+    let mut cc = Config::client(1);
+    cc.window = 3000;
+    cc.chunk_size = 1000;
+    let mut c = Box::new(Small::new(cc, at(0)));
+    let mut a = agent(2, AgentHandshake::SHELL);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    exchange(&mut c, &mut a, at(0));
+    events(&mut c);
+    let data_in = super::sim::bytes(9, 10_000);
+    // The HandshakeResponse is acknowledged: the whole window is free.
+    assert_eq!(c.write(at(1), &data_in), Ok(3000));
+    assert_eq!(c.unacked_bytes(), 3000);
+    assert_eq!(c.write(at(1), &data_in[3000..]), Err(WriteError::Blocked));
+    let out = drain(&mut c, at(1));
+    assert_eq!(data(&out).len(), 3, "cut at chunk_size");
+    assert!(events(&mut c).is_empty());
+    deliver(&mut a, at(2), &out[..1]);
+    let ack = drain(&mut a, at(2));
+    deliver(&mut c, at(3), &ack);
+    assert_eq!(events(&mut c), [Event::Writable]);
+    assert_eq!(c.write(at(3), &data_in[3000..]), Ok(1000));
+    // Nothing was evicted: the agent gets every byte, in order.
+    deliver(&mut a, at(4), &out[1..]);
+    exchange(&mut c, &mut a, at(5));
+    assert_eq!(read_all(&mut a).0, &data_in[..4000]);
+}
+
+#[test]
+fn gives_up_after_five_minutes_retransmitting_every_expired_message() {
+    let (mut c, _a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    let t0 = 1000;
+    c.write(at(t0), b"one").unwrap();
+    c.write(at(t0), b"two").unwrap();
+    let first = drain(&mut c, at(t0));
+    assert_eq!(data(&first).len(), 2);
+    // Nothing is acknowledged from here on: the agent is gone.
+    let rto = c.rto().total_millis();
+    assert_eq!(c.poll_timeout(), Some(at(t0 + rto)));
+    c.handle_timeout(at(t0 + rto));
+    let again = drain(&mut c, at(t0 + rto));
+    assert_eq!(
+        data(&again).iter().map(|d| d.0).collect::<Vec<_>>(),
+        data(&first).iter().map(|d| d.0).collect::<Vec<_>>(),
+        "both expired messages go out again, not only the oldest"
+    );
+    assert_eq!(c.stats().retransmits, 2);
+    let mut now = t0 + rto;
+    while let Some(t) = c.poll_timeout() {
+        now = t.total_millis();
+        c.handle_timeout(t);
+        drain(&mut c, t);
+        if c.is_closed() {
+            break;
+        }
+    }
+    assert_eq!(now, t0 + 5 * 60 * 1000);
+    assert_eq!(events(&mut c), [Event::Closed(CloseReason::GaveUp)]);
+    assert_eq!(c.close_reason(), Some(CloseReason::GaveUp));
+    // The timeout never exceeded the 1 s ceiling.
+    assert!(c.stats().retransmits >= 2 * 299);
+}
+
+#[test]
+fn duplicates_are_reacked_and_delivered_once() {
+    let mut a = agent(2, AgentHandshake::SHELL);
+    a.handle_connected(at(0), "").unwrap();
+    let mut c = client(1);
+    c.handle_connected(at(0), TOKEN).unwrap();
+    deliver(&mut a, at(0), &drain(&mut c, at(0)));
+    events(&mut a);
+    let m0 = peer_frame(
+        MessageType::InputStreamData,
+        0,
+        id(1),
+        PayloadType::Output,
+        b"a",
+    );
+    let m1 = peer_frame(
+        MessageType::InputStreamData,
+        1,
+        id(2),
+        PayloadType::Output,
+        b"b",
+    );
+    let m2 = peer_frame(
+        MessageType::InputStreamData,
+        2,
+        id(3),
+        PayloadType::Output,
+        b"c",
+    );
+    // Out of order, with duplicates before and after delivery.
+    deliver(
+        &mut a,
+        at(1),
+        &[
+            m2.clone(),
+            m2.clone(),
+            m0.clone(),
+            m0.clone(),
+            m1.clone(),
+            m2.clone(),
+        ],
+    );
+    let out = drain(&mut a, at(1));
+    let got = acks(&out);
+    let want: Vec<(std::string::String, i64)> = [2, 2, 0, 0, 1, 2]
+        .iter()
+        .map(|&s| ("input_stream_data".into(), s))
+        .collect();
+    assert_eq!(got, want, "every copy acknowledged");
+    assert_eq!(read_all(&mut a).0, b"abc");
+    assert_eq!(a.stats().duplicates, 3);
+    // Still re-acknowledged long after delivery (the official client's issue #139).
+    deliver(&mut a, at(2), &[m1]);
+    assert_eq!(
+        acks(&drain(&mut a, at(2))),
+        [("input_stream_data".into(), 1)]
+    );
+    assert_eq!(read_all(&mut a).0, b"");
+}
+
+#[test]
+fn too_far_ahead_is_dropped_unacknowledged() {
+    let (mut c, _a) = established(AgentHandshake::SHELL);
+    // Small holds 8 out-of-order messages; the next expected from the agent is 2.
+    let far = peer_frame(
+        MessageType::OutputStreamData,
+        2 + 8,
+        id(9),
+        PayloadType::Output,
+        b"x",
+    );
+    deliver(&mut c, at(1), &[far]);
+    assert!(acks(&drain(&mut c, at(1))).is_empty());
+    assert_eq!(c.stats().dropped_unacked, 1);
+    let near = peer_frame(
+        MessageType::OutputStreamData,
+        2 + 7,
+        id(8),
+        PayloadType::Output,
+        b"y",
+    );
+    deliver(&mut c, at(1), &[near]);
+    assert_eq!(acks(&drain(&mut c, at(1))).len(), 1);
+}
+
+#[test]
+fn bad_frames_are_dropped_and_counted() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    a.write(at(1), b"hello").unwrap();
+    let mut out = drain(&mut a, at(1));
+    let good = out.clone();
+    let last = out[0].bytes.len() - 1;
+    out[0].bytes[last] ^= 1;
+    assert_eq!(
+        c.handle_input(at(2), out[0].incoming()),
+        Err(Error::Frame(crate::wire::Error::DigestMismatch))
+    );
+    assert_eq!(
+        c.handle_input(at(2), Incoming::Binary(&[0u8; 10])),
+        Err(Error::Frame(crate::wire::Error::Truncated))
+    );
+    assert_eq!(c.stats().bad_input, 2);
+    assert!(acks(&drain(&mut c, at(2))).is_empty());
+    assert!(!c.is_closed());
+    deliver(&mut c, at(3), &good);
+    assert_eq!(read_all(&mut c).0, b"hello");
+}
+
+#[test]
+fn unreadable_handshake_request_is_fatal() {
+    let mut c = client(1);
+    c.handle_connected(at(0), TOKEN).unwrap();
+    drain(&mut c, at(0));
+    let bad = peer_frame(
+        MessageType::OutputStreamData,
+        0,
+        id(1),
+        PayloadType::HandshakeRequest,
+        b"{not json",
+    );
+    let e = c.handle_input(at(1), bad.incoming()).unwrap_err();
+    assert!(e.is_fatal());
+    assert_eq!(
+        events(&mut c),
+        [Event::Closed(CloseReason::ProtocolViolation)]
+    );
+}
+
+#[test]
+fn reconnect_resends_open_and_every_unacknowledged_message() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    events(&mut a);
+    c.write(at(1), b"lost-1").unwrap();
+    c.write(at(1), b"lost-2").unwrap();
+    let lost = drain(&mut c, at(1));
+    assert_eq!(data(&lost).len(), 2);
+    c.handle_transport_closed(at(2));
+    a.handle_transport_closed(at(2));
+    assert!(drain(&mut c, at(2)).is_empty());
+    c.write(at(3), b"queued").unwrap();
+    a.handle_connected(at(10), "").unwrap();
+    c.handle_connected(at(10), "second-token").unwrap();
+    let out = drain(&mut c, at(10));
+    assert_eq!(out[0].kind, TransmitKind::Text);
+    let j: serde_json::Value = serde_json::from_slice(&out[0].bytes).unwrap();
+    assert_eq!(j["TokenValue"], "second-token");
+    let d = data(&out[1..]);
+    assert_eq!(
+        d.iter().map(|x| (x.0, x.2.clone())).collect::<Vec<_>>(),
+        [
+            (1, b"lost-1".to_vec()),
+            (2, b"lost-2".to_vec()),
+            (3, b"queued".to_vec())
+        ]
+    );
+    deliver(&mut a, at(11), &out);
+    assert_eq!(events(&mut a), [Event::Opened, Event::Readable]);
+    assert_eq!(a.peer_token(), Some("second-token"));
+    assert_eq!(read_all(&mut a).0, b"lost-1lost-2queued");
+    exchange(&mut c, &mut a, at(12));
+    assert_eq!(c.unacked_bytes(), 0);
+    assert_eq!(c.stats().retransmits, 2);
+}
+
+#[test]
+fn agent_waits_for_open_after_reconnect_and_answers_closed_sessions() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    a.close_channel(at(1), "Session terminated");
+    let cc = drain(&mut a, at(1));
+    // Lost on a cut: the client reconnects, the agent says it again.
+    a.handle_transport_closed(at(2));
+    c.handle_transport_closed(at(2));
+    assert_eq!(cc.len(), 1);
+    a.handle_connected(at(3), "").unwrap();
+    assert!(
+        drain(&mut a, at(3)).is_empty(),
+        "nothing before OpenDataChannelInput"
+    );
+    c.handle_connected(at(3), TOKEN).unwrap();
+    exchange(&mut c, &mut a, at(3));
+    assert_eq!(c.close_reason(), Some(CloseReason::ChannelClosed));
+    assert_eq!(c.close_message(), "Session terminated");
+    // While the transport stays up, the closed agent repeats itself every max_rto.
+    assert_eq!(a.poll_timeout(), Some(at(1003)));
+}
+
+#[test]
+fn created_date_follows_set_unix_time() {
+    let (mut c, _a) = established(AgentHandshake::SHELL);
+    c.set_unix_time(at(100), 1_764_000_000_000);
+    c.write(at(150), b"x").unwrap();
+    let out = drain(&mut c, at(400));
+    assert_eq!(out[0].frame().header.created_date, 1_764_000_000_050);
+}
+
+#[test]
+fn official_ack_shape() {
+    // For every acknowledge vector of the official client: acknowledging a message with that
+    // id and type yields the same payload bytes (sequence number aside), with the official
+    // header habits: type `acknowledge`, sequence 0, flags 3, payload type 0, schema 1.
+    let v: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/vectors/frames.json"
+    )))
+    .unwrap();
+    let mut checked = 0;
+    for o in v.as_array().unwrap() {
+        if o["message_type"] != "acknowledge" {
+            continue;
+        }
+        let payload = hex::decode(o["payload_hex"].as_str().unwrap()).unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        let acked_type = j["AcknowledgedMessageType"].as_str().unwrap();
+        let acked_id: Uuid = j["AcknowledgedMessageId"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let seq = j["AcknowledgedMessageSequenceNumber"].as_i64().unwrap();
+        let (mut s, t) = if acked_type == "input_stream_data" {
+            let mut a = agent(2, AgentHandshake::SHELL);
+            a.handle_connected(at(0), "").unwrap();
+            let mut c = client(1);
+            c.handle_connected(at(0), TOKEN).unwrap();
+            deliver(&mut a, at(0), &drain(&mut c, at(0)));
+            drain(&mut a, at(0));
+            (a, MessageType::InputStreamData)
+        } else {
+            let mut c = client(1);
+            c.handle_connected(at(0), TOKEN).unwrap();
+            drain(&mut c, at(0));
+            (c, MessageType::OutputStreamData)
+        };
+        let m = peer_frame(t, 0, acked_id, PayloadType::Output, b"x");
+        deliver(&mut s, at(1), &[m]);
+        let out = drain(&mut s, at(1));
+        assert_eq!(out.len(), 1);
+        let f = out[0].frame();
+        assert_eq!(f.header.message_type, MessageType::Acknowledge);
+        assert_eq!(f.header.sequence_number, 0);
+        assert_eq!(f.header.flags, 3);
+        assert_eq!(f.header.payload_type, PayloadType::Null);
+        assert_eq!(f.header.schema_version, 1);
+        let official = std::string::String::from_utf8(payload.clone())
+            .unwrap()
+            .replace(
+                &std::format!("\"AcknowledgedMessageSequenceNumber\":{seq}"),
+                "\"AcknowledgedMessageSequenceNumber\":0",
+            );
+        assert_eq!(core::str::from_utf8(f.payload).unwrap(), official);
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked}");
+}
+
+#[test]
+fn data_frames_follow_the_official_habits() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    c.write(at(1), b"ab").unwrap();
+    a.write(at(1), b"cd").unwrap();
+    let from_c = drain(&mut c, at(1));
+    let from_a = drain(&mut a, at(1));
+    let fc = from_c[0].frame();
+    let fa = from_a[0].frame();
+    assert_eq!(fc.header.message_type, MessageType::InputStreamData);
+    assert_eq!(fa.header.message_type, MessageType::OutputStreamData);
+    for f in [fc, fa] {
+        assert_eq!(f.header.flags, 0);
+        assert_eq!(f.header.schema_version, 1);
+        assert_eq!(f.header.payload_type, PayloadType::Output);
+        // Sequence numbers continue after the handshake messages (0: request/response).
+    }
+    assert_eq!(fc.header.sequence_number, 1);
+    assert_eq!(fa.header.sequence_number, 2);
+    assert_ne!(fc.header.message_id, fa.header.message_id);
+}
+
+#[test]
+fn same_seed_same_frames() {
+    let run = || {
+        let (mut c, mut a) = established(AgentHandshake::SHELL);
+        c.write(at(1), b"x").unwrap();
+        a.write(at(1), b"y").unwrap();
+        let mut all = drain(&mut c, at(1));
+        all.extend(drain(&mut a, at(1)));
+        all
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn default_client_session_size() {
+    let size = core::mem::size_of::<Session>();
+    std::println!("size_of::<Session>() (default client session) = {size} bytes");
+    // The send ring (256 KiB) dominates; everything else is a few tens of KiB.
+    assert!(size > 256 * 1024 && size < 320 * 1024, "{size}");
+    std::println!(
+        "size_of::<Small>() = {} bytes",
+        core::mem::size_of::<Small>()
+    );
+}
