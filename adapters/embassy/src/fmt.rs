@@ -10,7 +10,7 @@ macro_rules! debug {
         #[cfg(feature = "log")]
         ::log::debug!($($arg)*);
         #[cfg(not(any(feature = "defmt", feature = "log")))]
-        { let _ = ($( & $arg ),*); }
+        { let _ = format_args!($($arg)*); }
     }};
 }
 
@@ -21,6 +21,6 @@ macro_rules! warn {
         #[cfg(feature = "log")]
         ::log::warn!($($arg)*);
         #[cfg(not(any(feature = "defmt", feature = "log")))]
-        { let _ = ($( & $arg ),*); }
+        { let _ = format_args!($($arg)*); }
     }};
 }

@@ -3,14 +3,16 @@
 //! option accepts anything.
 #![cfg(feature = "tls")]
 
+mod common;
+
 use core::net::SocketAddr;
 use std::sync::Arc;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use embedded_io_async::{Read, Write};
 use rand_core::OsRng;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+#[cfg(feature = "tls-rsa")]
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use ssm_embassy::tls::{self, Options, Verification};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,29 +24,8 @@ struct Pki {
 
 /// A throwaway ECDSA P-256 root and a leaf for `localhost` signed by it.
 fn pki() -> Pki {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![CertificateDer::from(leaf.der().to_vec())],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-    )
-    .unwrap();
-    Pki {
-        ca_der: ca.der().to_vec(),
-        server: Arc::new(server),
-    }
+    let (ca_der, server) = common::pki();
+    Pki { ca_der, server }
 }
 
 /// A TLS echo server for one connection.
@@ -191,10 +172,5 @@ async fn dangerous_option_accepts_an_unknown_root() {
 }
 
 fn pki_root_only() -> Vec<u8> {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap())
-        .unwrap()
-        .der()
-        .to_vec()
+    common::pki().0
 }
