@@ -140,8 +140,9 @@ fn now() -> ssm_proto::Instant {
 /// - `MSG`: the largest WebSocket message accepted (a frame: 120 + up to 1024 bytes of agent
 ///   output, or a handshake request with its properties, at most about 3 KiB).
 /// - `TX`: one outgoing WebSocket message with its frame header: OpenDataChannelInput carries the
-///   token (up to 1 KiB), data frames carry 120 + 1024 bytes.
-pub struct Resources<const RX: usize = 2048, const MSG: usize = 4096, const TX: usize = 2048> {
+///   token (the engine takes up to 2 KiB, so about 2.4 KiB in all), data frames 120 + 1024 bytes.
+///   A message that does not fit ends the runner with [`Error::BufferTooSmall`].
+pub struct Resources<const RX: usize = 2048, const MSG: usize = 4096, const TX: usize = 4096> {
     shared: Shared,
     ws: RefCell<WebSocket<MSG>>,
     rx: [u8; RX],

@@ -7,6 +7,7 @@
 #![no_main]
 #![deny(unsafe_code)]
 
+mod engine_tests;
 mod harness;
 mod vectors;
 mod wire_tests;
@@ -19,7 +20,7 @@ use panic_semihosting as _;
 fn main() -> ! {
     let mut passed = 0u32;
     let mut failed = 0u32;
-    for t in wire_tests::TESTS {
+    for t in wire_tests::TESTS.iter().chain(engine_tests::TESTS) {
         match (t.run)() {
             Ok(()) => passed += 1,
             Err(f) => {
