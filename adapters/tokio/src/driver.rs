@@ -1,0 +1,753 @@
+//! The driver: one task per session that runs the `ssm_proto` engine over a WebSocket.
+//!
+//! It makes no protocol decision: it feeds WebSocket messages to `handle_input`, drains
+//! `poll_transmit` into the socket, arms one timer from `poll_timeout`, moves stream bytes between
+//! the engine and the handle's pipes, and forwards events. Engine time is milliseconds since the
+//! driver started (`base`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{self, Event, Incoming, Stream, TransmitKind};
+use futures_util::FutureExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::faults::Faults;
+use crate::handle::{Command, HandshakeInfo, Outcome, SessionEvent};
+use crate::transport::{self, BoxWs, Outgoing, Transport, TransportEvent};
+use crate::{Error, Target, TlsOptions, Token};
+
+/// The engine type the driver runs (default capacities), boxed: its buffers are inline.
+pub(crate) type Engine = engine::Session;
+
+/// Asks the application for a fresh `Target` (from `ResumeSession`) after the WebSocket dropped.
+pub type ResumeFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<Target>> + Send>> + Send + Sync>;
+
+/// Agent role: decides whether the token in a client's `OpenDataChannelInput` is acceptable.
+pub type AuthorizeFn = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Capacity of each pipe between a handle and the driver.
+const PIPE: usize = 256 * 1024;
+/// Stop taking stream bytes out of the engine while this much waits for the application.
+const PENDING_MAX: usize = 256 * 1024;
+/// Reconnect attempts after the transport dropped, with this pause between them.
+const RECONNECT_ATTEMPTS: u32 = 5;
+const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+/// Agent role: after the session closed, how long to keep the connection so the engine can
+/// repeat `channel_closed` until the client hangs up.
+const AGENT_LINGER: Duration = Duration::from_secs(3);
+
+pub(crate) enum Role {
+    Client {
+        tls: TlsOptions,
+        connect_timeout: Duration,
+        resume: Option<ResumeFn>,
+        token: Token,
+        initial_size: Option<(u16, u16)>,
+    },
+    Agent {
+        authorize: Option<AuthorizeFn>,
+    },
+}
+
+/// Everything the driver needs besides the engine.
+pub(crate) struct Setup {
+    pub(crate) role: Role,
+    pub(crate) faults: Option<Faults>,
+    /// Sleep after each data message the driver hands the engine (the official 1 ms per 1 KiB).
+    pub(crate) pacing: Option<Duration>,
+    /// Bytes per `write` call (the engine's chunk size).
+    pub(crate) chunk: usize,
+    /// Agent role: end the session when no transport came back for this long.
+    pub(crate) orphan_timeout: Option<Duration>,
+}
+
+/// The driver's ends of the pipes and channels.
+pub(crate) struct Ends {
+    /// Bytes for the engine's Output stream (client input / agent output).
+    pub(crate) data_in: DuplexStream,
+    /// Agent role: bytes for StdErr.
+    pub(crate) stderr_in: Option<DuplexStream>,
+    /// Output stream bytes from the engine go here.
+    pub(crate) data_out: DuplexStream,
+    /// StdErr bytes from the engine go here (client role).
+    pub(crate) stderr_out: Option<DuplexStream>,
+    pub(crate) events: mpsc::UnboundedSender<SessionEvent>,
+    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+}
+
+pub(crate) fn pipe() -> (DuplexStream, DuplexStream) {
+    tokio::io::duplex(PIPE)
+}
+
+type Reconnect = Pin<Box<dyn Future<Output = Result<(BoxWs, Token), Error>> + Send>>;
+
+/// A source pipe (application → engine) and the bytes taken from it not yet accepted.
+struct Source {
+    pipe: Option<DuplexStream>,
+    staged: Vec<u8>,
+    off: usize,
+    eof: bool,
+}
+
+impl Source {
+    fn new(pipe: Option<DuplexStream>) -> Self {
+        let eof = pipe.is_none();
+        Source {
+            pipe,
+            staged: Vec::new(),
+            off: 0,
+            eof,
+        }
+    }
+    fn staged(&self) -> &[u8] {
+        &self.staged[self.off..]
+    }
+    fn can_read(&self) -> bool {
+        !self.eof && self.off >= self.staged.len()
+    }
+    /// True if nothing is staged and the pipe has nothing buffered right now.
+    fn idle(&mut self) -> bool {
+        if self.off < self.staged.len() {
+            return false;
+        }
+        if self.eof {
+            return true;
+        }
+        let Some(p) = self.pipe.as_mut() else {
+            return true;
+        };
+        let mut buf = vec![0u8; 16 * 1024];
+        match p.read(&mut buf).now_or_never() {
+            None => true,
+            Some(Ok(0)) | Some(Err(_)) => {
+                self.eof = true;
+                true
+            }
+            Some(Ok(n)) => {
+                buf.truncate(n);
+                self.staged = buf;
+                self.off = 0;
+                false
+            }
+        }
+    }
+}
+
+/// A sink pipe (engine → application) and the bytes waiting for it.
+struct Sink {
+    pipe: Option<DuplexStream>,
+    pending: Vec<u8>,
+    off: usize,
+}
+
+impl Sink {
+    fn new(pipe: Option<DuplexStream>) -> Self {
+        Sink {
+            pipe,
+            pending: Vec::new(),
+            off: 0,
+        }
+    }
+    fn waiting(&self) -> usize {
+        self.pending.len() - self.off
+    }
+    fn push(&mut self, b: &[u8]) {
+        if self.pipe.is_none() {
+            return; // nobody listens: discard
+        }
+        if self.off == self.pending.len() {
+            self.pending.clear();
+            self.off = 0;
+        }
+        self.pending.extend_from_slice(b);
+    }
+}
+
+/// What woke the driver.
+enum Wake {
+    Command(Option<Command>),
+    Transport(TransportEvent),
+    Timer,
+    Read(usize, std::io::Result<usize>),
+    Wrote(usize, std::io::Result<usize>),
+    Reconnected(Result<(BoxWs, Token), Error>),
+    Paced,
+}
+
+struct Driver {
+    session: Box<Engine>,
+    setup: Setup,
+    base: Instant,
+    transport: Option<Transport>,
+    generation: u64,
+    tr_tx: mpsc::UnboundedSender<TransportEvent>,
+    tr_rx: mpsc::UnboundedReceiver<TransportEvent>,
+    events: mpsc::UnboundedSender<SessionEvent>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    commands_open: bool,
+    /// [0] data, [1] stderr.
+    sources: [Source; 2],
+    sinks: [Sink; 2],
+    /// Commands that must follow the bytes written before them.
+    ordered: std::collections::VecDeque<Command>,
+    handshake_done: bool,
+    writable: bool,
+    pace_until: Option<Instant>,
+    reconnect: Option<Reconnect>,
+    /// When the agent role lost its transport (for `orphan_timeout`).
+    orphaned_at: Option<Instant>,
+    closed: Option<String>,
+    closed_at: Option<Instant>,
+    failure: Option<Error>,
+    exit_code: Option<i32>,
+    tbuf: Vec<u8>,
+    rbuf: Vec<u8>,
+}
+
+/// Runs a session until it ends. `ws`, if given, is the first transport.
+pub(crate) async fn run(
+    session: Box<Engine>,
+    setup: Setup,
+    ends: Ends,
+    ws: Option<BoxWs>,
+) -> Result<Outcome, Error> {
+    let (tr_tx, tr_rx) = mpsc::unbounded_channel();
+    let mut d = Driver {
+        session,
+        base: Instant::now(),
+        transport: None,
+        generation: 0,
+        tr_tx,
+        tr_rx,
+        events: ends.events,
+        commands: ends.commands,
+        commands_open: true,
+        sources: [Source::new(Some(ends.data_in)), Source::new(ends.stderr_in)],
+        sinks: [Sink::new(Some(ends.data_out)), Sink::new(ends.stderr_out)],
+        ordered: Default::default(),
+        handshake_done: false,
+        writable: true,
+        pace_until: None,
+        reconnect: None,
+        orphaned_at: Some(Instant::now()),
+        closed: None,
+        closed_at: None,
+        failure: None,
+        exit_code: None,
+        tbuf: vec![0u8; 16 * 1024],
+        rbuf: vec![0u8; 64 * 1024],
+        setup,
+    };
+    d.sync_clock();
+    if let Some(ws) = ws {
+        d.attach(ws);
+        if let Role::Client { token, .. } = &d.setup.role {
+            let now = d.now();
+            if let Err(e) = d.session.handle_connected(now, token.expose()) {
+                return Err(Error::Protocol(e.to_string()));
+            }
+        }
+    }
+    d.run().await
+}
+
+impl Driver {
+    fn now(&self) -> ssm_proto::Instant {
+        ssm_proto::Instant::from_millis(self.base.elapsed().as_millis() as u64)
+    }
+
+    fn to_tokio(&self, t: ssm_proto::Instant) -> Instant {
+        self.base + Duration::from_millis(t.total_millis())
+    }
+
+    fn sync_clock(&mut self) {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let now = self.now();
+        self.session.set_unix_time(now, unix_ms);
+    }
+
+    fn emit(&self, e: SessionEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn attach(&mut self, ws: BoxWs) {
+        self.generation += 1;
+        tracing::debug!(generation = self.generation, "transport attached");
+        self.transport = Some(transport::spawn(
+            ws,
+            self.generation,
+            self.setup.faults.clone(),
+            self.tr_tx.clone(),
+        ));
+    }
+
+    fn finished(&self) -> bool {
+        let ended = self.failure.is_some()
+            || (self.closed.is_some() && (self.transport.is_none() || !self.lingering()));
+        ended && self.sinks.iter().all(|s| s.waiting() == 0)
+    }
+
+    /// Agent role, closed, connection up: keep it a little for the client to hang up.
+    fn lingering(&self) -> bool {
+        matches!(self.setup.role, Role::Agent { .. })
+            && self.closed_at.is_some_and(|t| t.elapsed() < AGENT_LINGER)
+    }
+
+    async fn run(mut self) -> Result<Outcome, Error> {
+        loop {
+            self.pump();
+            if self.finished() {
+                break;
+            }
+            let wake = self.wait().await;
+            self.on_wake(wake);
+        }
+        if let Some(t) = self.transport.take() {
+            t.close_gracefully().await;
+        }
+        for s in &mut self.sinks {
+            if let Some(mut p) = s.pipe.take() {
+                let _ = p.shutdown().await;
+            }
+        }
+        match self.failure.take() {
+            Some(e) => Err(e),
+            None => Ok(Outcome {
+                exit_code: self.exit_code,
+                reason: self.closed.take().unwrap_or_default(),
+                close_message: close_message(&self.session),
+            }),
+        }
+    }
+
+    /// Moves everything that can move without waiting.
+    fn pump(&mut self) {
+        loop {
+            let mut progress = false;
+            while let Some(ev) = self.session.poll_event() {
+                progress = true;
+                self.on_event(ev);
+            }
+            // Engine → application.
+            while self.sinks.iter().all(|s| s.waiting() < PENDING_MAX) {
+                match self.session.read(&mut self.rbuf) {
+                    Some((stream, n)) => {
+                        progress = true;
+                        let i = usize::from(matches!(stream, Stream::StdErr));
+                        let chunk = &self.rbuf[..n];
+                        self.sinks[i].push(chunk);
+                    }
+                    None => break,
+                }
+            }
+            // Application → engine.
+            if self.closed.is_none() && self.handshake_done && self.writable && self.paced() {
+                for i in 0..2 {
+                    if self.sources[i].staged().is_empty() {
+                        continue;
+                    }
+                    let now = self.now();
+                    let mut data = self.sources[i].staged();
+                    if self.setup.pacing.is_some() {
+                        // One message per pause, as the official agent does.
+                        data = &data[..data.len().min(self.setup.chunk.max(1))];
+                    }
+                    let r = if i == 0 {
+                        self.session.write(now, data)
+                    } else {
+                        self.session.write_stderr(now, data)
+                    };
+                    match r {
+                        Ok(0) => self.writable = false,
+                        Ok(n) => {
+                            progress = true;
+                            self.sources[i].off += n;
+                            if let Some(p) = self.setup.pacing {
+                                self.pace_until = Some(Instant::now() + p);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!("engine refused data: {e}");
+                            self.writable = false;
+                        }
+                    }
+                }
+            }
+            // Ordered commands go once the bytes before them are in the engine.
+            while !self.ordered.is_empty()
+                && self.closed.is_none()
+                && self.sources.iter_mut().all(|s| s.idle())
+            {
+                if let Some(c) = self.ordered.pop_front() {
+                    progress = true;
+                    self.apply(c);
+                }
+            }
+            // Engine → socket.
+            if self.transport.is_some() {
+                loop {
+                    let now = self.now();
+                    match self.session.poll_transmit(now, &mut self.tbuf) {
+                        Ok(Some(t)) => {
+                            progress = true;
+                            let bytes = &self.tbuf[..t.len];
+                            let msg = match t.kind {
+                                TransmitKind::Text => {
+                                    Message::text(String::from_utf8_lossy(bytes).into_owned())
+                                }
+                                TransmitKind::Binary => Message::binary(bytes.to_vec()),
+                            };
+                            if let Some(tr) = &self.transport {
+                                tr.send(Outgoing::Message(msg));
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.tbuf.resize(e.required, 0);
+                        }
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    fn paced(&self) -> bool {
+        self.pace_until.is_none_or(|t| t <= Instant::now())
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Opened => {
+                let ok = match &self.setup.role {
+                    Role::Agent {
+                        authorize: Some(auth),
+                    } => self.session.peer_token().is_some_and(|t| auth(t)),
+                    _ => true,
+                };
+                if ok {
+                    self.emit(SessionEvent::Opened);
+                } else {
+                    tracing::warn!("client presented an unknown token; dropping the connection");
+                    self.transport = None;
+                    let now = self.now();
+                    self.session.handle_transport_closed(now);
+                }
+            }
+            Event::HandshakeComplete => {
+                self.handshake_done = true;
+                if let Role::Client {
+                    initial_size: Some((c, r)),
+                    ..
+                } = &self.setup.role
+                {
+                    let (c, r) = (*c, *r);
+                    self.session.resize(c.into(), r.into());
+                }
+                self.emit(SessionEvent::HandshakeComplete(handshake_info(
+                    &self.session,
+                )));
+            }
+            Event::Readable => {}
+            Event::Writable => self.writable = true,
+            Event::Resized { cols, rows } => self.emit(SessionEvent::Resized {
+                cols: u16::try_from(cols).unwrap_or(u16::MAX),
+                rows: u16::try_from(rows).unwrap_or(u16::MAX),
+            }),
+            Event::Flag(f) => self.emit(SessionEvent::Flag(f.into())),
+            Event::ExitCode(c) => {
+                self.exit_code = Some(c);
+                self.emit(SessionEvent::ExitCode(c));
+            }
+            Event::PublicationPaused => self.emit(SessionEvent::PublicationPaused),
+            Event::PublicationResumed => {
+                self.writable = true;
+                self.emit(SessionEvent::PublicationResumed)
+            }
+            Event::Closed(reason) => {
+                let text = reason.to_string();
+                tracing::debug!(reason = %text, "session closed");
+                self.emit(SessionEvent::Closed(text.clone()));
+                self.failure = self.close_failure(reason);
+                self.closed = Some(text);
+                self.closed_at = Some(Instant::now());
+                self.reconnect = None;
+            }
+            #[allow(unreachable_patterns, reason = "the engine's Event is non_exhaustive")]
+            _ => {}
+        }
+    }
+
+    /// Whether a close is an error for the application (the engine says why it closed; this
+    /// only sorts its reasons into the adapter's error kinds).
+    fn close_failure(&self, reason: engine::CloseReason) -> Option<Error> {
+        use engine::CloseReason as R;
+        let client = matches!(self.setup.role, Role::Client { .. });
+        let message = close_message(&self.session);
+        match reason {
+            R::ChannelClosed if client && !self.handshake_done => Some(Error::ChannelClosed(
+                message.unwrap_or_else(|| reason.to_string()),
+            )),
+            R::GaveUp => Some(Error::ConnectionLost(reason.to_string())),
+            R::HandshakeFailed => Some(Error::HandshakeFailed(reason.to_string())),
+            R::ProtocolViolation => Some(Error::Protocol(reason.to_string())),
+            _ => None,
+        }
+    }
+
+    fn apply(&mut self, c: Command) {
+        let now = self.now();
+        match c {
+            Command::Resize(cols, rows) => self.session.resize(cols.into(), rows.into()),
+            Command::Terminate => self.session.terminate(now),
+            Command::Flag(f) => {
+                if let Err(e) = self.session.send_flag(f.into()) {
+                    tracing::debug!("flag not sent: {e}");
+                }
+            }
+            Command::Close => self.session.close(now),
+            Command::ExitCode(code) => {
+                if let Err(e) = self.session.send_exit_code(now, code) {
+                    tracing::debug!("exit code not sent: {e}");
+                }
+            }
+            Command::CloseChannel(reason) => self.session.close_channel(now, &reason),
+            Command::Attach(ws) => {
+                let had = self.transport.take().is_some();
+                if had {
+                    self.session.handle_transport_closed(now);
+                }
+                self.attach(ws);
+                // Agent role: the engine then waits for the client's OpenDataChannelInput.
+                if let Err(e) = self.session.handle_connected(now, "") {
+                    tracing::debug!("attach: {e}");
+                }
+                self.orphaned_at = None;
+                if had || self.generation > 1 {
+                    self.emit(SessionEvent::Reconnected);
+                }
+            }
+        }
+    }
+
+    /// Waits for the next thing to do.
+    async fn wait(&mut self) -> Wake {
+        let mut timer = self.session.poll_timeout().map(|t| self.to_tokio(t));
+        if let (Some(since), Some(limit)) = (self.orphaned_at, self.setup.orphan_timeout) {
+            let t = since + limit;
+            timer = Some(timer.map_or(t, |x| x.min(t)));
+        }
+        if let Some(t) = self.closed_at.filter(|_| self.lingering()) {
+            let t = t + AGENT_LINGER;
+            timer = Some(timer.map_or(t, |x| x.min(t)));
+        }
+        let pace = self.pace_until.filter(|t| *t > Instant::now());
+        let accept_input =
+            self.closed.is_none() && self.handshake_done && self.writable && pace.is_none();
+        let [s0, s1] = &mut self.sources;
+        let [k0, k1] = &mut self.sinks;
+        let reconnecting = self.reconnect.is_some();
+        let reconnect = self.reconnect.as_mut();
+        tokio::select! {
+            c = self.commands.recv(), if self.commands_open => Wake::Command(c),
+            Some(e) = self.tr_rx.recv() => Wake::Transport(e),
+            _ = sleep_opt(timer) => Wake::Timer,
+            _ = sleep_opt(pace) => Wake::Paced,
+            r = read_src(s0), if accept_input && s0.can_read() => Wake::Read(0, r),
+            r = read_src(s1), if accept_input && s1.can_read() => Wake::Read(1, r),
+            r = write_sink(k0), if k0.waiting() > 0 => Wake::Wrote(0, r),
+            r = write_sink(k1), if k1.waiting() > 0 => Wake::Wrote(1, r),
+            r = async { reconnect.expect("guarded").await }, if reconnecting => Wake::Reconnected(r),
+        }
+    }
+
+    fn on_wake(&mut self, wake: Wake) {
+        let now = self.now();
+        match wake {
+            Wake::Command(None) => self.commands_open = false,
+            Wake::Command(Some(c @ (Command::ExitCode(_) | Command::CloseChannel(_)))) => {
+                self.ordered.push_back(c)
+            }
+            Wake::Command(Some(c)) => self.apply(c),
+            Wake::Timer => {
+                self.sync_clock();
+                self.session.handle_timeout(now);
+                if let (Some(since), Some(limit)) = (self.orphaned_at, self.setup.orphan_timeout) {
+                    if self.transport.is_none() && since.elapsed() >= limit && self.closed.is_none()
+                    {
+                        tracing::info!("no connection for {limit:?}; ending the session");
+                        self.failure = Some(Error::ConnectionLost(format!(
+                            "no connection for {} s",
+                            limit.as_secs()
+                        )));
+                    }
+                }
+            }
+            Wake::Paced => {}
+            Wake::Transport(TransportEvent::Message(g, m)) => {
+                if g != self.generation || self.transport.is_none() {
+                    return;
+                }
+                let r = match &m {
+                    Message::Binary(b) => self.session.handle_input(now, Incoming::Binary(b)),
+                    Message::Text(t) => self
+                        .session
+                        .handle_input(now, Incoming::Text(t.as_str().as_bytes())),
+                    _ => Ok(()),
+                };
+                if let Err(e) = r {
+                    tracing::debug!("ignored peer input: {e}");
+                }
+            }
+            Wake::Transport(TransportEvent::Closed(g, reason)) => {
+                if g != self.generation || self.transport.is_none() {
+                    return;
+                }
+                self.transport = None;
+                if self.closed.is_some() {
+                    return;
+                }
+                tracing::info!(%reason, "data channel connection lost");
+                self.session.handle_transport_closed(now);
+                self.emit(SessionEvent::TransportLost(reason.clone()));
+                self.start_reconnect(reason);
+            }
+            Wake::Reconnected(Ok((ws, token))) => {
+                self.reconnect = None;
+                self.attach(ws);
+                if let Err(e) = self.session.handle_connected(now, token.expose()) {
+                    self.failure = Some(Error::Protocol(e.to_string()));
+                }
+                if let Role::Client { token: t, .. } = &mut self.setup.role {
+                    *t = token;
+                }
+                tracing::info!("data channel resumed");
+                self.emit(SessionEvent::Reconnected);
+            }
+            Wake::Reconnected(Err(e)) => {
+                self.reconnect = None;
+                self.failure = Some(Error::ConnectionLost(e.to_string()));
+            }
+            Wake::Read(i, Ok(n)) if n > 0 => {
+                let s = &mut self.sources[i];
+                s.staged.truncate(n);
+                s.off = 0;
+            }
+            Wake::Read(i, _) => {
+                let s = &mut self.sources[i];
+                s.staged.clear();
+                s.off = 0;
+                s.eof = true;
+            }
+            Wake::Wrote(i, Ok(n)) if n > 0 => self.sinks[i].off += n,
+            Wake::Wrote(i, _) => {
+                // The application dropped its reader: discard from now on.
+                let s = &mut self.sinks[i];
+                s.pipe = None;
+                s.pending.clear();
+                s.off = 0;
+            }
+        }
+    }
+
+    fn start_reconnect(&mut self, reason: String) {
+        match &self.setup.role {
+            Role::Client {
+                resume: Some(resume),
+                tls,
+                connect_timeout,
+                ..
+            } => {
+                let (resume, tls, timeout) = (resume.clone(), tls.clone(), *connect_timeout);
+                self.reconnect = Some(Box::pin(async move {
+                    let mut last = Error::ConnectionLost(reason);
+                    for attempt in 0..RECONNECT_ATTEMPTS {
+                        if attempt > 0 {
+                            tokio::time::sleep(RECONNECT_PAUSE).await;
+                        }
+                        let target = match resume().await {
+                            Ok(t) => t,
+                            Err(e) => {
+                                last = Error::ConnectionLost(format!("resume failed: {e}"));
+                                continue;
+                            }
+                        };
+                        match transport::connect_ws(&target.stream_url, &tls, timeout).await {
+                            Ok(ws) => return Ok((ws, target.token)),
+                            Err(e) => last = e,
+                        }
+                    }
+                    Err(last)
+                }));
+            }
+            Role::Client { .. } => {
+                self.failure = Some(if self.handshake_done {
+                    Error::ConnectionLost(reason)
+                } else {
+                    Error::HandshakeFailed(format!(
+                        "the connection closed before the handshake completed ({reason}); \
+                         is the token valid?"
+                    ))
+                });
+            }
+            // The agent waits for the client to come back (Command::Attach), the engine to
+            // give up, or `orphan_timeout`.
+            Role::Agent { .. } => self.orphaned_at = Some(Instant::now()),
+        }
+    }
+}
+
+async fn read_src(s: &mut Source) -> std::io::Result<usize> {
+    let Some(p) = s.pipe.as_mut() else {
+        return std::future::pending().await;
+    };
+    s.staged.resize(16 * 1024, 0);
+    p.read(&mut s.staged).await
+}
+
+async fn write_sink(s: &mut Sink) -> std::io::Result<usize> {
+    let Some(p) = s.pipe.as_mut() else {
+        return Ok(0);
+    };
+    p.write(&s.pending[s.off..]).await
+}
+
+async fn sleep_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+// ---- engine accessors ----
+
+fn handshake_info(s: &Engine) -> HandshakeInfo {
+    HandshakeInfo {
+        session_type: s
+            .session_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        properties: s.properties().unwrap_or_default().to_string(),
+        agent_version: s.agent_version().unwrap_or_default().to_string(),
+        client_version: s.client_version().unwrap_or_default().to_string(),
+        customer_message: s.customer_message().to_string(),
+    }
+}
+
+fn close_message(s: &Engine) -> Option<String> {
+    Some(s.close_message())
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+}

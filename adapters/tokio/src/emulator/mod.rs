@@ -1,0 +1,641 @@
+//! A local Session Manager: the SSM JSON API subset a client uses and the data-channel WebSocket
+//! in the agent role, on one loopback port.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
+//! let emu = Emulator::start(EmulatorConfig::default()).await?;
+//! // In-process (what `ssm-session demo` does) ...
+//! let target = emu.start_session(&StartSession::shell())?;
+//! let options = ssm_tokio::ConnectOptions { tls: emu.client_tls(), ..Default::default() };
+//! let session = ssm_tokio::connect(target, options).await.map_err(std::io::Error::from)?;
+//! // ... or over HTTP: `aws ssm start-session --endpoint-url` + emu.endpoint_url()
+//! # drop(session); Ok(()) }
+//! ```
+//!
+//! What it serves (every connection: plain HTTP, or TLS when the first byte is a TLS handshake):
+//! - `POST /` with `X-Amz-Target: AmazonSSM.StartSession` / `ResumeSession` /
+//!   `TerminateSession` (AWS JSON 1.1). The SigV4 `Authorization` header is accepted unchecked.
+//!   StartSession answers `{"SessionId","StreamUrl","TokenValue"}`; the `StreamUrl` is
+//!   `wss://127.0.0.1:PORT/v1/data-channel/<id>?role=publish_subscribe` (`ws://` when
+//!   [`EmulatorConfig::tls`] is off). Clients trust [`Emulator::ca_pem`], a CA made at start.
+//! - `GET /v1/data-channel/<id>` WebSocket upgrades: the session's agent. A client presenting a
+//!   token that was not issued for that session is disconnected. A second connection for the
+//!   same session (after `ResumeSession`) carries on the same agent state.
+//!
+//! Documents:
+//! - none / `SSM-SessionManagerRunShell`: `Standard_Stream`, [`EmulatorConfig::shell`] in a PTY;
+//!   Size messages resize the PTY.
+//! - `AWS-StartInteractiveCommand` (parameter `command`): `InteractiveCommands`, `sh -c command`
+//!   in a PTY, no exit code (as the real agent).
+//! - `AWS-StartNonInteractiveCommand` (parameter `command`): `NonInteractiveCommands` with
+//!   `separateOutputStream`: `sh -c command` on pipes, stdout as Output, stderr as StdErr, then
+//!   the exit code, then the channel closes.
+//! - Port documents (`AWS-StartPortForwardingSession*`, `AWS-StartSSHSession`): not yet, they
+//!   answer `InvalidDocument`; the hook is [`Kind`] (TODO of the port-forwarding issue).
+//!
+//! Faults ([`EmulatorConfig::faults`]) apply between the agent's engine and the socket, in both
+//! directions, to sessions started after they are set.
+
+mod agent;
+mod cert;
+mod http;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::{AgentOptions, AgentSession, Control, Faults, Target, TlsOptions};
+
+/// What the emulator does. `Default` is like a real agent on loopback: TLS, 1 ms pacing.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Where to listen; port 0 picks one.
+    pub bind: SocketAddr,
+    /// `StreamUrl`s use `wss://` (true) or `ws://` (false). Both are served either way.
+    pub tls: bool,
+    /// The agent version announced in the handshake.
+    pub agent_version: String,
+    /// Payload bytes per data message (the real agent reads 1024).
+    pub chunk: usize,
+    /// Pause after each data message the agent sends; the real agent sleeps 1 ms.
+    pub pacing: Option<Duration>,
+    /// Faults between the agent's engine and the socket.
+    pub faults: Option<Faults>,
+    /// The program a shell session runs (default: `/bin/bash` if present, else `/bin/sh`).
+    pub shell: String,
+    /// A message shown to the user at the handshake (empty: none).
+    pub customer_message: String,
+    /// A session whose client stays away this long ends (its process is killed).
+    pub reconnect_timeout: Duration,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        let shell = if std::path::Path::new("/bin/bash").exists() {
+            "/bin/bash"
+        } else {
+            "/bin/sh"
+        };
+        EmulatorConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: true,
+            // A current agent: ≥ 3.0.196.0 (multiplexed ports), ≥ 2.3.722.0 (TerminateSession).
+            agent_version: "3.3.1802.0".into(),
+            chunk: 1024,
+            pacing: Some(Duration::from_millis(1)),
+            faults: None,
+            shell: shell.into(),
+            customer_message: String::new(),
+            reconnect_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A StartSession request, in-process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StartSession {
+    /// `Target` (any instance id; not checked).
+    pub target: String,
+    /// `DocumentName`; `None` means the default shell document.
+    pub document_name: Option<String>,
+    /// `Parameters`: name → values.
+    pub parameters: Vec<(String, Vec<String>)>,
+}
+
+impl StartSession {
+    /// A shell session.
+    pub fn shell() -> Self {
+        StartSession {
+            target: "i-0emulator".into(),
+            ..Default::default()
+        }
+    }
+
+    /// `AWS-StartInteractiveCommand` with `command`.
+    pub fn interactive(command: impl Into<String>) -> Self {
+        StartSession {
+            target: "i-0emulator".into(),
+            document_name: Some("AWS-StartInteractiveCommand".into()),
+            parameters: vec![("command".into(), vec![command.into()])],
+        }
+    }
+
+    /// `AWS-StartNonInteractiveCommand` with `command`.
+    pub fn non_interactive(command: impl Into<String>) -> Self {
+        StartSession {
+            target: "i-0emulator".into(),
+            document_name: Some("AWS-StartNonInteractiveCommand".into()),
+            parameters: vec![("command".into(), vec![command.into()])],
+        }
+    }
+
+    fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.first())
+            .map(String::as_str)
+    }
+}
+
+/// What a session runs. Port sessions are the port-forwarding issue's: add a variant here and a
+/// runner in `agent.rs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// `Standard_Stream`: a shell in a PTY.
+    Shell,
+    /// `InteractiveCommands`: a command in a PTY.
+    Interactive(String),
+    /// `NonInteractiveCommands` with separate streams and an exit code.
+    NonInteractive(String),
+}
+
+impl Kind {
+    fn session_type(&self) -> &'static str {
+        match self {
+            Kind::Shell => "Standard_Stream",
+            Kind::Interactive(_) => "InteractiveCommands",
+            Kind::NonInteractive(_) => "NonInteractiveCommands",
+        }
+    }
+
+    fn session_type_enum(&self) -> crate::engine::SessionType {
+        match self {
+            Kind::Shell => crate::engine::SessionType::StandardStream,
+            Kind::Interactive(_) => crate::engine::SessionType::InteractiveCommands,
+            Kind::NonInteractive(_) => crate::engine::SessionType::NonInteractiveCommands,
+        }
+    }
+
+    /// The handshake's `Properties`, shaped like the documents' per-OS properties.
+    fn properties(&self) -> String {
+        let linux = match self {
+            Kind::Shell => serde_json::json!({"commands": "", "runAsElevated": false}),
+            Kind::Interactive(c) => serde_json::json!({"commands": c, "runAsElevated": false}),
+            Kind::NonInteractive(c) => serde_json::json!({
+                "commands": c, "runAsElevated": false, "separateOutputStream": true,
+                "stdOutSeparatorPrefix": "", "stdErrSeparatorPrefix": ""
+            }),
+        };
+        serde_json::json!({ "linux": linux }).to_string()
+    }
+}
+
+/// An API error: HTTP 400 with AWS JSON's `__type`.
+#[derive(Debug)]
+struct ApiError {
+    kind: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ApiError> for io::Error {
+    fn from(e: ApiError) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: {}", e.kind, e.message),
+        )
+    }
+}
+
+struct Entry {
+    kind: Kind,
+    tokens: Arc<Mutex<Vec<String>>>,
+    agent: Option<Control>,
+}
+
+struct State {
+    config: Mutex<EmulatorConfig>,
+    sessions: Mutex<HashMap<String, Entry>>,
+    addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    seed: Mutex<crate::faults::Rng>,
+}
+
+/// A running emulator. Dropping it stops accepting connections; running sessions end with
+/// their clients.
+pub struct Emulator {
+    state: Arc<State>,
+    ca_pem: String,
+    accept: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.state.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Emulator {
+    /// Binds, makes the throwaway CA and certificate, and starts serving.
+    ///
+    /// # Errors
+    /// Binding or certificate generation failed.
+    pub async fn start(config: EmulatorConfig) -> io::Result<Emulator> {
+        let certs = cert::generate()?;
+        let listener = TcpListener::bind(config.bind).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            config: Mutex::new(config),
+            sessions: Mutex::new(HashMap::new()),
+            addr,
+            tls: certs.server,
+            seed: Mutex::new(crate::faults::Rng::new(crate::random_seed())),
+        });
+        let st = state.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((tcp, peer)) => {
+                        let st = st.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = serve(st, tcp).await {
+                                tracing::debug!(%peer, "emulator connection: {e}");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("emulator accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        tracing::info!(%addr, "session manager emulator listening");
+        Ok(Emulator {
+            state,
+            ca_pem: certs.ca_pem,
+            accept,
+        })
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.state.addr
+    }
+
+    /// `http://ADDR`, for `aws ssm --endpoint-url` and SDK clients.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.state.addr)
+    }
+
+    /// The throwaway CA (PEM) that signed the emulator's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Client TLS options that trust this emulator (and allow `ws://`).
+    pub fn client_tls(&self) -> TlsOptions {
+        TlsOptions::emulator(self.ca_pem.as_bytes().to_vec())
+    }
+
+    /// Changes the faults of sessions whose agent starts from now on.
+    pub fn set_faults(&self, faults: Option<Faults>) {
+        lock(&self.state.config).faults = faults;
+    }
+
+    /// StartSession without HTTP.
+    ///
+    /// # Errors
+    /// An unknown document or a missing `command` parameter (`InvalidInput`).
+    pub fn start_session(&self, request: &StartSession) -> io::Result<Target> {
+        Ok(start_session(&self.state, request)?.1)
+    }
+
+    /// ResumeSession without HTTP: a new token for the same session.
+    ///
+    /// # Errors
+    /// The session does not exist (`InvalidInput`).
+    pub fn resume_session(&self, session_id: &str) -> io::Result<Target> {
+        Ok(resume_session(&self.state, session_id)?)
+    }
+
+    /// A [`crate::ResumeFn`] that resumes `session_id` in-process, for
+    /// [`crate::ConnectOptions::resume`].
+    pub fn resume_fn(&self, session_id: &str) -> crate::ResumeFn {
+        let state = self.state.clone();
+        let id = session_id.to_string();
+        Arc::new(move || {
+            let r = resume_session(&state, &id).map_err(io::Error::from);
+            Box::pin(async move { r })
+        })
+    }
+
+    /// The session id in a stream URL this emulator issued.
+    pub fn session_id_of(stream_url: &str) -> Option<&str> {
+        let rest = stream_url.split("/v1/data-channel/").nth(1)?;
+        rest.split(['?', '/']).next().filter(|s| !s.is_empty())
+    }
+}
+
+fn random_hex(state: &State, bytes: usize) -> String {
+    let mut rng = lock(&state.seed);
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.next_u64() as u8))
+        .collect()
+}
+
+fn stream_url(state: &State, id: &str) -> String {
+    let scheme = if lock(&state.config).tls { "wss" } else { "ws" };
+    format!(
+        "{scheme}://{}/v1/data-channel/{id}?role=publish_subscribe",
+        state.addr
+    )
+}
+
+fn kind_of(request: &StartSession) -> Result<Kind, ApiError> {
+    let command = || {
+        request
+            .parameter("command")
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::new("ValidationException", "parameter command is required"))
+    };
+    match request.document_name.as_deref() {
+        None | Some("SSM-SessionManagerRunShell") => Ok(Kind::Shell),
+        Some("AWS-StartInteractiveCommand") => Ok(Kind::Interactive(command()?)),
+        Some("AWS-StartNonInteractiveCommand") => Ok(Kind::NonInteractive(command()?)),
+        // TODO(port-forwarding issue): Kind::Port and a runner in agent.rs.
+        Some(d)
+            if d.starts_with("AWS-StartPortForwardingSession") || d == "AWS-StartSSHSession" =>
+        {
+            Err(ApiError::new(
+                "InvalidDocument",
+                format!("the emulator does not run port sessions yet ({d})"),
+            ))
+        }
+        Some(d) => Err(ApiError::new(
+            "InvalidDocument",
+            format!("document {d} is not known to the emulator"),
+        )),
+    }
+}
+
+fn start_session(state: &State, request: &StartSession) -> Result<(String, Target), ApiError> {
+    let kind = kind_of(request)?;
+    let id = format!("emulator-{}", random_hex(state, 9));
+    let token = random_hex(state, 32);
+    let target = Target::new(stream_url(state, &id), token.clone());
+    tracing::info!(session_id = %id, session_type = kind.session_type(), "session started");
+    lock(&state.sessions).insert(
+        id.clone(),
+        Entry {
+            kind,
+            tokens: Arc::new(Mutex::new(vec![token])),
+            agent: None,
+        },
+    );
+    Ok((id, target))
+}
+
+fn resume_session(state: &State, id: &str) -> Result<Target, ApiError> {
+    let token = random_hex(state, 32);
+    let sessions = lock(&state.sessions);
+    let entry = sessions.get(id).ok_or_else(|| {
+        ApiError::new(
+            "DoesNotExistException",
+            format!("session {id} does not exist"),
+        )
+    })?;
+    lock(&entry.tokens).push(token.clone());
+    tracing::info!(session_id = %id, "session resumed");
+    Ok(Target::new(stream_url(state, id), token))
+}
+
+fn terminate_session(state: &State, id: &str) {
+    if let Some(entry) = lock(&state.sessions).remove(id) {
+        if let Some(agent) = entry.agent {
+            agent.close_channel("session terminated");
+        }
+        tracing::info!(session_id = %id, "session terminated");
+    }
+}
+
+/// One accepted TCP connection: TLS if it starts with a handshake record, then HTTP.
+async fn serve(state: Arc<State>, tcp: TcpStream) -> io::Result<()> {
+    let _ = tcp.set_nodelay(true);
+    let mut first = [0u8; 1];
+    let n = tcp.peek(&mut first).await?;
+    if n == 1 && first[0] == 0x16 {
+        let acceptor = tokio_rustls::TlsAcceptor::from(state.tls.clone());
+        let tls = acceptor.accept(tcp).await?;
+        serve_http(state, tls).await
+    } else {
+        serve_http(state, tcp).await
+    }
+}
+
+async fn serve_http<S>(state: Arc<State>, mut s: S) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let mut buf = Vec::new();
+    loop {
+        let Some(req) = http::read_request(&mut s, &mut buf).await? else {
+            return Ok(());
+        };
+        let path = req.path.split('?').next().unwrap_or("").to_string();
+        if let Some(id) = path.strip_prefix("/v1/data-channel/") {
+            return serve_data_channel(state, s, req, id.to_string(), buf).await;
+        }
+        let json = [("Content-Type", "application/x-amz-json-1.1")];
+        if req.method != "POST" {
+            http::respond(
+                &mut s,
+                405,
+                &json,
+                br#"{"__type":"UnknownOperationException"}"#,
+            )
+            .await?;
+            continue;
+        }
+        let (status, body) = match api(&state, &req) {
+            Ok(v) => (200, v.to_string()),
+            Err(e) => (
+                400,
+                serde_json::json!({"__type": e.kind, "message": e.message}).to_string(),
+            ),
+        };
+        http::respond(&mut s, status, &json, body.as_bytes()).await?;
+    }
+}
+
+fn api(state: &State, req: &http::Request) -> Result<serde_json::Value, ApiError> {
+    let body: serde_json::Value = if req.body.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(&req.body)
+            .map_err(|e| ApiError::new("SerializationException", e.to_string()))?
+    };
+    let str_field = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_string);
+    match req.header("x-amz-target").unwrap_or("") {
+        "AmazonSSM.StartSession" => {
+            let parameters = body
+                .get("Parameters")
+                .and_then(|p| p.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            let vals = match v {
+                                serde_json::Value::Array(a) => a
+                                    .iter()
+                                    .filter_map(|x| x.as_str().map(str::to_string))
+                                    .collect(),
+                                serde_json::Value::String(s) => vec![s.clone()],
+                                _ => Vec::new(),
+                            };
+                            (k.clone(), vals)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let request = StartSession {
+                target: str_field("Target").unwrap_or_default(),
+                document_name: str_field("DocumentName"),
+                parameters,
+            };
+            let (id, t) = start_session(state, &request)?;
+            Ok(serde_json::json!({
+                "SessionId": id, "StreamUrl": t.stream_url, "TokenValue": t.token.expose()
+            }))
+        }
+        "AmazonSSM.ResumeSession" => {
+            let id = str_field("SessionId")
+                .ok_or_else(|| ApiError::new("ValidationException", "SessionId is required"))?;
+            let t = resume_session(state, &id)?;
+            Ok(serde_json::json!({
+                "SessionId": id, "StreamUrl": t.stream_url, "TokenValue": t.token.expose()
+            }))
+        }
+        "AmazonSSM.TerminateSession" => {
+            let id = str_field("SessionId")
+                .ok_or_else(|| ApiError::new("ValidationException", "SessionId is required"))?;
+            terminate_session(state, &id);
+            Ok(serde_json::json!({ "SessionId": id }))
+        }
+        other => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("operation {other:?} is not emulated"),
+        )),
+    }
+}
+
+async fn serve_data_channel<S>(
+    state: Arc<State>,
+    mut s: S,
+    req: http::Request,
+    id: String,
+    leftover: Vec<u8>,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let known = lock(&state.sessions).contains_key(&id);
+    if !known {
+        http::respond(&mut s, 404, &[], b"unknown session").await?;
+        return Ok(());
+    }
+    if http::accept_upgrade(&mut s, &req).await?.is_none() {
+        http::respond(&mut s, 400, &[], b"expected a websocket upgrade").await?;
+        return Ok(());
+    }
+    let ws = WebSocketStream::from_partially_read(
+        s,
+        leftover,
+        Role::Server,
+        Some(crate::transport::ws_config()),
+    )
+    .await;
+    let mut sessions = lock(&state.sessions);
+    let Some(entry) = sessions.get_mut(&id) else {
+        return Ok(());
+    };
+    if let Some(agent) = &entry.agent {
+        if agent.attach(ws) {
+            tracing::debug!(session_id = %id, "client reconnected");
+            return Ok(());
+        }
+        return Ok(()); // the agent has ended
+    }
+    let config = lock(&state.config).clone();
+    let tokens = entry.tokens.clone();
+    let authorize: crate::AuthorizeFn =
+        Arc::new(move |t: &str| lock(&tokens).iter().any(|k| k == t));
+    let agent = spawn_agent(
+        &config,
+        &entry.kind,
+        random_seed(&state),
+        AgentOptions {
+            authorize: Some(authorize),
+            faults: config.faults.clone(),
+            pacing: config.pacing,
+            reconnect_timeout: Some(config.reconnect_timeout),
+        },
+    );
+    agent.control.attach(ws);
+    entry.agent = Some(agent.control.clone());
+    let kind = entry.kind.clone();
+    drop(sessions);
+    let st = state.clone();
+    tokio::spawn(async move {
+        agent::run(agent, kind, config.shell).await;
+        lock(&st.sessions).remove(&id);
+        tracing::info!(session_id = %id, "session ended");
+    });
+    Ok(())
+}
+
+fn random_seed(state: &State) -> u64 {
+    lock(&state.seed).next_u64()
+}
+
+/// Starts the agent-role engine for `kind` (the engine copies the handshake strings).
+fn spawn_agent(
+    config: &EmulatorConfig,
+    kind: &Kind,
+    seed: u64,
+    options: AgentOptions,
+) -> AgentSession {
+    let properties = kind.properties();
+    let mut c = crate::EngineConfig::agent(
+        seed,
+        crate::engine::AgentHandshake {
+            agent_version: &config.agent_version,
+            session_type: kind.session_type_enum(),
+            properties: &properties,
+            kms_key_id: None,
+            customer_message: &config.customer_message,
+        },
+    );
+    c.chunk_size = config.chunk;
+    AgentSession::spawn(c, options)
+}

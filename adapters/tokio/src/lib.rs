@@ -1,0 +1,317 @@
+//! # ssm-tokio
+//!
+//! Runs the [`ssm_proto`] Session Manager engine over a real WebSocket on tokio, in the client
+//! role ([`connect`]) and in the agent role ([`AgentSession`]); with the `emulator` feature, a local
+//! Session Manager ([`emulator::Emulator`]) that speaks the SSM JSON API and runs real shells and
+//! commands.
+//!
+//! It makes no protocol decision: when to ack, retransmit, or close is the engine's. This crate
+//! moves bytes and time:
+//!
+//! ```text
+//!   your task ── StreamWriter (input) ──►┐                         ┌── reader task ◄── WebSocket
+//!   your task ◄─ StreamReader (output) ──┤  driver task            │   (faults, optional)
+//!   your task ◄─ StreamReader (stderr) ──┤   handle_input ◄────────┘
+//!   your task ◄─ Events ─────────────────┤   poll_transmit ────────┐
+//!   Control (resize, terminate, ...) ───►┘   one timer: poll_timeout└── writer task ──► WebSocket
+//! ```
+//!
+//! One driver task per session. Engine time is milliseconds since the task started, mapped to a
+//! tokio [`Instant`](tokio::time::Instant); wall-clock time is fed with `set_unix_time`.
+//!
+//! ## Client role
+//! ```no_run
+//! # async fn demo() -> Result<(), ssm_tokio::Error> {
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! let target = ssm_tokio::Target::new("wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-1?role=publish_subscribe", "token");
+//! let mut session = ssm_tokio::connect(target, ssm_tokio::ConnectOptions::default()).await?;
+//! session.control.resize(120, 40);
+//! session.input.write_all(b"echo hello\r").await?;
+//! let mut buf = [0u8; 1024];
+//! let n = session.output.read(&mut buf).await?;
+//! # let _ = n; Ok(()) }
+//! ```
+//! [`connect`] returns once the WebSocket is open (so an unreachable endpoint, a TLS failure or a
+//! refused upgrade fail right there); the handshake and everything after it arrive as
+//! [`SessionEvent`]s, and [`ClientSession::wait`] gives the [`Outcome`] (exit code, close
+//! message) or an [`Error`] (handshake failed: bad token; connection lost; ...).
+//!
+//! Reconnection: when the WebSocket drops while the session is open and
+//! [`ConnectOptions::resume`] is set, the driver calls it (your `ResumeSession` call, giving a
+//! new token and URL), reconnects, and the engine resends what the peer has not acknowledged.
+//! Without it, a drop ends the session with [`Error::ConnectionLost`].
+//!
+//! TLS: `wss://` with rustls (ring), trusting the system store and the webpki roots, plus
+//! [`TlsOptions::extra_ca_file`] and `AWS_CA_BUNDLE`. `ws://` only with
+//! [`TlsOptions::allow_plain_ws`] (for the emulator).
+//!
+//! The token never appears in a log line or an error: [`Token`] prints `<redacted>`.
+//!
+//! ## Agent role
+//! [`AgentSession::spawn`] runs the engine in the agent role; hand it accepted WebSockets with
+//! [`Control::attach`] (again after the client resumes). Write your output to
+//! [`AgentSession::output`] / [`AgentSession::stderr`], then [`Control::send_exit_code`] and
+//! [`Control::close_channel`]: both wait for the bytes written before them.
+//!
+//! ## Features
+//! - `emulator`: [`emulator::Emulator`], a local Session Manager on one loopback port (see its
+//!   docs for what works).
+//!
+//! ## Status
+//! Written against the engine API agreed in the project brief; see the crate README / report for
+//! what is verified by tests.
+
+#![allow(
+    clippy::std_instead_of_core,
+    clippy::alloc_instead_of_core,
+    reason = "a std crate; the workspace lint guards the no_std core"
+)]
+
+use std::time::Duration;
+
+mod driver;
+pub(crate) use ssm_proto::session as engine;
+mod error;
+mod faults;
+mod handle;
+mod tls;
+mod token;
+mod transport;
+
+#[cfg(feature = "emulator")]
+pub mod emulator;
+
+pub use driver::{AuthorizeFn, ResumeFn};
+/// The engine's configuration (`ssm_proto::session::Config`).
+pub use engine::Config as EngineConfig;
+pub use error::Error;
+pub use faults::Faults;
+pub use handle::{
+    AgentSession, ClientSession, Control, Events, Finished, HandshakeInfo, Outcome, SessionEvent,
+    StreamReader, StreamWriter,
+};
+pub use tls::TlsOptions;
+pub use token::Token;
+
+/// Where a session's data channel is: `StreamUrl` and `TokenValue` of a `StartSession` (or
+/// `ResumeSession`) response.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// `wss://.../v1/data-channel/<session-id>?...`, kept as given.
+    pub stream_url: String,
+    /// The secret token.
+    pub token: Token,
+}
+
+impl Target {
+    /// A target from a URL and a token.
+    pub fn new(stream_url: impl Into<String>, token: impl Into<String>) -> Self {
+        Target {
+            stream_url: stream_url.into(),
+            token: Token::new(token),
+        }
+    }
+}
+
+/// How [`connect`] behaves. `Default` is right for AWS.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    /// Trust and `ws://` policy.
+    pub tls: TlsOptions,
+    /// Bound on TCP connect, TLS handshake and WebSocket upgrade, each.
+    pub connect_timeout: Duration,
+    /// Terminal size to send once the handshake completes (shells).
+    pub terminal_size: Option<(u16, u16)>,
+    /// Called for a new target when the WebSocket drops; `None` ends the session instead.
+    pub resume: Option<ResumeFn>,
+    /// The engine's configuration; `None` uses `Config::client` with a random seed.
+    pub config: Option<EngineConfig<'static>>,
+    /// Faults injected between the engine and the socket (tests).
+    pub faults: Option<Faults>,
+    /// Pause after each data message sent (the official client sleeps 1 ms); `None` sends as
+    /// fast as the engine's window allows.
+    pub pacing: Option<Duration>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            tls: TlsOptions::default(),
+            connect_timeout: Duration::from_secs(15),
+            terminal_size: None,
+            resume: None,
+            config: None,
+            faults: None,
+            pacing: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("terminal_size", &self.terminal_size)
+            .field("resume", &self.resume.is_some())
+            .field("faults", &self.faults)
+            .field("pacing", &self.pacing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A seed for the engine's message-id generator, from the OS's hash randomness and the clock.
+pub(crate) fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// Opens the data channel of `target` and starts the session's driver task (client role).
+///
+/// Returns once the WebSocket is open; the handshake follows as a
+/// [`SessionEvent::HandshakeComplete`].
+///
+/// # Errors
+/// [`Error::InvalidUrl`], [`Error::PlainWsRefused`], [`Error::Unreachable`], [`Error::Tls`],
+/// [`Error::WebSocket`]. Must be called inside a tokio runtime.
+pub async fn connect(target: Target, options: ConnectOptions) -> Result<ClientSession, Error> {
+    let ws =
+        transport::connect_ws(&target.stream_url, &options.tls, options.connect_timeout).await?;
+    let config = options
+        .config
+        .unwrap_or_else(|| EngineConfig::client(random_seed()));
+    let chunk = config_chunk(&config);
+    let setup = driver::Setup {
+        role: driver::Role::Client {
+            tls: options.tls,
+            connect_timeout: options.connect_timeout,
+            resume: options.resume,
+            token: target.token,
+            initial_size: options.terminal_size,
+        },
+        faults: options.faults,
+        pacing: options.pacing,
+        chunk,
+        orphan_timeout: None,
+    };
+    let u = start(config, setup, Some(ws));
+    Ok(ClientSession {
+        input: StreamWriter(u.to_engine),
+        output: StreamReader(u.from_engine),
+        stderr: StreamReader(u.stderr),
+        events: u.events,
+        control: u.control,
+        finished: u.finished,
+    })
+}
+
+/// The application's ends of a running driver.
+struct UserEnds {
+    /// Bytes for the engine's Output stream.
+    to_engine: tokio::io::DuplexStream,
+    /// Output stream bytes from the engine.
+    from_engine: tokio::io::DuplexStream,
+    /// StdErr: from the engine (client role) or to it (agent role).
+    stderr: tokio::io::DuplexStream,
+    events: Events,
+    control: Control,
+    finished: Finished,
+}
+
+/// Creates the engine and spawns its driver; `ws` is the first transport.
+fn start(config: EngineConfig<'_>, setup: driver::Setup, ws: Option<transport::BoxWs>) -> UserEnds {
+    let client = matches!(setup.role, driver::Role::Client { .. });
+    let (to_engine, data_in) = driver::pipe();
+    let (from_engine, data_out) = driver::pipe();
+    let (stderr, stderr_drv) = driver::pipe();
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stderr_in, stderr_out) = if client {
+        (None, Some(stderr_drv))
+    } else {
+        (Some(stderr_drv), None)
+    };
+    let ends = driver::Ends {
+        data_in,
+        stderr_in,
+        data_out,
+        stderr_out,
+        events: ev_tx,
+        commands: cmd_rx,
+    };
+    let session = new_engine(config);
+    let task = tokio::spawn(driver::run(session, setup, ends, ws));
+    UserEnds {
+        to_engine,
+        from_engine,
+        stderr,
+        events: Events { rx: ev_rx },
+        control: Control { tx: cmd_tx },
+        finished: Finished(task),
+    }
+}
+
+/// Options of the agent role.
+#[derive(Clone, Default)]
+pub struct AgentOptions {
+    /// Accept a client's token? `None` accepts any.
+    pub authorize: Option<AuthorizeFn>,
+    /// Faults injected between the engine and the socket.
+    pub faults: Option<Faults>,
+    /// Pause after each data message sent (the real agent sleeps 1 ms per message).
+    pub pacing: Option<Duration>,
+    /// End the session when no WebSocket is attached for this long (also before the first).
+    pub reconnect_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for AgentOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentOptions")
+            .field("authorize", &self.authorize.is_some())
+            .field("faults", &self.faults)
+            .field("pacing", &self.pacing)
+            .field("reconnect_timeout", &self.reconnect_timeout)
+            .finish()
+    }
+}
+
+impl AgentSession {
+    /// Starts an agent-role driver with no transport; give it one with [`Control::attach`].
+    /// Must be called inside a tokio runtime.
+    pub fn spawn(config: EngineConfig<'_>, options: AgentOptions) -> AgentSession {
+        let setup = driver::Setup {
+            role: driver::Role::Agent {
+                authorize: options.authorize,
+            },
+            faults: options.faults,
+            pacing: options.pacing,
+            chunk: config_chunk(&config),
+            orphan_timeout: options.reconnect_timeout,
+        };
+        let u = start(config, setup, None);
+        AgentSession {
+            input: StreamReader(u.from_engine),
+            output: StreamWriter(u.to_engine),
+            stderr: StreamWriter(u.stderr),
+            events: u.events,
+            control: u.control,
+            finished: u.finished,
+        }
+    }
+}
+
+fn new_engine(config: EngineConfig<'_>) -> Box<driver::Engine> {
+    let now = ssm_proto::Instant::ZERO;
+    Box::new(driver::Engine::new(config, now))
+}
+
+fn config_chunk(config: &EngineConfig<'_>) -> usize {
+    config.chunk_size
+}

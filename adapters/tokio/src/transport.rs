@@ -1,0 +1,336 @@
+//! The WebSocket under a session: connecting (client), and the two tasks that move messages
+//! between a socket and the driver, with optional [`Faults`] in between.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::Uri;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::faults::{Faults, Stage};
+use crate::{Error, TlsOptions};
+
+/// Any WebSocket the driver can run over.
+pub(crate) trait WsIo:
+    futures_util::Stream<Item = Result<Message, WsError>>
+    + futures_util::Sink<Message, Error = WsError>
+    + Send
+{
+}
+impl<T> WsIo for T where
+    T: futures_util::Stream<Item = Result<Message, WsError>>
+        + futures_util::Sink<Message, Error = WsError>
+        + Send
+{
+}
+
+/// A type-erased WebSocket.
+pub(crate) type BoxWs = std::pin::Pin<Box<dyn WsIo>>;
+
+/// Boxes a WebSocket over any stream.
+pub(crate) fn boxed<S>(ws: WebSocketStream<S>) -> BoxWs
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    Box::pin(ws)
+}
+
+/// WebSocket limits: frames are at most a few KiB; 16 MiB leaves room for any peer.
+pub(crate) fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(16 << 20))
+        .max_frame_size(Some(16 << 20))
+}
+
+/// The parts of a stream URL a connection needs. The query is kept but never printed.
+pub(crate) struct Endpoint {
+    pub(crate) tls: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+}
+
+pub(crate) fn parse_url(url: &str) -> Result<Endpoint, Error> {
+    let uri: Uri = url.parse().map_err(|_| Error::InvalidUrl("not a url"))?;
+    let tls = match uri.scheme_str() {
+        Some("wss") => true,
+        Some("ws") => false,
+        _ => return Err(Error::InvalidUrl("scheme is not wss:// or ws://")),
+    };
+    let host = uri
+        .host()
+        .ok_or(Error::InvalidUrl("no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Ok(Endpoint { tls, host, port })
+}
+
+/// Opens the WebSocket to `url`: TCP (bounded by `timeout`), TLS for `wss://`, then the upgrade.
+pub(crate) async fn connect_ws(
+    url: &str,
+    tls: &TlsOptions,
+    timeout: Duration,
+) -> Result<BoxWs, Error> {
+    let ep = parse_url(url)?;
+    if !ep.tls && !tls.allow_plain_ws {
+        return Err(Error::PlainWsRefused);
+    }
+    let endpoint = format!("{}:{}", ep.host, ep.port);
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect((ep.host.as_str(), ep.port)))
+        .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(source)) => return Err(Error::Unreachable { endpoint, source }),
+        Err(_) => {
+            return Err(Error::Unreachable {
+                endpoint,
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+            })
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let request = url
+        .into_client_request()
+        .map_err(|_| Error::InvalidUrl("cannot build the upgrade request"))?;
+    tracing::debug!(host = %ep.host, port = ep.port, tls = ep.tls, "opening data channel");
+    if ep.tls {
+        let config = tls.client_config()?;
+        let name = rustls_pki_types::ServerName::try_from(ep.host.clone())
+            .map_err(|_| Error::InvalidUrl("host is not a valid tls server name"))?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let stream = tokio::time::timeout(timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| Error::Tls {
+                host: ep.host.clone(),
+                detail: "handshake timed out".into(),
+            })?
+            .map_err(|e| Error::Tls {
+                host: ep.host.clone(),
+                detail: tls_detail(&e),
+            })?;
+        upgrade(request, stream, timeout).await
+    } else {
+        upgrade(request, tcp, timeout).await
+    }
+}
+
+fn tls_detail(e: &std::io::Error) -> String {
+    match e.get_ref() {
+        Some(inner) => inner.to_string(),
+        None => e.to_string(),
+    }
+}
+
+async fn upgrade<S>(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    stream: S,
+    timeout: Duration,
+) -> Result<BoxWs, Error>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let fut = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()));
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(Error::WebSocket("upgrade timed out".into())),
+        Ok(Err(WsError::Http(resp))) => Err(Error::WebSocket(format!(
+            "server answered the upgrade with http {}",
+            resp.status()
+        ))),
+        Ok(Err(e)) => Err(Error::WebSocket(ws_detail(&e))),
+        Ok(Ok((ws, _))) => Ok(boxed(ws)),
+    }
+}
+
+/// A WebSocket error's text without anything from the URL.
+pub(crate) fn ws_detail(e: &WsError) -> String {
+    match e {
+        WsError::Url(_) => "bad url".into(),
+        WsError::Http(r) => format!("http {}", r.status()),
+        other => other.to_string(),
+    }
+}
+
+/// What a transport's tasks tell the driver.
+#[derive(Debug)]
+pub(crate) enum TransportEvent {
+    /// A message arrived (after inbound faults).
+    Message(u64, Message),
+    /// The connection is gone (peer closed, error, or an injected cut).
+    Closed(u64, String),
+}
+
+/// What the driver asks the writer task to do.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    Message(Message),
+    /// Send a close frame and stop.
+    Close,
+}
+
+/// A running transport: two tasks; dropping this aborts both, which drops the socket.
+pub(crate) struct Transport {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+impl Transport {
+    pub(crate) fn send(&self, m: Outgoing) {
+        let _ = self.tx.send(m);
+    }
+
+    /// Sends a close frame and lets the writer finish (bounded), then drops the socket.
+    pub(crate) async fn close_gracefully(mut self) {
+        let _ = self.tx.send(Outgoing::Close);
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.writer).await;
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
+/// Counts binary frames across both directions for [`Faults::cut_after`].
+struct CutCounter {
+    limit: Option<u64>,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+impl CutCounter {
+    /// True when this frame reaches the limit.
+    fn hit(&self) -> bool {
+        match self.limit {
+            None => false,
+            Some(l) => self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 >= l,
+        }
+    }
+}
+
+/// Starts the reader and writer tasks for `ws`.
+pub(crate) fn spawn(
+    ws: BoxWs,
+    generation: u64,
+    faults: Option<Faults>,
+    events: mpsc::UnboundedSender<TransportEvent>,
+) -> Transport {
+    let faults = faults.filter(|f| !f.is_none());
+    let cut = std::sync::Arc::new(CutCounter {
+        limit: faults.as_ref().and_then(|f| f.cut_after),
+        seen: Default::default(),
+    });
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+
+    let ev = events.clone();
+    let cut_r = cut.clone();
+    let mut stage_in = faults
+        .clone()
+        .map(|f| Stage::<Message>::new(f, generation * 2 + 1));
+    let reader = tokio::spawn(async move {
+        let reason = loop {
+            let deadline = stage_in.as_ref().and_then(|s| s.next_deadline());
+            let next = tokio::select! {
+                m = stream.next() => Some(m),
+                _ = sleep_opt(deadline) => None,
+            };
+            let mut fresh = Vec::new();
+            match next {
+                None => {}
+                Some(None) => break "connection closed".to_string(),
+                Some(Some(Err(e))) => break ws_detail(&e),
+                Some(Some(Ok(Message::Close(frame)))) => {
+                    break match frame {
+                        Some(f) => format!("closed by peer ({} {})", u16::from(f.code), f.reason),
+                        None => "closed by peer".into(),
+                    }
+                }
+                Some(Some(Ok(m @ Message::Binary(_)))) => {
+                    if cut_r.hit() {
+                        break "cut (injected fault)".into();
+                    }
+                    match &mut stage_in {
+                        Some(s) => s.push(m, Instant::now()),
+                        None => fresh.push(m),
+                    }
+                }
+                Some(Some(Ok(m @ Message::Text(_)))) => fresh.push(m),
+                Some(Some(Ok(_))) => {} // ping/pong are answered by tungstenite
+            }
+            if let Some(s) = &mut stage_in {
+                fresh.extend(s.pop_due(Instant::now()));
+            }
+            for m in fresh {
+                if ev.send(TransportEvent::Message(generation, m)).is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = ev.send(TransportEvent::Closed(generation, reason));
+    });
+
+    let mut stage_out = faults.map(|f| Stage::<Message>::new(f, generation * 2));
+    let writer = tokio::spawn(async move {
+        let result: Result<(), String> = async {
+            loop {
+                let deadline = stage_out.as_ref().and_then(|s| s.next_deadline());
+                let next = tokio::select! {
+                    m = rx.recv() => Some(m),
+                    _ = sleep_opt(deadline) => None,
+                };
+                let mut out = Vec::new();
+                match next {
+                    None => {}
+                    Some(None) => return Ok(()),
+                    Some(Some(Outgoing::Close)) => {
+                        let _ = sink.send(Message::Close(None)).await;
+                        return Ok(());
+                    }
+                    Some(Some(Outgoing::Message(m))) => {
+                        if m.is_binary() && cut.hit() {
+                            return Err("cut (injected fault)".to_string());
+                        }
+                        match (&mut stage_out, m.is_binary()) {
+                            (Some(s), true) => s.push(m, Instant::now()),
+                            _ => out.push(m),
+                        }
+                    }
+                }
+                if let Some(s) = &mut stage_out {
+                    out.extend(s.pop_due(Instant::now()));
+                }
+                let n = out.len();
+                for (i, m) in out.into_iter().enumerate() {
+                    if i + 1 < n {
+                        sink.feed(m).await.map_err(|e| ws_detail(&e))?;
+                    } else {
+                        sink.send(m).await.map_err(|e| ws_detail(&e))?;
+                    }
+                }
+            }
+        }
+        .await;
+        if let Err(reason) = result {
+            let _ = events.send(TransportEvent::Closed(generation, reason));
+        }
+    });
+    Transport { tx, reader, writer }
+}
+
+async fn sleep_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
