@@ -59,7 +59,13 @@ where
         session: ssm_proto::session::Config::client(0),
     };
     let (session, runner) = ssm_embassy::new(conn.split(), config, resources, 0x5eed);
-    join(runner.run(), app(session)).await
+    // A stuck session fails the test instead of hanging CI.
+    tokio::time::timeout(
+        core::time::Duration::from_secs(120),
+        join(runner.run(), app(session)),
+    )
+    .await
+    .expect("session stuck for 120 s")
 }
 
 async fn read_exact_len(mut s: Session<'static>, len: usize) -> Vec<u8> {
