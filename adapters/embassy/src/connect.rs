@@ -11,7 +11,7 @@
 //! borrows the one below it for as long as the session runs.
 
 use embassy_net::tcp::{TcpReader, TcpSocket, TcpWriter};
-use embassy_net::Stack;
+use embassy_net::{IpAddress, Stack};
 use embedded_tls::{TlsReader, TlsWriter};
 use rand_core::{CryptoRng, RngCore};
 use ssm_proto::model::{Scheme, StartSessionResponse};
@@ -93,6 +93,40 @@ pub async fn connect<
     trust: Verification<'d>,
     net: &'d mut NetResources<'d, TR, TT>,
     resources: &'d mut Resources<RX, MSG, TX>,
+    rng: G,
+) -> Result<(Session<'d>, NetRunner<'d, MSG>), Error>
+where
+    G: RngCore + CryptoRng,
+{
+    let host = response.stream_url().host();
+    let addrs = stack
+        .dns_query(host, embassy_net::dns::DnsQueryType::A)
+        .await
+        .map_err(|_| Error::Dns)?;
+    let addr = *addrs.first().ok_or(Error::Dns)?;
+    connect_to(stack, addr, response, trust, net, resources, rng).await
+}
+
+/// Like [`connect`], to an address you resolved yourself (a static IP, your own resolver, a
+/// test network). TLS still verifies the StreamUrl's host name.
+///
+/// # Errors
+/// As [`connect`], without [`Error::Dns`].
+pub async fn connect_to<
+    'd,
+    G,
+    const RX: usize,
+    const MSG: usize,
+    const TX: usize,
+    const TR: usize,
+    const TT: usize,
+>(
+    stack: Stack<'d>,
+    addr: IpAddress,
+    response: &StartSessionResponse<'d>,
+    trust: Verification<'d>,
+    net: &'d mut NetResources<'d, TR, TT>,
+    resources: &'d mut Resources<RX, MSG, TX>,
     mut rng: G,
 ) -> Result<(Session<'d>, NetRunner<'d, MSG>), Error>
 where
@@ -103,11 +137,6 @@ where
         return Err(Error::BadStreamUrl);
     }
     let host = url.host();
-    let addrs = stack
-        .dns_query(host, embassy_net::dns::DnsQueryType::A)
-        .await
-        .map_err(|_| Error::Dns)?;
-    let addr = *addrs.first().ok_or(Error::Dns)?;
     debug!("ssm: connecting to port {}", url.port());
 
     let NetResources {

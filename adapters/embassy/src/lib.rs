@@ -65,7 +65,7 @@ mod session;
 pub mod tls;
 
 #[cfg(feature = "net")]
-pub use connect::{connect, NetResources, NetRunner, NetSocket};
+pub use connect::{connect, connect_to, NetResources, NetRunner, NetSocket};
 pub use error::Error;
 pub use session::{
     new, Config, Engine, Resources, Runner, Session, TryError, RECV, REORDER, SEND, TXQ, UNACKED,
