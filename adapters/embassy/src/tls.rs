@@ -5,11 +5,13 @@
 //! - the chain the server sends, walked linearly from your one root down to the leaf: each
 //!   certificate's signature by the one above it (ECDSA P-256/SHA-256 always; RSA PKCS#1 v1.5 with
 //!   feature `tls-rsa`),
+//! - that every issuer the server sends is a CA (basicConstraints `cA`; this crate checks it,
+//!   embedded-tls 0.19 does not),
 //! - the leaf's DNS names (SAN, else CN) against the server name you connect to,
 //! - the server's CertificateVerify signature over the handshake (ECDSA P-256, or RSA-PSS with
 //!   `tls-rsa`), which proves it holds the leaf's key.
 //!
-//! What is **not** verified: validity periods (a device rarely knows the date; embedded-tls checks
+//! What is **not** verified: path length constraints, validity periods (a device rarely knows the date; embedded-tls checks
 //! them only with a clock, and this module passes none), revocation, name constraints, key usage.
 //! embedded-tls 0.19 trusts exactly one root and expects the chain in order without a
 //! cross-signed root appended (EMBEDDED.md).
@@ -88,7 +90,22 @@ impl TlsVerifier<CipherSuite> for Verifier<'_> {
         cert: embedded_tls::CertificateRef,
     ) -> Result<(), TlsError> {
         match self {
-            Verifier::Root(v) => v.verify_certificate(transcript, cert),
+            Verifier::Root(v) => {
+                // embedded-tls 0.19 checks signatures along the chain but not that the issuers
+                // are CAs: without this, any end-entity certificate under the root could sign a
+                // certificate for any name.
+                let issuers = cert.entries.get(1..).unwrap_or(&[]);
+                for entry in issuers {
+                    match entry {
+                        embedded_tls::CertificateEntryRef::X509(der) if is_ca(der) => {}
+                        _ => {
+                            warn!("tls: an issuer in the chain is not a CA");
+                            return Err(TlsError::InvalidCertificate);
+                        }
+                    }
+                }
+                v.verify_certificate(transcript, cert)
+            }
             Verifier::None(v) => {
                 TlsVerifier::<CipherSuite>::verify_certificate(v, transcript, cert)
             }
@@ -104,6 +121,75 @@ impl TlsVerifier<CipherSuite> for Verifier<'_> {
             Verifier::None(v) => TlsVerifier::<CipherSuite>::verify_signature(v, verify),
         }
     }
+}
+
+/// One DER TLV: `(tag, contents, rest)`. `None` for anything malformed or longer than the input.
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+/// Whether an X.509 certificate (DER) carries basicConstraints with `cA` TRUE (RFC 5280
+/// 4.2.1.9). Malformed input is not a CA.
+fn is_ca(cert: &[u8]) -> bool {
+    const SEQUENCE: u8 = 0x30;
+    const EXTENSIONS: u8 = 0xa3; // [3] EXPLICIT in TBSCertificate
+    const OID: u8 = 0x06;
+    const BOOLEAN: u8 = 0x01;
+    const OCTET_STRING: u8 = 0x04;
+    const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13]; // 2.5.29.19
+    let Some((SEQUENCE, cert, _)) = tlv(cert) else {
+        return false;
+    };
+    let Some((SEQUENCE, mut tbs, _)) = tlv(cert) else {
+        return false;
+    };
+    while let Some((tag, contents, rest)) = tlv(tbs) {
+        tbs = rest;
+        if tag != EXTENSIONS {
+            continue;
+        }
+        let Some((SEQUENCE, mut exts, _)) = tlv(contents) else {
+            return false;
+        };
+        while let Some((SEQUENCE, ext, rest)) = tlv(exts) {
+            exts = rest;
+            let Some((OID, oid, mut ext)) = tlv(ext) else {
+                return false;
+            };
+            if oid != BASIC_CONSTRAINTS {
+                continue;
+            }
+            if let Some((BOOLEAN, _, rest)) = tlv(ext) {
+                ext = rest; // `critical`
+            }
+            let Some((OCTET_STRING, value, _)) = tlv(ext) else {
+                return false;
+            };
+            let Some((SEQUENCE, bc, _)) = tlv(value) else {
+                return false;
+            };
+            return matches!(tlv(bc), Some((BOOLEAN, [v], _)) if *v != 0);
+        }
+        return false;
+    }
+    false
 }
 
 struct Provider<'a, R> {
@@ -160,4 +246,31 @@ where
         .await?;
     debug!("tls: handshake complete");
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ca;
+
+    const ROOT: &[u8] = include_bytes!("../tests/data/rsa/root.der");
+
+    #[test]
+    fn a_root_is_a_ca_and_no_prefix_of_it_is() {
+        assert!(is_ca(ROOT));
+        for cut in 0..ROOT.len() {
+            assert!(!is_ca(&ROOT[..cut]), "prefix {cut}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_not_a_ca() {
+        for b in [
+            &[][..],
+            &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+            &[0x30, 0x80],
+            &[0xa3; 64],
+        ] {
+            assert!(!is_ca(b));
+        }
+    }
 }

@@ -174,3 +174,45 @@ async fn dangerous_option_accepts_an_unknown_root() {
 fn pki_root_only() -> Vec<u8> {
     common::pki().0
 }
+
+/// A certificate that is not a CA (an ordinary leaf the root issued to someone else) must not
+/// be able to issue a certificate for our host. embedded-tls 0.19 does not check basic
+/// constraints; this crate's verifier does.
+#[tokio::test]
+async fn chain_through_a_non_ca_certificate_is_rejected() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let root = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    // An end-entity certificate for someone else's name (is_ca defaults to NoCa).
+    let other = CertificateParams::new(vec!["attacker.example".to_string()]).unwrap();
+    let other = CertifiedIssuer::signed_by(other, KeyPair::generate().unwrap(), &root).unwrap();
+    // The forgery: our host name, signed by that end-entity key.
+    let forged_key = KeyPair::generate().unwrap();
+    let forged = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&forged_key, &other)
+        .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![
+            rustls_pki_types::CertificateDer::from(forged.der().to_vec()),
+            rustls_pki_types::CertificateDer::from(other.der().to_vec()),
+        ],
+        rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
+            forged_key.serialize_der(),
+        )),
+    )
+    .unwrap();
+    let pki = Pki {
+        ca_der: root.der().to_vec(),
+        server: Arc::new(server),
+    };
+    let r = attempt(&pki, "localhost", Verification::Root(&pki.ca_der)).await;
+    assert!(matches!(r, Err(tls::Error::InvalidCertificate)), "{r:?}");
+}
