@@ -17,14 +17,16 @@
 //!
 //! Modules:
 //! - [`model`]: the `StartSessionResponse` (session id, validated `StreamUrl`, redacted token).
+//! - [`sigv4`]: SigV4 presigning of the data-channel URL (service `ssmmessages`).
 //! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
+//! - [`smux`]: smux v1 stream multiplexing (port forwarding), codec and state machine.
+//! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
 //! - [`payload`]: the JSON (and small binary) control payloads: acknowledge, handshake, size,
 //!   channel_closed, flag, exit code, OpenDataChannelInput.
 //! - [`session`]: the sans-IO session engine (handshake, reliable ordered delivery, flow control),
 //!   client and agent roles.
-//! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
 //!
 //! ## Features
 //! - `std`: nothing beyond `std::error::Error` compatibility today (core errors already implement
@@ -48,6 +50,8 @@ mod fmt;
 pub mod model;
 pub mod payload;
 pub mod session;
+pub mod sigv4;
+pub mod smux;
 pub mod time;
 pub mod uuid;
 pub mod wire;

@@ -1,6 +1,26 @@
 //! `ssm-session`: the command-line client.
 
-fn main() {
-    eprintln!("ssm-session: no subcommands yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod frame;
+
+/// AWS Session Manager client.
+#[derive(Debug, Parser)]
+#[command(name = "ssm-session", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Frame(frame::FrameArgs),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Frame(args) => frame::run(args),
+    }
 }

@@ -53,6 +53,10 @@
 //! [`AgentSession::output`] / [`AgentSession::stderr`], then [`Control::send_exit_code`] and
 //! [`Control::close_channel`]: both wait for the bytes written before them.
 //!
+//! ## Port forwarding
+//! [`forward`]: smux-multiplexed and basic port forwarding over a session's byte stream, with
+//! TCP (any bind address, port 0) and unix socket listeners.
+//!
 //! ## Features
 //! - `emulator`: [`emulator::Emulator`], a local Session Manager on one loopback port (see its
 //!   docs for what works).
@@ -73,6 +77,7 @@ mod driver;
 pub(crate) use ssm_proto::session as engine;
 mod error;
 mod faults;
+pub mod forward;
 mod handle;
 mod tls;
 mod token;

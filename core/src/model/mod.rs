@@ -203,9 +203,21 @@ fn key_is(raw: &str, name: &str) -> Result<bool, Error> {
     Ok(same && rest.is_empty())
 }
 
-/// Rejects nesting deeper than [`MAX_JSON_DEPTH`] before the recursive parser sees the input.
-/// Strings are skipped with the same rule the parser uses (a quote after an odd run of
-/// backslashes is escaped).
+/// Checks the whole input strictly before serde-json-core sees it: that parser skips unknown
+/// scalars by scanning to the next delimiter (so it accepts `{"x": a"b, ...}`, which no other
+/// parser reads the same way) and recurses once per nesting level. The crate's iterative
+/// validator rejects any malformed document, then [`check_depth`] bounds the recursion.
+fn validate(json: &[u8]) -> Result<(), Error> {
+    crate::payload::json::document(json).map_err(|e| match e {
+        crate::payload::Error::TooDeep => Error::TooDeep,
+        crate::payload::Error::BadEscape => Error::BadEscape,
+        _ => Error::Json,
+    })?;
+    check_depth(json)
+}
+
+/// Rejects nesting deeper than [`MAX_JSON_DEPTH`]. Only called on valid JSON, where skipping
+/// strings by the escape rule (a quote after an odd run of backslashes is escaped) is exact.
 fn check_depth(json: &[u8]) -> Result<(), Error> {
     let (mut depth, mut in_str, mut esc) = (0usize, false, false);
     for &b in json {
@@ -284,7 +296,7 @@ impl<'de> serde::Deserialize<'de> for Raw<'de> {
 
 /// Parses the JSON into the three raw (escaped) values.
 fn parse_raw(json: &[u8]) -> Result<[&str; 3], Error> {
-    check_depth(json)?;
+    validate(json)?;
     let (raw, _) = serde_json_core::from_slice::<Raw<'_>>(json).map_err(|_| Error::Json)?;
     if raw.bad_escape {
         return Err(Error::BadEscape);

@@ -475,7 +475,7 @@ fn hostile_json() {
         Error::TooDeep
     );
     assert_eq!(
-        StartSessionResponse::parse("{".repeat(100_000).as_bytes()).unwrap_err(),
+        StartSessionResponse::parse(r#"{"a":"#.repeat(100_000).as_bytes()).unwrap_err(),
         Error::TooDeep
     );
     // Brackets inside strings do not count.
@@ -504,6 +504,30 @@ fn hostile_json() {
         let e = StartSessionResponse::parse(bad.as_bytes()).unwrap_err();
         assert_eq!(e, Error::Json, "{bad}");
     }
+    // serde-json-core alone skips `a"...` up to the next comma and would then recurse into the
+    // brackets hidden from a string-aware depth scan; the strict pre-check refuses it.
+    let sneaky = format!(
+        r#"{{"x": a", "y": {}1{}, "SessionId":"{SID}","StreamUrl":"{url}","TokenValue":"{TOKEN}"}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert_eq!(
+        StartSessionResponse::parse(sneaky.as_bytes()).unwrap_err(),
+        Error::Json
+    );
+    let lax =
+        format!(r#"{{"x": a[[, "SessionId":"{SID}","StreamUrl":"{url}","TokenValue":"{TOKEN}"}}"#);
+    assert_eq!(
+        StartSessionResponse::parse(lax.as_bytes()).unwrap_err(),
+        Error::Json
+    );
+    // A raw control character inside a string is not JSON.
+    let raw_ctl = json(SID, &url, "ab\u{1}c");
+    assert_eq!(
+        StartSessionResponse::parse(raw_ctl.as_bytes()).unwrap_err(),
+        Error::Json
+    );
+
     let mut bytes = seed().into_bytes();
     let pos = bytes.len() - 5;
     bytes[pos] = 0xff;

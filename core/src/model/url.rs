@@ -238,6 +238,12 @@ impl<'a> StreamUrl<'a> {
         &self.url[self.parts.path..]
     }
 
+    /// The path, `/v1/data-channel/<session-id>`.
+    pub fn path(&self) -> &'a str {
+        let end = self.parts.query.map_or(self.url.len(), |q| q - 1);
+        &self.url[self.parts.path..end]
+    }
+
     /// The query without its `?`, if any (opaque).
     pub fn query(&self) -> Option<&'a str> {
         self.parts.query.map(|q| &self.url[q..])

@@ -47,7 +47,7 @@ impl<'a> JsonStr<'a> {
     /// # Errors
     /// [`Error::BadEscape`] or [`Error::Syntax`] if `raw` is not valid JSON string content.
     pub fn from_escaped(raw: &'a str) -> Result<Self, Error> {
-        let mut c = Cursor::new(raw.as_bytes());
+        let mut c = Cursor::new(raw);
         c.string_body()?;
         if c.i != raw.len() {
             // An unescaped quote ended the string early.
@@ -384,13 +384,19 @@ pub(crate) fn parse_i64(s: &str) -> Option<i64> {
 
 /// A position in JSON text. Every method validates what it steps over.
 pub(crate) struct Cursor<'a> {
+    /// The text (UTF-8 was checked once, when it became a `str`).
+    t: &'a str,
     s: &'a [u8],
     i: usize,
 }
 
 impl<'a> Cursor<'a> {
-    pub(crate) fn new(s: &'a [u8]) -> Self {
-        Cursor { s, i: 0 }
+    pub(crate) fn new(t: &'a str) -> Self {
+        Cursor {
+            t,
+            s: t.as_bytes(),
+            i: 0,
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -413,15 +419,21 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// The text `s[from..self.i]`; the input was checked to be UTF-8 and every cut is at an
-    /// ASCII delimiter.
+    /// The text from `from` to here. Every cut is next to an ASCII delimiter, so on a char
+    /// boundary; `get` checks that in constant time.
     fn text(&self, from: usize) -> Result<&'a str, Error> {
-        core::str::from_utf8(&self.s[from..self.i]).map_err(|_| Error::NotUtf8)
+        self.t.get(from..self.i).ok_or(Error::NotUtf8)
     }
 
     /// Steps over string content after the opening quote, up to the closing quote (not eaten).
     fn string_body(&mut self) -> Result<(), Error> {
         loop {
+            // Skip the plain run in one go.
+            let rest = self.s.get(self.i..).unwrap_or(&[]);
+            self.i += rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .unwrap_or(rest.len());
             match self.peek() {
                 None | Some(b'"') => return Ok(()),
                 Some(b'\\') => {
@@ -627,8 +639,7 @@ impl<'a> Cursor<'a> {
 
 /// Parses a whole document that must be one object; returns its raw text.
 pub(crate) fn document(input: &[u8]) -> Result<&str, Error> {
-    core::str::from_utf8(input).map_err(|_| Error::NotUtf8)?;
-    let mut c = Cursor::new(input);
+    let mut c = Cursor::new(core::str::from_utf8(input).map_err(|_| Error::NotUtf8)?);
     let v = c.value()?;
     c.end()?;
     v.object("the payload")
@@ -645,6 +656,7 @@ struct Items<'a> {
 impl Clone for Cursor<'_> {
     fn clone(&self) -> Self {
         Cursor {
+            t: self.t,
             s: self.s,
             i: self.i,
         }
@@ -653,7 +665,7 @@ impl Clone for Cursor<'_> {
 
 impl<'a> Items<'a> {
     fn new(text: &'a str, open: u8, close: u8) -> Self {
-        let mut c = Cursor::new(text.as_bytes());
+        let mut c = Cursor::new(text);
         // Validated text starts with `open`; otherwise the first step reports the error.
         let _ = c.expect(open);
         Items {
@@ -832,7 +844,7 @@ pub(crate) fn emit_with(buf: &mut [u8], f: impl Fn(&mut Writer<'_>)) -> Result<u
 
 /// Validates a raw JSON value given for emission (e.g. Properties) so we never write garbage.
 pub(crate) fn check_raw_value(raw: &str) -> Result<Value<'_>, Error> {
-    let mut c = Cursor::new(raw.as_bytes());
+    let mut c = Cursor::new(raw);
     let v = c.value()?;
     c.end()?;
     Ok(v)

@@ -65,7 +65,9 @@ pub const DEFAULT_CLIENT_VERSION: &str = "1.2.764.0";
 pub struct Config<'a> {
     /// The role.
     pub role: Role,
-    /// Seeds the message-id generator: the same seed and inputs give the same frames.
+    /// Seeds the message-id generator (and the ClientId and RequestIds): the same seed and
+    /// inputs give the same frames, which tests want. In production take it from a random
+    /// source (the OS, a hardware RNG) so that ids differ between sessions.
     pub seed: u64,
     /// Largest payload of one data message. Default 1024: what the agent and the official client
     /// read per message (PROTOCOL.md §4).
@@ -83,8 +85,10 @@ pub struct Config<'a> {
     /// Floor of the variance term of the timeout. Default 10 ms (official `ClockGranularity`).
     pub rttvar_floor: Duration,
     /// How long a message may stay unacknowledged before the session gives up with
-    /// [`CloseReason::GaveUp`](super::CloseReason::GaveUp). Default 5 minutes: the official
-    /// client's 3000 resends every 100 ms.
+    /// [`CloseReason::GaveUp`](super::CloseReason::GaveUp): counted from the last
+    /// acknowledgement (or from the first message sent after an idle spell), also while the
+    /// transport is down, and not while the agent has paused publication. Default 5 minutes:
+    /// the official client's 3000 resends every 100 ms.
     pub give_up: Duration,
     /// `ClientVersion` sent in OpenDataChannelInput and HandshakeResponse (client role).
     pub client_version: &'a str,

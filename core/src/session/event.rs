@@ -92,10 +92,14 @@ impl fmt::Display for CloseReason {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Event {
-    /// Agent role: OpenDataChannelInput arrived; check [`Session::peer_token`](super::Session::peer_token).
+    /// Agent role: OpenDataChannelInput arrived (on every connection, reconnects too); check
+    /// [`Session::peer_token`](super::Session::peer_token) now. The first time, the
+    /// HandshakeRequest is queued as this event is returned.
     Opened,
     /// The handshake finished; data may flow. Client: see
-    /// [`Session::customer_message`](super::Session::customer_message).
+    /// [`Session::customer_message`](super::Session::customer_message). With an agent too old
+    /// for the handshake, it comes with the first output and the session type is a shell (as
+    /// the official client assumes).
     HandshakeComplete,
     /// Stream bytes wait: call [`Session::read`](super::Session::read) until it returns `None`.
     Readable,
@@ -139,8 +143,12 @@ pub enum Error {
     Handshake(crate::payload::Error),
     /// The session is closed; input is ignored.
     Closed,
-    /// API misuse: the token is longer than [`MAX_TOKEN_LEN`](super::MAX_TOKEN_LEN).
+    /// The token is longer than [`MAX_TOKEN_LEN`](super::MAX_TOKEN_LEN) (API misuse, or an
+    /// agent-role peer's garbage).
     TokenTooLong,
+    /// The token is empty or not visible ASCII without `"` and `\` (see
+    /// [`model::Token`](crate::model::Token)).
+    BadToken,
 }
 
 impl Error {
@@ -153,6 +161,7 @@ impl Error {
             Error::Handshake(_) => "unreadable handshake message",
             Error::Closed => "session closed",
             Error::TokenTooLong => "token longer than the session can store",
+            Error::BadToken => "token empty or not printable ascii",
         }
     }
 
@@ -222,4 +231,18 @@ pub struct Stats {
     pub unknown_acks: u32,
     /// Acknowledgements not sent because the transmit queue was full.
     pub acks_dropped: u32,
+}
+
+impl Stats {
+    /// All zero.
+    pub const ZERO: Stats = Stats {
+        messages_in: 0,
+        messages_out: 0,
+        bad_input: 0,
+        duplicates: 0,
+        dropped_unacked: 0,
+        retransmits: 0,
+        unknown_acks: 0,
+        acks_dropped: 0,
+    };
 }

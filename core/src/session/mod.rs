@@ -4,8 +4,8 @@
 //! [`Role::Agent`], what the local emulator and the tests run). It performs no IO, reads no clock
 //! and never allocates: bytes come in through [`Session::handle_input`], go out through
 //! [`Session::poll_transmit`] into your buffer, and time comes in as an [`Instant`] argument.
-//! Capacities are const generics and storage is inline, so a whole session can live in a
-//! `static` (e.g. a `StaticCell`) on a microcontroller.
+//! Capacities are const generics and storage is inline, and [`Session::new`] is a `const fn`,
+//! so a whole session can live in a `static` on a microcontroller, built at compile time.
 //!
 //! ```text
 //!            handle_connected / handle_transport_closed
@@ -20,6 +20,7 @@ mod recv;
 mod rng;
 mod rtt;
 mod send;
+mod text;
 
 pub use config::{AgentHandshake, Config, Encryption, Role, DEFAULT_CLIENT_VERSION};
 pub use event::{
@@ -31,8 +32,9 @@ pub use crate::payload::{Flag, SessionType};
 
 use core::fmt;
 
-use heapless::{Deque, String};
+use heapless::Deque;
 
+use crate::model::{OwnedToken, Token};
 use crate::payload::{
     self, Acknowledge, Action, ActionResult, ActionStatus, ActionType, ChannelClosed, ExitCode,
     HandshakeComplete, HandshakeRequest, HandshakeResponse, JsonStr, List, OpenDataChannelInput,
@@ -48,10 +50,11 @@ use recv::{Position, ReadBuffer, Reorder};
 use rng::SplitMix64;
 use rtt::RttEstimator;
 use send::{AckOutcome, SendBuffer};
+use text::Text;
 
 /// Longest `TokenValue` the session stores (client: until OpenDataChannelInput is sent; agent:
-/// the peer's, for authentication). StartSession tokens are a few hundred bytes.
-pub const MAX_TOKEN_LEN: usize = 2048;
+/// the peer's, for authentication): the model's [`TOKEN_CAPACITY`](crate::model::TOKEN_CAPACITY).
+pub const MAX_TOKEN_LEN: usize = crate::model::TOKEN_CAPACITY;
 
 /// Longest raw `Properties` JSON the session keeps for [`Session::properties`] (and sends, in
 /// the agent role). Port and shell properties are a few hundred bytes; a longer Properties
@@ -70,93 +73,11 @@ const PENDING_FLAGS: usize = 4;
 const MAX_ACTIONS: usize = 8;
 /// Room reserved in the send buffer to write one control payload.
 const CONTROL_MAX: usize = MAX_PROPERTIES_LEN + 2 * MAX_TEXT_LEN + 256;
+/// Newer messages acknowledged past a missing one before it is resent without waiting for its
+/// timeout: TCP's three duplicate acks (RFC 5681), which tolerates mild reordering.
+const FAST_RETRANSMIT_ACKS: usize = 3;
 /// The frames' SchemaVersion: what the official client sends.
 const SCHEMA_VERSION: u32 = 1;
-
-/// A secret that never shows in `Debug`.
-struct Secret {
-    bytes: [u8; MAX_TOKEN_LEN],
-    len: usize,
-}
-
-impl Secret {
-    const fn new() -> Self {
-        Secret {
-            bytes: [0; MAX_TOKEN_LEN],
-            len: 0,
-        }
-    }
-
-    fn set(&mut self, s: &str) -> bool {
-        self.clear();
-        if s.len() > MAX_TOKEN_LEN {
-            return false;
-        }
-        self.bytes[..s.len()].copy_from_slice(s.as_bytes());
-        self.len = s.len();
-        true
-    }
-
-    fn set_chars(&mut self, s: &JsonStr<'_>) -> bool {
-        self.clear();
-        let mut n = 0;
-        for c in s.chars() {
-            let w = c.len_utf8();
-            if n + w > MAX_TOKEN_LEN {
-                self.clear();
-                return false;
-            }
-            c.encode_utf8(&mut self.bytes[n..n + w]);
-            n += w;
-        }
-        self.len = n;
-        true
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        if self.len == 0 {
-            return None;
-        }
-        core::str::from_utf8(&self.bytes[..self.len]).ok()
-    }
-
-    fn clear(&mut self) {
-        self.bytes[..self.len].fill(0);
-        self.len = 0;
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.len == 0 {
-            "<none>"
-        } else {
-            "<redacted>"
-        })
-    }
-}
-
-/// Copies the unescaped text of `s` into `dst`, cut at a character boundary when too long.
-/// Returns whether all of it fit.
-fn store_text<const N: usize>(dst: &mut String<N>, s: &JsonStr<'_>) -> bool {
-    dst.clear();
-    for c in s.chars() {
-        if dst.push(c).is_err() {
-            return false;
-        }
-    }
-    true
-}
-
-fn store_str<const N: usize>(dst: &mut String<N>, s: &str) -> bool {
-    dst.clear();
-    for c in s.chars() {
-        if dst.push(c).is_err() {
-            return false;
-        }
-    }
-    true
-}
 
 /// An unsequenced frame waiting to go out.
 #[derive(Debug, Clone, Copy)]
@@ -203,7 +124,8 @@ enum Closing {
 ///    the StartSession/ResumeSession token; the OpenDataChannelInput text goes out first, then
 ///    every unacknowledged message again). [`handle_transport_closed`](Self::handle_transport_closed)
 ///    when it drops: the session keeps all state and waits for the next `handle_connected`.
-/// 3. [`handle_input`](Self::handle_input) for every WebSocket message received, and
+/// 3. [`handle_input`](Self::handle_input) for every WebSocket message received (read the
+///    socket only while [`wants_input`](Self::wants_input) is true), and
 ///    [`handle_timeout`](Self::handle_timeout) when the instant last given by
 ///    [`poll_timeout`](Self::poll_timeout) has passed.
 /// 4. After any `handle_*` call or command: [`poll_transmit`](Self::poll_transmit) until it
@@ -219,6 +141,56 @@ enum Closing {
 /// Every `now` is monotonic: it never goes backwards from one call to the next (an earlier
 /// `now` is treated as the latest one seen). The session decides when to acknowledge,
 /// retransmit, give up and close; the driver never does.
+///
+/// # Examples
+///
+/// A client and an agent joined in memory (an adapter does the same with a WebSocket):
+///
+/// ```
+/// use ssm_proto::session::{AgentHandshake, Config, Event, Incoming, Session, TransmitKind};
+/// use ssm_proto::Instant;
+///
+/// type S = Session<8192, 16, 4, 2048, 8>;
+/// let now = Instant::ZERO;
+/// let mut client = S::new(Config::client(1), now);
+/// let mut agent = S::new(Config::agent(2, AgentHandshake::SHELL), now);
+/// agent.handle_connected(now, "").unwrap();
+/// client.handle_connected(now, "token-from-start-session").unwrap();
+///
+/// // Pass every message across until both sides are quiet.
+/// fn pump(from: &mut S, to: &mut S, now: Instant) -> bool {
+///     let mut buf = [0u8; 4096];
+///     let mut moved = false;
+///     while let Some(t) = from.poll_transmit(now, &mut buf).unwrap() {
+///         let msg = &buf[..t.len];
+///         let input = match t.kind {
+///             TransmitKind::Text => Incoming::Text(msg),
+///             TransmitKind::Binary => Incoming::Binary(msg),
+///         };
+///         to.handle_input(now, input).unwrap();
+///         moved = true;
+///     }
+///     moved
+/// }
+/// while pump(&mut client, &mut agent, now) | pump(&mut agent, &mut client, now) {}
+/// // The agent's driver checks the token as `Opened` comes; the handshake follows.
+/// assert_eq!(agent.poll_event(), Some(Event::Opened));
+/// assert_eq!(agent.peer_token(), Some("token-from-start-session"));
+/// while pump(&mut client, &mut agent, now) | pump(&mut agent, &mut client, now) {}
+///
+/// assert_eq!(client.poll_event(), Some(Event::HandshakeComplete));
+/// client.write(now, b"uname\r").unwrap();
+/// while pump(&mut client, &mut agent, now) | pump(&mut agent, &mut client, now) {}
+/// let mut buf = [0u8; 64];
+/// while let Some(e) = agent.poll_event() {
+///     if e == Event::Readable {
+///         let (_stream, n) = agent.read(&mut buf).unwrap();
+///         assert_eq!(&buf[..n], b"uname\r");
+///     }
+/// }
+/// // Re-arm the timer with `poll_timeout`; call `handle_timeout` when it fires.
+/// assert!(client.poll_timeout().is_none(), "everything acknowledged");
+/// ```
 ///
 /// # Capacities
 ///
@@ -254,23 +226,26 @@ pub struct Session<
     phase: Phase,
     closing: Option<Closing>,
     closed_event_pending: bool,
+    /// Agent: `Event::Opened` to report; the HandshakeRequest follows it.
+    opened_event_pending: bool,
     transport_up: bool,
     /// Agent: OpenDataChannelInput received on the current transport.
     peer_opened: bool,
     /// Client: OpenDataChannelInput to send on the current transport.
     open_pending: bool,
-    token: Secret,
+    /// Zeroed when dropped or replaced; `Debug` shows it redacted.
+    token: Option<OwnedToken<MAX_TOKEN_LEN>>,
     request_id: Uuid,
     client_id: Uuid,
     session_type: Option<SessionType>,
-    properties: String<MAX_PROPERTIES_LEN>,
+    properties: Text<MAX_PROPERTIES_LEN>,
     properties_kept: bool,
-    agent_version: String<VERSION_LEN>,
-    client_version: String<VERSION_LEN>,
-    customer_message: String<MAX_TEXT_LEN>,
-    kms_key_id: String<MAX_TEXT_LEN>,
+    agent_version: Text<VERSION_LEN>,
+    client_version: Text<VERSION_LEN>,
+    customer_message: Text<MAX_TEXT_LEN>,
+    kms_key_id: Text<MAX_TEXT_LEN>,
     kms_requested: bool,
-    close_message: String<MAX_TEXT_LEN>,
+    close_message: Text<MAX_TEXT_LEN>,
     unix: Option<(Instant, u64)>,
     now: Instant,
     pending_size: Option<Size>,
@@ -333,10 +308,13 @@ impl<
 
     /// A new session at `now`.
     ///
+    /// A `const fn`: in a `static` initializer (e.g. `static_cell::ConstStaticCell`) the whole
+    /// session is built at compile time, with no stack copy of its buffers.
+    ///
     /// # Panics
     /// If the agent handshake's strings exceed [`MAX_PROPERTIES_LEN`] / [`MAX_TEXT_LEN`], the
     /// client version exceeds 32 bytes, or `chunk_size` or `window` is 0 (API misuse).
-    pub fn new(config: Config<'_>, now: Instant) -> Self {
+    pub const fn new(config: Config<'_>, now: Instant) -> Self {
         #[allow(
             clippy::let_unit_value,
             reason = "forces the compile-time capacity check"
@@ -348,7 +326,11 @@ impl<
         let mut s = Session {
             role: config.role,
             chunk_size: config.chunk_size,
-            window: config.window.min(SEND),
+            window: if config.window < SEND {
+                config.window
+            } else {
+                SEND
+            },
             give_up: config.give_up,
             max_rto: config.max_rto,
             encryption: config.encryption,
@@ -368,21 +350,22 @@ impl<
             phase: Phase::Opening,
             closing: None,
             closed_event_pending: false,
+            opened_event_pending: false,
             transport_up: false,
             peer_opened: false,
             open_pending: false,
-            token: Secret::new(),
+            token: None,
             request_id: Uuid::NIL,
             client_id,
             session_type: None,
-            properties: String::new(),
+            properties: Text::new(),
             properties_kept: false,
-            agent_version: String::new(),
-            client_version: String::new(),
-            customer_message: String::new(),
-            kms_key_id: String::new(),
+            agent_version: Text::new(),
+            client_version: Text::new(),
+            customer_message: Text::new(),
+            kms_key_id: Text::new(),
             kms_requested: false,
-            close_message: String::new(),
+            close_message: Text::new(),
             unix: None,
             now,
             pending_size: None,
@@ -397,20 +380,32 @@ impl<
             handshake_started: now,
             exit_code: None,
             terminal_size: None,
-            stats: Stats::default(),
+            stats: Stats::ZERO,
         };
-        if s.role == Role::Client {
-            assert!(store_str(&mut s.client_version, config.client_version));
-        } else {
-            let h = config.agent;
-            assert!(store_str(&mut s.agent_version, h.agent_version));
-            assert!(store_str(&mut s.properties, h.properties));
-            assert!(store_str(&mut s.customer_message, h.customer_message));
-            s.properties_kept = true;
-            s.session_type = Some(h.session_type);
-            if let Some(k) = h.kms_key_id {
-                assert!(store_str(&mut s.kms_key_id, k));
-                s.kms_requested = true;
+        match config.role {
+            Role::Client => {
+                assert!(
+                    s.client_version.set(config.client_version),
+                    "client version too long"
+                );
+            }
+            Role::Agent => {
+                let h = config.agent;
+                assert!(
+                    s.agent_version.set(h.agent_version),
+                    "agent version too long"
+                );
+                assert!(s.properties.set(h.properties), "properties too long");
+                assert!(
+                    s.customer_message.set(h.customer_message),
+                    "customer message too long"
+                );
+                s.properties_kept = true;
+                s.session_type = Some(h.session_type);
+                if let Some(k) = h.kms_key_id {
+                    assert!(s.kms_key_id.set(k), "kms key id too long");
+                    s.kms_requested = true;
+                }
             }
         }
         s
@@ -425,7 +420,8 @@ impl<
     /// Agent: `token` is ignored; the session waits for the client's OpenDataChannelInput.
     ///
     /// # Errors
-    /// [`Error::TokenTooLong`] (nothing changes), or [`Error::Closed`] for a closed client.
+    /// [`Error::BadToken`] or [`Error::TokenTooLong`] (nothing changes), or [`Error::Closed`]
+    /// for a closed client.
     pub fn handle_connected(&mut self, now: Instant, token: &str) -> Result<(), Error> {
         self.tick(now);
         match self.role {
@@ -433,9 +429,8 @@ impl<
                 if self.is_closed() {
                     return Err(Error::Closed);
                 }
-                if !self.token.set(token) {
-                    return Err(Error::TokenTooLong);
-                }
+                let t = Token::new(token).map_err(|_| Error::BadToken)?;
+                self.token = Some(OwnedToken::from_token(t).map_err(|_| Error::TokenTooLong)?);
                 self.request_id = self.rng.uuid();
                 self.open_pending = true;
             }
@@ -456,7 +451,7 @@ impl<
         self.peer_opened = false;
         self.open_pending = false;
         if self.role == Role::Client {
-            self.token.clear();
+            self.token = None;
         }
     }
 
@@ -688,7 +683,7 @@ impl<
         if self.role != Role::Agent || self.is_closed() {
             return;
         }
-        store_str(&mut self.close_message, reason);
+        self.close_message.set_cut(reason);
         if self.phase == Phase::Established {
             self.begin_closing(Closing::ChannelClose);
         } else {
@@ -792,6 +787,13 @@ impl<
 
     /// The next event, if any. `Closed` is always the last one.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.opened_event_pending {
+            self.opened_event_pending = false;
+            if self.phase == Phase::Opening {
+                self.send_handshake_request();
+            }
+            return Some(Event::Opened);
+        }
         if let Some(e) = self.events.pop_front() {
             if e == Event::Readable {
                 self.readable_queued = false;
@@ -828,6 +830,22 @@ impl<
         r
     }
 
+    /// Whether the next WebSocket message can be taken without dropping it for lack of room.
+    ///
+    /// While this is `false` (delivered bytes not yet [`read`](Self::read), events not yet
+    /// polled), stop reading the socket: TCP then carries the back-pressure to the agent, which
+    /// the protocol itself cannot (it has no receive window). A message fed anyway is held if a
+    /// reorder slot is free, else dropped unacknowledged and resent by the peer after its
+    /// timeout, which is slow, not lossy.
+    pub fn wants_input(&self) -> bool {
+        let one = REORDER_SLOT_LEN.min(RECV);
+        self.reorder.get(self.expected).is_none()
+            && self.read_buf.fits(Stream::Output, one)
+            && self.read_buf.fits(Stream::StdErr, one)
+            && self.event_room(2)
+            && !self.txq.is_full()
+    }
+
     /// The largest message [`poll_transmit`](Self::poll_transmit) can write: a 120-byte header
     /// plus the largest of a data chunk, a control payload and the OpenDataChannelInput text.
     pub fn max_transmit_len(&self) -> usize {
@@ -861,7 +879,7 @@ impl<
 
     /// The `channel_closed` Output text (client: received; agent: sent), possibly empty.
     pub fn close_message(&self) -> &str {
-        &self.close_message
+        self.close_message.as_str()
     }
 
     /// The session type (client: from the HandshakeRequest, once received; agent: configured).
@@ -872,7 +890,7 @@ impl<
     /// The raw `Properties` JSON of the SessionType action; `None` before the request, when
     /// absent or `null`, or longer than [`MAX_PROPERTIES_LEN`].
     pub fn properties(&self) -> Option<&str> {
-        (self.properties_kept && !self.properties.is_empty() && self.properties != "null")
+        (self.properties_kept && !self.properties.is_empty() && self.properties.as_str() != "null")
             .then_some(self.properties.as_str())
     }
 
@@ -888,7 +906,7 @@ impl<
 
     /// HandshakeComplete's `CustomerMessage` (empty when none); show it to the user.
     pub fn customer_message(&self) -> &str {
-        &self.customer_message
+        self.customer_message.as_str()
     }
 
     /// The KMS key id of a `KMSEncryption` action (client: requested by the agent).
@@ -896,11 +914,13 @@ impl<
         self.kms_requested.then_some(self.kms_key_id.as_str())
     }
 
-    /// Agent role: the token from the client's OpenDataChannelInput, to authenticate it. Never
-    /// log it.
+    /// Agent role: the token from the client's OpenDataChannelInput, to authenticate it when
+    /// [`Event::Opened`] comes (the HandshakeRequest is queued only as that event is polled, so
+    /// calling [`close_channel`](Self::close_channel) right then refuses the client before it
+    /// learns anything). Never log it.
     pub fn peer_token(&self) -> Option<&str> {
         match self.role {
-            Role::Agent => self.token.as_str(),
+            Role::Agent => self.token.as_ref().map(OwnedToken::expose_secret),
             Role::Client => None,
         }
     }
@@ -1070,7 +1090,7 @@ impl<
         self.closed_event_pending = true;
         self.open_pending = false;
         if self.role == Role::Client {
-            self.token.clear();
+            self.token = None;
         }
     }
 
@@ -1089,18 +1109,17 @@ impl<
 
     fn on_open(&mut self, text: &[u8]) -> Result<(), Error> {
         let open = OpenDataChannelInput::parse(text).map_err(Error::Payload)?;
-        if !self.token.set_chars(&open.token_value) {
-            return Err(Error::TokenTooLong);
-        }
+        let text = open.token_value.as_str().map_err(|_| Error::BadToken)?;
+        let t = Token::new(text).map_err(|_| Error::BadToken)?;
+        self.token = Some(OwnedToken::from_token(t).map_err(|_| Error::TokenTooLong)?);
         self.peer_opened = true;
         if self.is_closed() {
             self.channel_closed_due = Some(self.now);
             return Ok(());
         }
-        let _ = self.events.push_back(Event::Opened);
-        if self.phase == Phase::Opening {
-            self.send_handshake_request();
-        }
+        // The HandshakeRequest waits until the driver has seen `Opened` (and could refuse the
+        // token): an unauthenticated client learns nothing about the session.
+        self.opened_event_pending = true;
         Ok(())
     }
 
@@ -1221,7 +1240,7 @@ impl<
     /// Delivers held messages that are now in order.
     fn drain(&mut self) {
         let mut tmp = [0u8; REORDER_SLOT_LEN];
-        while !self.is_closed() || self.role == Role::Agent {
+        while !self.is_closed() {
             let Some(held) = self.reorder.get(self.expected) else {
                 break;
             };
@@ -1248,6 +1267,18 @@ impl<
     /// send buffer full); hold it and try again later.
     fn deliver(&mut self, pt: u32, payload: &[u8]) -> Result<bool, Error> {
         match (self.role, PayloadType::from(pt)) {
+            (Role::Client, PayloadType::Output)
+                if self.phase == Phase::Opening && self.expected == 0 =>
+            {
+                // Agents without the handshake start with shell output; the official client
+                // then assumes a shell (`ProcessFirstMessage`).
+                if !self.event_room(2) || !self.read_buf.fits(Stream::Output, payload.len()) {
+                    return Ok(false);
+                }
+                self.session_type = Some(SessionType::StandardStream);
+                self.establish();
+                self.deliver_data(Stream::Output, payload)
+            }
             (_, PayloadType::Output) => self.deliver_data(Stream::Output, payload),
             (Role::Client, PayloadType::StdErr) => self.deliver_data(Stream::StdErr, payload),
             (Role::Client, PayloadType::HandshakeRequest) => self.on_handshake_request(payload),
@@ -1313,7 +1344,7 @@ impl<
         match self.role {
             Role::Client => self.close_with(reason),
             Role::Agent => {
-                store_str(&mut self.close_message, reason.as_str());
+                self.close_message.set_cut(reason.as_str());
                 self.agent_close(reason);
             }
         }
@@ -1342,7 +1373,7 @@ impl<
                     properties,
                 } => {
                     session_type = Some(t);
-                    props_kept = store_str(&mut self.properties, properties.unwrap_or(""));
+                    props_kept = self.properties.set_cut(properties.unwrap_or(""));
                     ProcessedAction {
                         action_type: ActionType::SessionType,
                         status: ActionStatus::Success,
@@ -1352,7 +1383,7 @@ impl<
                 }
                 Action::KmsEncryption { kms_key_id } => {
                     kms = true;
-                    store_text(&mut self.kms_key_id, &kms_key_id);
+                    self.kms_key_id.set_json(&kms_key_id);
                     match self.encryption {
                         Encryption::Unsupported => ProcessedAction {
                             action_type: ActionType::KmsEncryption,
@@ -1373,7 +1404,7 @@ impl<
                 break;
             }
         }
-        store_text(&mut self.agent_version, &req.agent_version);
+        self.agent_version.set_json(&req.agent_version);
         let (id, created) = self.next_ids();
         let resp = HandshakeResponse {
             client_version: JsonStr::new(self.client_version.as_str()),
@@ -1407,7 +1438,7 @@ impl<
         }
         match HandshakeComplete::parse(payload) {
             Ok(c) => {
-                store_text(&mut self.customer_message, &c.customer_message);
+                self.customer_message.set_json(&c.customer_message);
             }
             Err(e) => {
                 // Only the message is lost; the handshake is still complete.
@@ -1416,11 +1447,16 @@ impl<
                 debug!("session: unreadable HandshakeComplete");
             }
         }
+        self.establish();
+        Ok(true)
+    }
+
+    /// The handshake is over: data may flow.
+    fn establish(&mut self) {
         self.phase = Phase::Established;
         let _ = self.events.push_back(Event::HandshakeComplete);
         self.writable_pending = true;
         self.want_writable = false;
-        Ok(true)
     }
 
     fn on_handshake_response(&mut self, payload: &[u8]) -> Result<bool, Error> {
@@ -1437,7 +1473,7 @@ impl<
                 return Err(Error::Handshake(e));
             }
         };
-        store_text(&mut self.client_version, &resp.client_version);
+        self.client_version.set_json(&resp.client_version);
         let status = |t: ActionType<'_>| {
             resp.processed_client_actions
                 .iter()
@@ -1448,14 +1484,11 @@ impl<
         let kms_ok =
             !self.kms_requested || status(ActionType::KmsEncryption) == Some(ActionStatus::Success);
         if !session_ok || !kms_ok {
-            store_str(
-                &mut self.close_message,
-                if session_ok {
-                    "the client did not set up KMS encryption"
-                } else {
-                    "the client refused the session type"
-                },
-            );
+            self.close_message.set_cut(if session_ok {
+                "the client did not set up KMS encryption"
+            } else {
+                "the client refused the session type"
+            });
             self.agent_close(CloseReason::HandshakeFailed);
             return Ok(true);
         }
@@ -1477,10 +1510,7 @@ impl<
         if !pushed {
             return Ok(false);
         }
-        self.phase = Phase::Established;
-        let _ = self.events.push_back(Event::HandshakeComplete);
-        self.writable_pending = true;
-        self.want_writable = false;
+        self.establish();
         Ok(true)
     }
 
@@ -1498,6 +1528,9 @@ impl<
                 if let Some(s) = sample {
                     self.rtt.on_sample(s);
                 }
+                self.send.fast_retransmit(FAST_RETRANSMIT_ACKS);
+                // A held message may have waited for send-buffer room (a handshake answer).
+                self.drain();
                 self.progress_at = self.now;
                 if self.want_writable
                     && self.phase == Phase::Established
@@ -1518,7 +1551,7 @@ impl<
 
     fn on_channel_closed(&mut self, payload: &[u8]) -> Result<(), Error> {
         let r = ChannelClosed::parse(payload).map(|c| {
-            store_text(&mut self.close_message, &c.output);
+            self.close_message.set_json(&c.output);
         });
         let reason = if self.closing == Some(Closing::Terminate) {
             CloseReason::Terminated
@@ -1538,13 +1571,13 @@ impl<
         let open = OpenDataChannelInput {
             message_schema_version: JsonStr::new(OpenDataChannelInput::SCHEMA_VERSION),
             request_id: JsonStr::new(rid),
-            token_value: JsonStr::new(self.token.as_str().unwrap_or("")),
+            token_value: JsonStr::new(self.token.as_ref().map_or("", OwnedToken::expose_secret)),
             client_id: JsonStr::new(cid),
             client_version: JsonStr::new(self.client_version.as_str()),
         };
         let len = open.emit(buf).map_err(insufficient(0))?;
         self.open_pending = false;
-        self.token.clear();
+        self.token = None;
         Ok(Transmit {
             len,
             kind: TransmitKind::Text,

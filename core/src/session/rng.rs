@@ -14,7 +14,7 @@ impl SplitMix64 {
         SplitMix64 { state: seed }
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub(crate) const fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -23,10 +23,15 @@ impl SplitMix64 {
     }
 
     /// A version-4 UUID from the next 128 bits.
-    pub(crate) fn uuid(&mut self) -> Uuid {
+    pub(crate) const fn uuid(&mut self) -> Uuid {
+        let (lo, hi) = (self.next_u64().to_le_bytes(), self.next_u64().to_le_bytes());
         let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&self.next_u64().to_le_bytes());
-        b[8..].copy_from_slice(&self.next_u64().to_le_bytes());
+        let mut i = 0;
+        while i < 8 {
+            b[i] = lo[i];
+            b[8 + i] = hi[i];
+            i += 1;
+        }
         Uuid::from_random_bytes(b)
     }
 }

@@ -14,7 +14,7 @@ pub(crate) struct RttEstimator {
 }
 
 impl RttEstimator {
-    pub(crate) fn new(
+    pub(crate) const fn new(
         initial_rtt: Duration,
         initial_rto: Duration,
         granularity: Duration,
@@ -24,7 +24,7 @@ impl RttEstimator {
             srtt_us: initial_rtt.total_millis().saturating_mul(1000),
             // The official client starts RTTVAR at 0.
             rttvar_us: 0,
-            rto: if initial_rto > max_rto {
+            rto: if initial_rto.total_millis() > max_rto.total_millis() {
                 max_rto
             } else {
                 initial_rto

@@ -232,8 +232,8 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
             return AckOutcome::Unknown;
         };
         if off < 0 {
-            // Older than everything live: acknowledged and freed long ago, or never ours.
-            return AckOutcome::Unknown;
+            // Older than everything live: acknowledged (and freed) already.
+            return AckOutcome::Duplicate;
         }
         if off as usize >= self.len {
             return AckOutcome::Unknown;
@@ -258,6 +258,29 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
             self.base_seq += 1;
         }
         AckOutcome::New(sample)
+    }
+
+    /// Fast retransmission: when at least `threshold` messages newer than the oldest
+    /// unacknowledged one are acknowledged, the peer is holding them behind a gap and that one
+    /// was lost. If it went out only once, it becomes due now (once: after that its timeout
+    /// governs). Returns whether it did. Repairs the gap in one round trip, before the peer's
+    /// reorder slots overflow and it has to drop (and we resend) everything behind.
+    pub(crate) fn fast_retransmit(&mut self, threshold: usize) -> bool {
+        let Some(i) = (0..self.len).find(|&i| !self.slots[self.idx(i)].acked) else {
+            return false;
+        };
+        let j = self.idx(i);
+        if self.slots[j].transmissions != 1 || self.slots[j].sent_at.is_none() {
+            return false;
+        }
+        let newer_acked = (i + 1..self.len)
+            .filter(|&k| self.slots[self.idx(k)].acked)
+            .count();
+        if newer_acked < threshold {
+            return false;
+        }
+        self.slots[j].sent_at = None;
+        true
     }
 
     /// When the oldest unacknowledged message was first queued or sent, for the give-up timer.
@@ -333,6 +356,26 @@ mod tests {
             AckOutcome::New(None)
         );
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn fast_retransmit_after_three_newer_acks_once() {
+        let mut b = SendBuffer::<64, 4>::new();
+        for k in 0..4 {
+            push(&mut b, 1, k);
+            b.mark_sent(k as i64, Instant::ZERO);
+        }
+        let rto = Duration::from_millis(200);
+        b.on_ack(1, Uuid([1; 16]), Instant::from_millis(5));
+        b.on_ack(2, Uuid([2; 16]), Instant::from_millis(5));
+        assert!(!b.fast_retransmit(3));
+        b.on_ack(3, Uuid([3; 16]), Instant::from_millis(5));
+        assert!(b.fast_retransmit(3));
+        assert_eq!(b.next_due(Instant::from_millis(5), rto), Some(0));
+        b.mark_sent(0, Instant::from_millis(5));
+        // Sent twice now: only its timeout brings it back.
+        assert!(!b.fast_retransmit(3));
+        assert_eq!(b.next_due(Instant::from_millis(6), rto), None);
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl FrameHeader {
     ///
     /// Returns [`Status::Partial`] until the whole header is present, then the header and its
     /// length in bytes. Control frames are checked here (not fragmented, at most 125 bytes), and a
-    /// payload longer than `max_payload` is refused before any of it is read.
+    /// data frame longer than `max_payload` is refused before any of it is read.
     ///
     /// # Errors
     /// [`Error::ReservedBits`], [`Error::UnknownOpcode`], [`Error::BadControlFrame`],
@@ -124,7 +124,8 @@ impl FrameHeader {
             _ => u64::from(len7),
         };
         // The top bit of a 64-bit length must be 0 (§5.2); such a length exceeds any limit anyway.
-        if payload_len > max_payload || payload_len >> 63 != 0 {
+        // Control frames are bounded by 125 above, whatever is left of the message budget.
+        if (!opcode.is_control() && payload_len > max_payload) || payload_len >> 63 != 0 {
             return Err(Error::MessageTooBig);
         }
         let mask = if masked {

@@ -215,6 +215,29 @@ fn every_split_offset() {
 }
 
 #[test]
+fn control_frames_ignore_the_message_budget() {
+    // 8-byte buffer, 6 bytes of a fragmented message in, then a 20-byte ping: the ping is not
+    // part of the message and must pass; the last fragment must still fit.
+    let mut c = WebSocket::<8>::new(Role::Client);
+    let mut input = std::vec![0x01, 0x06];
+    input.extend_from_slice(b"abcdef");
+    input.extend_from_slice(&[0x89, 20]);
+    input.extend_from_slice(&[b'p'; 20]);
+    input.extend_from_slice(&[0x80, 0x02, b'g', b'h']);
+    assert_eq!(
+        feed(&mut c, &[&input]).unwrap(),
+        [Seen::Text("abcdefgh".into())]
+    );
+    assert_eq!(transmits(&mut c).len(), 1, "the pong");
+    expect_fail::<8>(
+        Role::Client,
+        &[0x01, 0x06, 1, 2, 3, 4, 5, 6, 0x80, 0x03],
+        Error::MessageTooBig,
+        Some(1009),
+    );
+}
+
+#[test]
 fn ping_gets_pong_and_close_is_echoed() {
     let mut c = WebSocket::<32>::new(Role::Client);
     feed(&mut c, &[PING_HELLO]).unwrap();

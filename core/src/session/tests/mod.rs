@@ -148,6 +148,11 @@ pub(crate) fn exchange(c: &mut Small, a: &mut Small, now: Instant) {
         let to_a = drain(c, now);
         let to_c = drain(a, now);
         if to_a.is_empty() && to_c.is_empty() {
+            if a.opened_event_pending {
+                // A driver polls events: the agent's HandshakeRequest waits for `Opened`.
+                assert_eq!(a.poll_event(), Some(Event::Opened));
+                continue;
+            }
             return;
         }
         deliver(a, now, &to_a);

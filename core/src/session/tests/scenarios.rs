@@ -200,6 +200,7 @@ fn kms_is_answered_unsupported_and_the_agent_refuses() {
     c.handle_connected(at(0), TOKEN).unwrap();
     let open = drain(&mut c, at(0));
     deliver(&mut a, at(0), &open);
+    assert_eq!(events(&mut a), [Event::Opened]);
     let req = drain(&mut a, at(0));
     assert_eq!(
         req[0].json()["RequestedClientActions"][1]["ActionType"],
@@ -739,4 +740,163 @@ fn default_client_session_size() {
         "size_of::<Small>() = {} bytes",
         core::mem::size_of::<Small>()
     );
+}
+
+/// A whole session built at compile time, as a device would keep it in a `static`.
+static IN_FLASH_INIT: Session<4096, 8, 2, 1024, 4> =
+    Session::new(Config::agent(5, AgentHandshake::SHELL), Instant::ZERO);
+
+#[test]
+fn a_session_can_be_a_static() {
+    assert_eq!(IN_FLASH_INIT.role(), Role::Agent);
+    assert_eq!(IN_FLASH_INIT.agent_version(), Some("3.3.0.0"));
+    assert!(!IN_FLASH_INIT.is_established());
+    // And at run time it behaves like one built with `new`.
+    let a = Session::<4096, 8, 2, 1024, 4>::new(Config::agent(5, AgentHandshake::SHELL), at(0));
+    assert_eq!(std::format!("{a:?}"), std::format!("{IN_FLASH_INIT:?}"));
+}
+
+#[test]
+fn tokens_are_checked_and_never_shown() {
+    let mut c = client(1);
+    assert_eq!(c.handle_connected(at(0), ""), Err(Error::BadToken));
+    assert_eq!(c.handle_connected(at(0), "two words"), Err(Error::BadToken));
+    let long = "x".repeat(MAX_TOKEN_LEN + 1);
+    assert_eq!(c.handle_connected(at(0), &long), Err(Error::TokenTooLong));
+    assert!(
+        drain(&mut c, at(0)).is_empty(),
+        "nothing queued by a refused token"
+    );
+    c.handle_connected(at(0), TOKEN).unwrap();
+    let shown = std::format!("{c:?}");
+    assert!(
+        shown.contains("redacted") && !shown.contains("AAAA"),
+        "{shown}"
+    );
+    assert!(std::format!("{:?}", Error::BadToken).find("AAAA").is_none());
+
+    // Agent role: a token with JSON escapes is refused, not unescaped into something else.
+    let mut a = agent(2, AgentHandshake::SHELL);
+    a.handle_connected(at(0), "").unwrap();
+    let open = br#"{"MessageSchemaVersion":"1.0","RequestId":"r","TokenValue":"a\"b","ClientId":"c","ClientVersion":"1"}"#;
+    assert_eq!(
+        a.handle_input(at(0), Incoming::Text(open)),
+        Err(Error::BadToken)
+    );
+    assert_eq!(a.peer_token(), None);
+    assert!(events(&mut a).is_empty());
+    assert_eq!(
+        c.peer_token(),
+        None,
+        "the client role never exposes its token"
+    );
+}
+
+/// A slow reader and an agent that streams as fast as it can: an adapter that stops reading
+/// the socket while `wants_input` is false never makes the engine drop a message.
+#[test]
+fn wants_input_gives_back_pressure_without_drops() {
+    for respect in [true, false] {
+        let (mut c, mut a) = established(AgentHandshake::SHELL);
+        events(&mut a);
+        let out = super::sim::bytes(3, 200_000);
+        let (mut sent, mut got) = (0, Vec::new());
+        let mut wire: std::collections::VecDeque<Msg> = std::collections::VecDeque::new();
+        let mut buf = [0u8; 300];
+        for step in 0..100_000u64 {
+            let now = step + 1;
+            if sent < out.len() {
+                if let Ok(n) = a.write(at(now), &out[sent..]) {
+                    sent += n;
+                }
+            }
+            a.handle_timeout(at(now));
+            wire.extend(drain(&mut a, at(now)));
+            while let Some(m) = wire.front() {
+                if respect && !c.wants_input() {
+                    break;
+                }
+                c.handle_input(at(now), m.incoming()).unwrap();
+                wire.pop_front();
+            }
+            deliver(&mut a, at(now), &drain(&mut c, at(now)));
+            events(&mut a);
+            // The reader takes 300 bytes every other step.
+            if step % 2 == 0 {
+                if let Some((_, n)) = c.read(&mut buf) {
+                    got.extend_from_slice(&buf[..n]);
+                }
+            }
+            events(&mut c);
+            if got.len() == out.len() {
+                break;
+            }
+        }
+        assert!(
+            got == out,
+            "every byte, in order ({} of {})",
+            got.len(),
+            out.len()
+        );
+        if respect {
+            assert_eq!(c.stats().dropped_unacked, 0);
+            assert_eq!(a.stats().retransmits, 0);
+        } else {
+            // Fed regardless, the engine must drop (and the agent resend) to stay bounded.
+            assert!(c.stats().dropped_unacked > 0);
+            assert!(a.stats().retransmits > 0);
+        }
+    }
+}
+
+#[test]
+fn agent_without_handshake_means_a_shell() {
+    let mut c = client(1);
+    c.handle_connected(at(0), TOKEN).unwrap();
+    drain(&mut c, at(0));
+    let hello = peer_frame(
+        MessageType::OutputStreamData,
+        0,
+        id(1),
+        PayloadType::Output,
+        b"$ ",
+    );
+    deliver(&mut c, at(1), &[hello]);
+    assert_eq!(
+        events(&mut c),
+        [Event::HandshakeComplete, Event::Readable, Event::Writable]
+    );
+    assert_eq!(c.session_type(), Some(SessionType::StandardStream));
+    assert_eq!(read_all(&mut c).0, b"$ ");
+    c.write(at(2), b"ls\r").unwrap();
+    let out = drain(&mut c, at(2));
+    // No handshake response: the first input is sequence 0.
+    assert_eq!(data(&out), [(0, PayloadType::Output, b"ls\r".to_vec())]);
+}
+
+#[test]
+fn a_refused_token_learns_nothing() {
+    let h = AgentHandshake {
+        session_type: SessionType::NonInteractiveCommands,
+        properties: r#"{"linux":{"commands":"secret-command"}}"#,
+        ..AgentHandshake::SHELL
+    };
+    let mut a = agent(2, h);
+    let mut c = client(1);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), "wrong-token").unwrap();
+    deliver(&mut a, at(0), &drain(&mut c, at(0)));
+    // The driver transmits first, then polls events: nothing may leave before `Opened`.
+    assert!(drain(&mut a, at(0)).is_empty());
+    assert_eq!(a.poll_event(), Some(Event::Opened));
+    assert_eq!(a.peer_token(), Some("wrong-token"));
+    a.close_channel(at(0), "authentication failed");
+    let out = drain(&mut a, at(0));
+    assert_eq!(out.len(), 1);
+    let f = out[0].frame();
+    assert_eq!(f.header.message_type, MessageType::ChannelClosed);
+    assert!(!std::string::String::from_utf8_lossy(f.payload).contains("secret-command"));
+    deliver(&mut c, at(1), &out);
+    assert_eq!(c.close_reason(), Some(CloseReason::ChannelClosed));
+    assert_eq!(c.close_message(), "authentication failed");
 }

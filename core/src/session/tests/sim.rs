@@ -67,12 +67,19 @@ struct Side {
     closed: Option<CloseReason>,
 }
 
-pub(crate) struct Sim<'w> {
+pub(crate) struct Sim<
+    'w,
+    const A: usize,
+    const B: usize,
+    const C: usize,
+    const D: usize,
+    const E: usize,
+> {
     pub(crate) now: u64,
     rng: SplitMix64,
     net: NetConfig,
-    pub(crate) client: Box<Small>,
-    pub(crate) agent: Box<Small>,
+    pub(crate) client: Box<Session<A, B, C, D, E>>,
+    pub(crate) agent: Box<Session<A, B, C, D, E>>,
     packets: Vec<Packet>,
     order: u64,
     up: bool,
@@ -90,6 +97,9 @@ pub(crate) struct Sim<'w> {
     pub(crate) log: Vec<(bool, Msg)>,
     pub(crate) keep_log: bool,
 }
+
+/// The simulator with the tests' usual session size.
+pub(crate) type SmallSim<'w> = Sim<'w, 32768, 64, 8, 4096, 16>;
 
 /// The end state of a run.
 #[derive(Debug)]
@@ -109,7 +119,9 @@ pub(crate) struct Outcome {
     pub(crate) close_message: String,
 }
 
-impl<'w> Sim<'w> {
+impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E: usize>
+    Sim<'w, A, B, C, D, E>
+{
     pub(crate) fn new(
         seed: u64,
         net: NetConfig,
@@ -124,8 +136,8 @@ impl<'w> Sim<'w> {
             now: 0,
             rng: SplitMix64::new(seed),
             net,
-            client: Box::new(Small::new(cc, at(0))),
-            agent: Box::new(Small::new(ac, at(0))),
+            client: Box::new(Session::new(cc, at(0))),
+            agent: Box::new(Session::new(ac, at(0))),
             packets: Vec::new(),
             order: 0,
             up: false,
@@ -408,8 +420,11 @@ impl<'w> Sim<'w> {
                         "unexpected input error {e:?}"
                     );
                 }
-                // Like an adapter: transmit, read and react after every message.
-                self.pump();
+                // Like an adapter: transmit, read and react after a message, or sometimes
+                // after a batch of them (then acknowledgements pile up in the queue).
+                if self.chance(500) {
+                    self.pump();
+                }
             }
             self.client.handle_timeout(now);
             self.agent.handle_timeout(now);
@@ -459,7 +474,23 @@ pub(crate) fn expected_streams(w: &Workload) -> (Vec<u8>, Vec<u8>) {
 
 /// Asserts the delivery property on an outcome.
 pub(crate) fn check(w: &Workload, o: &Outcome) {
-    assert!(o.finished, "did not finish by {} ms: {o:#?}", o.now);
+    assert!(
+        o.finished,
+        "did not finish by {} ms: got {}/{} {}/{} {}, reasons {:?} {:?}, cuts {}, stats {:?} {:?}, last events {:?} {:?}",
+        o.now,
+        o.agent_got.len(),
+        w.client_input.len(),
+        o.client_got_out.len(),
+        o.client_got_err.len(),
+        w.agent_output.iter().map(|p| p.1.len()).sum::<usize>(),
+        o.client_reason,
+        o.agent_reason,
+        o.cuts,
+        o.client_stats,
+        o.agent_stats,
+        o.client_events.iter().rev().take(4).collect::<Vec<_>>(),
+        o.agent_events.iter().rev().take(4).collect::<Vec<_>>(),
+    );
     let (out, err) = expected_streams(w);
     assert!(o.agent_got == w.client_input, "client → agent bytes differ");
     assert!(o.client_got_out == out, "agent → client stdout differs");

@@ -1,0 +1,288 @@
+//! Port forwarding: smux-multiplexed (client forwarder against the agent side over an in-memory
+//! pipe, to a TCP echo server) and basic mode; listeners (port 0, IPv6, unix socket, busy port).
+#![allow(
+    clippy::std_instead_of_core,
+    reason = "a std test; the workspace lint guards the no_std core"
+)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ssm_proto::smux::Config;
+use ssm_tokio::forward::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+
+#[path = "../../../core/tests/go_peer/mod.rs"]
+mod go_peer;
+
+/// A TCP echo server (echoes until EOF, then closes); returns its address.
+async fn echo_server() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// Starts the agent side (to an echo server) and the client forwarder on `listener`, joined by an
+/// in-memory pipe.
+async fn start_mux(listener: Listener, cfg: Config) -> Arc<Stats> {
+    let target = echo_server().await;
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(serve_mux(b, cfg, move || async move {
+        let s = TcpStream::connect(target).await?;
+        Ok(Box::new(s) as Box<dyn LocalStreamDyn>)
+    }));
+    let stats = Arc::new(Stats::default());
+    tokio::spawn(forward_mux(a, cfg, listener, stats.clone()));
+    stats
+}
+
+/// Waits for every task (a panic in one fails the test), at most 60 s.
+async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await
+    .expect("connections timed out");
+}
+
+fn payload(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|k| (k * 31 + i * 7 + k / 253) as u8).collect()
+}
+
+/// Writes `data`, half-closes, reads everything back.
+async fn echo_round<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    s: S,
+    data: &[u8],
+) -> Vec<u8> {
+    let (mut r, mut w) = tokio::io::split(s);
+    let write = async {
+        w.write_all(data).await.unwrap();
+        w.shutdown().await.unwrap();
+    };
+    let read = async {
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        got
+    };
+    tokio::join!(write, read).1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_connections_echo() {
+    let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    assert_ne!(addr.port(), 0);
+    assert_eq!(listener.describe(), format!("port {}", addr.port()));
+    let stats = start_mux(listener, Config::for_agent("3.3.0.0")).await;
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        tasks.push(tokio::spawn(async move {
+            let data = payload(i, 20_000 + i * 1_000);
+            let s = TcpStream::connect(addr).await.unwrap();
+            let got = echo_round(s, &data).await;
+            assert_eq!(got.len(), data.len(), "connection {i}");
+            assert!(got == data, "connection {i} corrupted");
+        }));
+    }
+    join_all(tasks).await;
+    assert_eq!(stats.connections.load(Ordering::Relaxed), 100);
+    let total: u64 = (0..100).map(|i| 20_000 + i * 1_000).sum::<usize>() as u64;
+    assert_eq!(stats.bytes_out.load(Ordering::Relaxed), total);
+    assert_eq!(stats.bytes_in.load(Ordering::Relaxed), total);
+    // Every stream is released on both sides once done.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(stats.active.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn big_transfer_with_keep_alive_on() {
+    let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    start_mux(listener, Config::default()).await;
+    let data = payload(1, 8 * 1024 * 1024);
+    let s = TcpStream::connect(addr).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(60), echo_round(s, &data))
+        .await
+        .unwrap();
+    assert!(got == data);
+}
+
+#[tokio::test]
+async fn unix_socket_listener() {
+    let dir = std::env::temp_dir().join(format!("ssm-fwd-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fwd.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = Listener::bind(&ListenAddr::Unix(path.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        listener.describe(),
+        format!("unix socket {}", path.display())
+    );
+    // A second bind on the same path fails clearly.
+    let e = Listener::bind(&ListenAddr::Unix(path.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(e.to_string().contains("already exists"), "{e}");
+    start_mux(listener, Config::for_agent("3.3.0.0")).await;
+    let s = UnixStream::connect(&path).await.unwrap();
+    assert_eq!(
+        echo_round(s, b"over a unix socket").await,
+        b"over a unix socket"
+    );
+}
+
+#[tokio::test]
+async fn busy_port_fails_at_once() {
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap();
+    let started = std::time::Instant::now();
+    let e = Listener::bind(&ListenAddr::Tcp(addr)).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    assert_eq!(e.to_string(), format!("address {addr} is already in use"));
+}
+
+#[tokio::test]
+async fn ipv6_bind() {
+    let Ok(l) = Listener::bind(&ListenAddr::Tcp("[::1]:0".parse().unwrap())).await else {
+        eprintln!("no IPv6 loopback here");
+        return;
+    };
+    let addr = l.local_addr().unwrap();
+    assert!(addr.is_ipv6());
+    start_mux(l, Config::for_agent("3.3.0.0")).await;
+    let s = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(echo_round(s, b"v6").await, b"v6");
+}
+
+#[tokio::test]
+async fn basic_mode_reconnect_cycle() {
+    // The "agent": echoes whatever arrives on the session stream.
+    let (a, mut b) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = b.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            b.write_all(&buf[..n]).await.unwrap();
+        }
+    });
+    let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flags = Arc::new(AtomicUsize::new(0));
+    let f2 = flags.clone();
+    let stats = Arc::new(Stats::default());
+    tokio::spawn(forward_basic(
+        a,
+        listener,
+        move || {
+            f2.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        },
+        stats.clone(),
+    ));
+    for round in 0..3 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let msg = format!("round {round}");
+        s.write_all(msg.as_bytes()).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, msg.as_bytes());
+        drop(s);
+        // The flag follows the close.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while flags.load(Ordering::SeqCst) < round + 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("DisconnectToPort not sent");
+    }
+    assert_eq!(stats.connections.load(Ordering::Relaxed), 3);
+}
+
+/// The forwarder against the reference smux (Go, xtaci/smux) as the agent side: the Go peer
+/// echoes every stream and opens one of its own, which a client refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarder_against_go_smux() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(bin) = go_peer::build(
+        &manifest.join("../../core/tests/go_peer"),
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+    ) else {
+        return;
+    };
+    let mut child = tokio::process::Command::new(bin)
+        .arg("server")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let io = tokio::io::join(child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stats = Arc::new(Stats::default());
+    tokio::spawn(forward_mux(io, Config::default(), listener, stats.clone()));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        tasks.push(tokio::spawn(async move {
+            let data = payload(i, 50_000 + i * 3_000);
+            let s = TcpStream::connect(addr).await.unwrap();
+            assert!(echo_round(s, &data).await == data, "connection {i}");
+        }));
+    }
+    join_all(tasks).await;
+    assert_eq!(stats.connections.load(Ordering::Relaxed), 20);
+    drop(child);
+}
+
+#[tokio::test]
+async fn stream_mode_copies_both_ways() {
+    let (session, mut agent) = tokio::io::duplex(1024);
+    let (local, mut user) = tokio::io::duplex(1024);
+    let run = tokio::spawn(forward_stream(session, local));
+    user.write_all(b"ssh client hello").await.unwrap();
+    let mut b = [0u8; 16];
+    agent.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"ssh client hello");
+    agent.write_all(b"SSH-2.0-server").await.unwrap();
+    let mut b = [0u8; 14];
+    user.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"SSH-2.0-server");
+    // The user closes; the remote side sees EOF, closes too; the forwarder ends.
+    user.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    agent.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+    drop(agent);
+    let (sent, received) = run.await.unwrap().unwrap();
+    assert_eq!((sent, received), (16, 14));
+}
