@@ -250,6 +250,9 @@ impl Shared {
             {
                 out.extend_from_slice(&ctl[..n]);
             }
+            // A FIN just framed may finish a stream: report its release now, so its slot frees
+            // even if no more input ever arrives.
+            st.drain_events();
         }
         if out.is_empty() {
             return Ok(());
@@ -720,11 +723,85 @@ where
             }
         };
         let _ = lw.shutdown().await;
+        if !ended {
+            disconnect()?;
+        }
         stats.active.fetch_sub(1, Relaxed);
         if ended {
             return Ok(());
         }
-        disconnect()?;
+    }
+}
+
+/// The agent side of basic port forwarding (emulator, tests): the session's bytes go to one
+/// target connection, opened with `connect` when data first arrives; each `()` from
+/// `disconnects` (one per DisconnectToPort flag) drops it, and the next data opens a new one.
+/// Data from a target that has closed is not expected; its end is simply waited out.
+///
+/// # Errors
+/// Reading or writing the session failed.
+pub async fn serve_basic<T, F, Fut>(
+    io: T,
+    connect: F,
+    mut disconnects: mpsc::UnboundedReceiver<()>,
+) -> io::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = io::Result<Box<dyn LocalStreamDyn>>>,
+{
+    let (mut sr, mut sw) = tokio::io::split(io);
+    let mut sbuf = vec![0u8; LOCAL_READ];
+    let mut tbuf = vec![0u8; LOCAL_READ];
+    let mut target: Option<Box<dyn LocalStreamDyn>> = None;
+    let mut flags_open = true;
+    loop {
+        tokio::select! {
+            // A flag sent before the next connection's data must act first (on a session both
+            // travel in one ordered stream).
+            biased;
+            d = disconnects.recv(), if flags_open => match d {
+                Some(()) => {
+                    if let Some(mut t) = target.take() {
+                        let _ = t.shutdown().await;
+                    }
+                }
+                None => flags_open = false,
+            },
+            r = sr.read(&mut sbuf) => {
+                let n = r?;
+                if n == 0 {
+                    return Ok(());
+                }
+                if target.is_none() {
+                    // A target that refuses drops this data, as the agent does (it would send
+                    // ConnectToPortError).
+                    target = connect().await.ok();
+                }
+                if let Some(t) = target.as_mut() {
+                    if t.write_all(&sbuf[..n]).await.is_err() {
+                        target = None;
+                    }
+                }
+            }
+            r = async {
+                match target.as_mut() {
+                    Some(t) => t.read(&mut tbuf).await,
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                Ok(0) | Err(_) => {
+                    // The target closed its side: shut it down and wait for the flag.
+                    if let Some(mut t) = target.take() {
+                        let _ = t.shutdown().await;
+                    }
+                }
+                Ok(n) => {
+                    sw.write_all(&tbuf[..n]).await?;
+                    sw.flush().await?;
+                }
+            },
+        }
     }
 }
 

@@ -286,3 +286,110 @@ async fn stream_mode_copies_both_ways() {
     let (sent, received) = run.await.unwrap().unwrap();
     assert_eq!((sent, received), (16, 14));
 }
+
+/// More streams in sequence than there are slots: every finished stream must give its slot back,
+/// also when our FIN is the last frame of the stream (no input follows to report its release).
+#[tokio::test]
+async fn slots_are_recycled() {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let cfg = Config::for_agent("3.3.0.0");
+    let (client, _driver, _) = MuxSession::start(a, ssm_proto::smux::Role::Client, cfg);
+    let (_server, _sdriver, mut incoming) =
+        MuxSession::start(b, ssm_proto::smux::Role::Server, cfg);
+    // Server: read one message, echo it, close its side, then wait for the client's FIN.
+    tokio::spawn(async move {
+        while let Some(st) = incoming.recv().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let n = st.read(&mut buf).await.unwrap();
+                st.write_all(&buf[..n]).await.unwrap();
+                st.shutdown().await.unwrap();
+                while st.read(&mut buf).await.unwrap() > 0 {}
+            });
+        }
+    });
+    for i in 0..(MAX_STREAMS + 50) {
+        let st = client
+            .open()
+            .await
+            .unwrap_or_else(|e| panic!("stream {i}: {e}"));
+        let msg = format!("stream {i}");
+        st.write_all(msg.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            let n = st.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, msg.as_bytes());
+        // The peer's FIN is in and read; ours is the stream's last frame.
+        st.shutdown().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(client.stream_count(), 0);
+}
+
+/// Basic mode end to end: the client forwarder and the agent side, the DisconnectToPort flag
+/// carried by a channel as the session's control path would; each local connection gets its own
+/// target connection.
+#[tokio::test]
+async fn basic_mode_against_agent_side() {
+    let target = echo_server().await;
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (flag_tx, flag_rx) = tokio::sync::mpsc::unbounded_channel();
+    let connects = Arc::new(AtomicUsize::new(0));
+    let c2 = connects.clone();
+    tokio::spawn(serve_basic(
+        b,
+        move || {
+            c2.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let s = TcpStream::connect(target).await?;
+                Ok(Box::new(s) as Box<dyn LocalStreamDyn>)
+            }
+        },
+        flag_rx,
+    ));
+    let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stats = Arc::new(Stats::default());
+    tokio::spawn(forward_basic(
+        a,
+        listener,
+        move || {
+            flag_tx
+                .send(())
+                .map_err(|_| std::io::Error::other("agent gone"))
+        },
+        stats.clone(),
+    ));
+    for round in 0..3usize {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let data = payload(round, 100_000);
+        let (mut r, mut w) = s.split();
+        let (_, got) = tokio::join!(async { w.write_all(&data).await.unwrap() }, async {
+            let mut got = vec![0u8; data.len()];
+            r.read_exact(&mut got).await.unwrap();
+            got
+        });
+        assert!(got == data, "round {round}");
+        drop(s);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while stats.active.load(Ordering::SeqCst) != 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        connects.load(Ordering::SeqCst),
+        3,
+        "one target connection per local one"
+    );
+}

@@ -5,8 +5,6 @@
 //! took. Bytes after it already belong to the frame stream: hand them to
 //! [`WebSocket::handle_input`](super::WebSocket::handle_input).
 
-use core::fmt::{self, Write as _};
-
 use sha1::{Digest, Sha1};
 
 use super::{Error, InsufficientSize, Status};
@@ -68,7 +66,7 @@ pub fn accept_key(key: &[u8]) -> [u8; ACCEPT_LEN] {
     out
 }
 
-/// Writes into a slice, or only counts when the slice is too short; `fmt::Write` for numbers.
+/// Writes into a slice, or only counts (first pass of [`write_twice`]).
 struct Cursor<'b> {
     buf: &'b mut [u8],
     pos: usize,
@@ -82,12 +80,28 @@ impl Cursor<'_> {
         }
         self.pos += s.len();
     }
+
+    /// Decimal digits of `v` (no `core::fmt`: it would cost a device about a kilobyte).
+    fn put_u16(&mut self, mut v: u16) {
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.put(&digits[i..]);
+    }
 }
 
-impl fmt::Write for Cursor<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.put(s.as_bytes());
-        Ok(())
+/// Splits at the first CRLF: (line, rest); the whole input when there is none.
+fn split_line(s: &str) -> (&str, &str) {
+    match s.as_bytes().windows(2).position(|w| w == b"\r\n") {
+        Some(i) => (&s[..i], &s[i + 2..]),
+        None => (s, ""),
     }
 }
 
@@ -160,7 +174,8 @@ impl ClientRequest<'_> {
         }
         let default = if self.tls { 443 } else { 80 };
         if self.port != default {
-            let _ = write!(w, ":{}", self.port);
+            w.put(b":");
+            w.put_u16(self.port);
         }
         w.put(b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
         w.put(&key);
@@ -209,11 +224,11 @@ impl<'a> Iterator for Headers<'a> {
             if self.rest.is_empty() {
                 return None;
             }
-            let (line, rest) = self.rest.split_once("\r\n").unwrap_or((self.rest, ""));
+            let (line, rest) = split_line(self.rest);
             self.rest = rest;
             // Lines were checked by `split_head`; a line without a colon cannot reach here.
             if let Some((n, v)) = line.split_once(':') {
-                return Some((n, v.trim_matches([' ', '\t'])));
+                return Some((n, v.trim_ascii()));
             }
         }
     }
@@ -223,7 +238,7 @@ impl<'a> Iterator for Headers<'a> {
 fn has_token(value: &str, token: &str) -> bool {
     value
         .split(',')
-        .any(|t| t.trim_matches([' ', '\t']).eq_ignore_ascii_case(token))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// The `Upgrade` and `Connection` headers both sides require.
@@ -288,12 +303,22 @@ fn split_head<'a>(
     {
         return Err(Error::HandshakeMalformed);
     }
-    let (first, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-    for line in headers.split("\r\n") {
+    let (first, headers) = split_line(head);
+    if first.bytes().any(|b| b == b'\r' || b == b'\n') {
+        return Err(Error::HandshakeMalformed);
+    }
+    let mut rest = headers;
+    while !rest.is_empty() {
+        let (line, r) = split_line(rest);
+        rest = r;
+        // A bare CR or LF inside a line is not HTTP/1.1 (and a classic smuggling trick).
         let Some((name, _)) = line.split_once(':') else {
             return Err(Error::HandshakeMalformed);
         };
-        if name.is_empty() || name.bytes().any(|b| b == b' ' || b == b'\t') {
+        if name.is_empty()
+            || name.bytes().any(|b| b == b' ' || b == b'\t')
+            || line.bytes().any(|b| b == b'\r' || b == b'\n')
+        {
             return Err(Error::HandshakeMalformed);
         }
     }
@@ -312,12 +337,15 @@ pub fn parse_response(bytes: &[u8], key: &[u8]) -> Result<Status<usize>, Error> 
         Status::Partial => return Ok(Status::Partial),
         Status::Complete(v) => v,
     };
-    let code = status_line
-        .get(9..12)
-        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|_| matches!(status_line.as_bytes().get(12), None | Some(b' ')))
-        .ok_or(Error::HandshakeMalformed)?;
+    let code = match status_line.as_bytes() {
+        [_, _, _, _, _, _, _, _, _, a, b, c, rest @ ..]
+            if [a, b, c].iter().all(|d| d.is_ascii_digit())
+                && matches!(rest.first(), None | Some(b' ')) =>
+        {
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        }
+        _ => return Err(Error::HandshakeMalformed),
+    };
     if code != 101 {
         return Err(Error::HandshakeStatus(code));
     }

@@ -507,6 +507,11 @@ fn response_errors() {
         (b"SSH-2.0-OpenSSH", Error::HandshakeMalformed),
         (b"HTTP/1.1 1x1 x\r\n\r\n", Error::HandshakeMalformed),
         (b"HTTP/1.1 101 x\r\nbad line\r\n\r\n", Error::HandshakeMalformed),
+        (b"HTTP/1.1 101 x\r\nUpgrade: websocket\nX: y\r\n\r\n", Error::HandshakeMalformed),
+        (b"HTTP/1.1 101 x\r\nUp\ngrade: websocket\r\n\r\n", Error::HandshakeMalformed),
+        (b"HTTP/1.1 101 x\ry\r\nA: b\r\n\r\n", Error::HandshakeMalformed),
+        (b"HTTP/1.1 101\r\n\r\n", Error::HandshakeUpgrade),
+        (b"HTTP/1.1 101x\r\n\r\n", Error::HandshakeMalformed),
         (b"HTTP/1.1 101 x\r\nA:\x01\r\n", Error::HandshakeMalformed),
         (
             b"HTTP/1.1 101 x\r\nConnection: upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
