@@ -91,6 +91,8 @@ type Reconnect = Pin<Box<dyn Future<Output = Result<(BoxWs, Token), Error>> + Se
 /// A source pipe (application → engine) and the bytes taken from it not yet accepted.
 struct Source {
     pipe: Option<DuplexStream>,
+    /// Filled by a read; a cancelled read leaves `staged` untouched.
+    scratch: Vec<u8>,
     staged: Vec<u8>,
     off: usize,
     eof: bool,
@@ -101,6 +103,7 @@ impl Source {
         let eof = pipe.is_none();
         Source {
             pipe,
+            scratch: vec![0u8; 16 * 1024],
             staged: Vec::new(),
             off: 0,
             eof,
@@ -311,7 +314,19 @@ impl Driver {
             }
             let wake = self.wait().await;
             self.on_wake(wake);
+            // Take what else the socket delivered without going back to the select; pump after
+            // each message so acks go out and delivered bytes leave the engine's small buffer.
+            for _ in 0..256 {
+                match self.tr_rx.try_recv() {
+                    Ok(e) => {
+                        self.pump();
+                        self.on_wake(Wake::Transport(e));
+                    }
+                    Err(_) => break,
+                }
+            }
         }
+        tracing::debug!(stats = ?self.session.stats(), "driver finished");
         if let Some(t) = self.transport.take() {
             t.close_gracefully().await;
         }
@@ -384,10 +399,17 @@ impl Driver {
                 }
             }
             // Ordered commands go once the bytes before them are in the engine.
-            while !self.ordered.is_empty()
-                && self.closed.is_none()
-                && self.sources.iter_mut().all(|s| s.idle())
-            {
+            while !self.ordered.is_empty() && self.closed.is_none() {
+                let staged_before: usize = self.sources.iter().map(|s| s.staged().len()).sum();
+                let idle = self.sources.iter_mut().all(|s| s.idle());
+                let staged_after: usize = self.sources.iter().map(|s| s.staged().len()).sum();
+                if staged_after > staged_before {
+                    // `idle` found bytes: go round again to hand them to the engine.
+                    progress = true;
+                }
+                if !idle {
+                    break;
+                }
                 if let Some(c) = self.ordered.pop_front() {
                     progress = true;
                     self.apply(c);
@@ -401,14 +423,19 @@ impl Driver {
                         Ok(Some(t)) => {
                             progress = true;
                             let bytes = &self.tbuf[..t.len];
-                            let msg = match t.kind {
-                                TransmitKind::Text => {
-                                    Message::text(String::from_utf8_lossy(bytes).into_owned())
+                            let out = match t.kind {
+                                TransmitKind::Text => Outgoing::Message(Message::text(
+                                    String::from_utf8_lossy(bytes).into_owned(),
+                                )),
+                                TransmitKind::Binary if is_ack(bytes) => {
+                                    Outgoing::Priority(Message::binary(bytes.to_vec()))
                                 }
-                                TransmitKind::Binary => Message::binary(bytes.to_vec()),
+                                TransmitKind::Binary => {
+                                    Outgoing::Message(Message::binary(bytes.to_vec()))
+                                }
                             };
                             if let Some(tr) = &self.transport {
-                                tr.send(Outgoing::Message(msg));
+                                tr.send(out);
                             }
                         }
                         Ok(None) => break,
@@ -642,7 +669,8 @@ impl Driver {
             }
             Wake::Read(i, Ok(n)) if n > 0 => {
                 let s = &mut self.sources[i];
-                s.staged.truncate(n);
+                s.staged.clear();
+                s.staged.extend_from_slice(&s.scratch[..n]);
                 s.off = 0;
             }
             Wake::Read(i, _) => {
@@ -709,12 +737,19 @@ impl Driver {
     }
 }
 
+/// Whether a frame is an `acknowledge` (unsequenced).
+fn is_ack(frame: &[u8]) -> bool {
+    frame.len() >= ssm_proto::wire::HEADER_LEN
+        && ssm_proto::wire::Frame::new_unchecked(frame)
+            .message_type()
+            .is_ok_and(|t| t == ssm_proto::wire::MessageType::Acknowledge)
+}
+
 async fn read_src(s: &mut Source) -> std::io::Result<usize> {
     let Some(p) = s.pipe.as_mut() else {
         return std::future::pending().await;
     };
-    s.staged.resize(16 * 1024, 0);
-    p.read(&mut s.staged).await
+    p.read(&mut s.scratch).await
 }
 
 async fn write_sink(s: &mut Sink) -> std::io::Result<usize> {

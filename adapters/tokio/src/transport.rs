@@ -155,7 +155,14 @@ pub(crate) fn ws_detail(e: &WsError) -> String {
     match e {
         WsError::Url(_) => "bad url".into(),
         WsError::Http(r) => format!("http {}", r.status()),
-        other => other.to_string(),
+        // rustls appends a link to its manual; keep the one-line reason.
+        other => {
+            let t = other.to_string();
+            match t.find(": https://") {
+                Some(i) => t[..i].to_string(),
+                None => t,
+            }
+        }
     }
 }
 
@@ -171,7 +178,11 @@ pub(crate) enum TransportEvent {
 /// What the driver asks the writer task to do.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
+    /// A sequenced frame or the text open message, sent in order.
     Message(Message),
+    /// An unsequenced frame (acknowledge): sent ahead of queued data, as the engine ordered it
+    /// when it was produced, so a backlog in this task cannot delay acks past the peer's RTO.
+    Priority(Message),
     /// Send a close frame and stop.
     Close,
 }
@@ -283,40 +294,53 @@ pub(crate) fn spawn(
     let mut stage_out = faults.map(|f| Stage::<Message>::new(f, generation * 2));
     let writer = tokio::spawn(async move {
         let result: Result<(), String> = async {
+            let mut closing = false;
             loop {
                 let deadline = stage_out.as_ref().and_then(|s| s.next_deadline());
-                let next = tokio::select! {
-                    m = rx.recv() => Some(m),
+                let first = tokio::select! {
+                    m = rx.recv() => match m {
+                        Some(m) => Some(m),
+                        None => return Ok(()),
+                    },
                     _ = sleep_opt(deadline) => None,
                 };
-                let mut out = Vec::new();
-                match next {
-                    None => {}
-                    Some(None) => return Ok(()),
-                    Some(Some(Outgoing::Close)) => {
-                        let _ = sink.send(Message::Close(None)).await;
-                        return Ok(());
+                // Take everything queued: acks first, then data in order.
+                let mut batch: Vec<Outgoing> = first.into_iter().collect();
+                while batch.len() < 512 {
+                    match rx.try_recv() {
+                        Ok(m) => batch.push(m),
+                        Err(_) => break,
                     }
-                    Some(Some(Outgoing::Message(m))) => {
-                        if m.is_binary() && cut.hit() {
-                            return Err("cut (injected fault)".to_string());
-                        }
-                        match (&mut stage_out, m.is_binary()) {
-                            (Some(s), true) => s.push(m, Instant::now()),
-                            _ => out.push(m),
-                        }
+                }
+                let mut priority = Vec::new();
+                let mut data = Vec::new();
+                for m in batch {
+                    match m {
+                        Outgoing::Close => closing = true,
+                        Outgoing::Priority(m) => priority.push(m),
+                        Outgoing::Message(m) => data.push(m),
+                    }
+                }
+                let mut out = Vec::new();
+                for m in priority.into_iter().chain(data) {
+                    if m.is_binary() && cut.hit() {
+                        return Err("cut (injected fault)".to_string());
+                    }
+                    match (&mut stage_out, m.is_binary()) {
+                        (Some(s), true) => s.push(m, Instant::now()),
+                        _ => out.push(m),
                     }
                 }
                 if let Some(s) = &mut stage_out {
                     out.extend(s.pop_due(Instant::now()));
                 }
-                let n = out.len();
-                for (i, m) in out.into_iter().enumerate() {
-                    if i + 1 < n {
-                        sink.feed(m).await.map_err(|e| ws_detail(&e))?;
-                    } else {
-                        sink.send(m).await.map_err(|e| ws_detail(&e))?;
-                    }
+                for m in out {
+                    sink.feed(m).await.map_err(|e| ws_detail(&e))?;
+                }
+                sink.flush().await.map_err(|e| ws_detail(&e))?;
+                if closing {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return Ok(());
                 }
             }
         }

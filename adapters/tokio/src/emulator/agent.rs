@@ -94,8 +94,12 @@ async fn run_pty(
         loop {
             match pty_r.read(&mut buf).await {
                 // Linux answers EIO once the last process holding the terminal has gone.
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => {
+                    tracing::trace!("pty output ended");
+                    break;
+                }
                 Ok(n) => {
+                    tracing::trace!(n, "pty output");
                     if output.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
@@ -112,6 +116,7 @@ async fn run_pty(
             r = input.read(&mut buf), if input_open => match r {
                 Ok(0) | Err(_) => input_open = false,
                 Ok(n) => {
+                    tracing::trace!(n, "pty input");
                     if pty_w.write_all(&buf[..n]).await.is_err() {
                         input_open = false;
                     }
@@ -135,6 +140,7 @@ async fn run_pty(
             s = child.wait() => break s?,
         }
     };
+    tracing::trace!(?status, "pty child exited");
     drop(pty_w);
     let _ = tokio::time::timeout(DRAIN, out_task).await;
     Ok(match status.code() {

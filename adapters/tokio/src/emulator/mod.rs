@@ -66,6 +66,8 @@ pub struct EmulatorConfig {
     pub agent_version: String,
     /// Payload bytes per data message (the real agent reads 1024).
     pub chunk: usize,
+    /// Unacknowledged bytes the agent may have in flight; `None` keeps the engine's default.
+    pub window: Option<usize>,
     /// Pause after each data message the agent sends; the real agent sleeps 1 ms.
     pub pacing: Option<Duration>,
     /// Faults between the agent's engine and the socket.
@@ -91,6 +93,7 @@ impl Default for EmulatorConfig {
             // A current agent: ≥ 3.0.196.0 (multiplexed ports), ≥ 2.3.722.0 (TerminateSession).
             agent_version: "3.3.1802.0".into(),
             chunk: 1024,
+            window: None,
             pacing: Some(Duration::from_millis(1)),
             faults: None,
             shell: shell.into(),
@@ -637,5 +640,8 @@ fn spawn_agent(
         },
     );
     c.chunk_size = config.chunk;
+    if let Some(w) = config.window {
+        c.window = w;
+    }
     AgentSession::spawn(c, options)
 }
