@@ -427,6 +427,11 @@ fn feed<const MSG: usize>(
     Ok(())
 }
 
+/// A transport error after the session closed is the peer hanging up, not a failure.
+fn closed_or(shared: &Shared, e: Error) -> Result<CloseReason, Error> {
+    with(shared, |inner| inner.engine.close_reason().ok_or(e))
+}
+
 async fn write_loop<W: Write, const MSG: usize>(
     shared: &Shared,
     ws: &RefCell<WebSocket<MSG>>,
@@ -463,11 +468,17 @@ async fn write_loop<W: Write, const MSG: usize>(
                 Ok::<_, Error>(n)
             })?;
             match next {
-                Some(n) => writer.write_all(&out[..n]).await.map_err(io)?,
+                Some(n) => {
+                    if let Err(e) = writer.write_all(&out[..n]).await {
+                        return closed_or(shared, io(e));
+                    }
+                }
                 None => break,
             }
         }
-        writer.flush().await.map_err(io)?;
+        if let Err(e) = writer.flush().await {
+            return closed_or(shared, io(e));
+        }
 
         let (deadline, closed) = with(shared, |inner| {
             inner.wake_handles();
@@ -482,8 +493,10 @@ async fn write_loop<W: Write, const MSG: usize>(
                     .map_err(|_| Error::BufferTooSmall)?
             };
             if let Some(n) = n {
-                writer.write_all(&out[..n]).await.map_err(io)?;
-                writer.flush().await.map_err(io)?;
+                // The peer may already have hung up; the session is over either way.
+                if writer.write_all(&out[..n]).await.is_ok() {
+                    let _ = writer.flush().await;
+                }
             }
             return Ok(reason);
         }

@@ -2,6 +2,10 @@
 //! socket, TLS verified by embedded-tls against the emulator's throwaway CA (ECDSA P-256), the
 //! WebSocket upgrade, and the emulator's agent running real processes: a shell echo, and a
 //! command that takes 1 MB in, sends 1 MB out and exits with code 3.
+//!
+//! Run this binary with `--test-threads=1`: with several emulators in parallel, 1 run in 3 had
+//! a session whose agent never sent its output (the watchdog turns that into a failure after
+//! 120 s); serially 16 of 16 sessions passed. Not diagnosed further (see the report).
 #![cfg(feature = "tls")]
 
 use embassy_futures::join::join;
@@ -159,15 +163,19 @@ async fn shell_echo_against_the_emulator() {
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
 }
 
+// 1 MB in and 1 MB out run as two sessions: one command doing both (`head -c 1M | sha256sum;
+// head -c 1M /dev/zero | tr ...`) stalls in the emulator for ssm-tokio's own client too (5 of 6
+// rounds in a 30 s timeout when tried); tests/session.rs moves 1 MB each way in one session
+// against the in-test agent.
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn megabyte_each_way_and_exit_code_against_the_emulator() {
+async fn megabyte_in_and_exit_code_against_the_emulator() {
     const MB: usize = 1 << 20;
     let input: Vec<u8> = (0..MB as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
     let input_hash = hex(&Sha256::digest(&input));
-    let command =
-        format!("head -c {MB} | sha256sum; head -c {MB} /dev/zero | tr '\\0' 'a'; exit 3");
+    let command = format!("head -c {MB} | sha256sum; exit 3");
     let (run, (output, code)) = with_emulator_session(
         StartSession::non_interactive(command),
         |session| async move {
@@ -185,34 +193,39 @@ async fn megabyte_each_way_and_exit_code_against_the_emulator() {
     )
     .await;
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
-    // The command's stdout: the hash of what the agent received, then 1 MB of 'a'. The
-    // emulator currently injects runs of zero bytes into command output (seen with ssm-tokio's
-    // own client too; `command_output_has_no_stray_bytes` is the strict check), so zeros are
-    // counted and set aside here.
-    let text: Vec<u8> = output.iter().copied().filter(|&b| b != 0).collect();
-    let stray = output.len() - text.len();
-    if stray > 0 {
-        eprintln!("{stray} stray zero bytes in the command output (emulator)");
-    }
-    let want = format!("{input_hash}  -\n");
-    assert_eq!(text.len(), want.len() + MB, "stdout length without zeros");
     assert_eq!(
-        &text[..want.len()],
-        want.as_bytes(),
+        String::from_utf8_lossy(&output),
+        format!("{input_hash}  -\n"),
         "the agent got other bytes"
     );
-    assert!(text[want.len()..].iter().all(|&b| b == b'a'));
     assert_eq!(code, Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn megabyte_out_and_exit_code_against_the_emulator() {
+    const MB: usize = 1 << 20;
+    let command = format!("head -c {MB} /dev/zero | tr '\\0' 'a'; exit 4");
+    let (run, (output, code)) = with_emulator_session(
+        StartSession::non_interactive(command),
+        |session| async move {
+            let output = read_stdout_to_end(session).await;
+            (output, session.exit_code())
+        },
+    )
+    .await;
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    assert_eq!(output.len(), MB);
+    assert!(output.iter().all(|&b| b == b'a'));
+    assert_eq!(code, Some(4));
 }
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Strict: the client gets exactly the command's stdout. Fails today because of the emulator
-/// (16 KiB of zeros before the output; ssm-tokio's own client sees them too).
+/// The client gets exactly the command's stdout, stdout and stderr merged by `read` (this
+/// command writes no stderr). An emulator bug once put 16 KiB of zeros first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the emulator sends 16 KiB of zeros before a command's output (ssm-tokio bug, reported)"]
 async fn command_output_has_no_stray_bytes() {
     let (run, output) = with_emulator_session(
         StartSession::non_interactive("echo exact; exit 0".to_string()),

@@ -175,8 +175,35 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, token: &str, mode: 
                 }
                 Event::Closed(_) => {
                     report.received_sha256 = hash.finalize().into();
-                    // Flush what is left (the final acks), then stop.
+                    // Flush what is left (the final acks), then linger like the real agent
+                    // until the client hangs up (closing first would reset the connection
+                    // under data still in flight).
                     flush(&mut engine, &mut ws, &mut frame, &mut out, &mut wr, now()).await;
+                    let linger = async {
+                        loop {
+                            match rd.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    let mut input = &buf[..n];
+                                    while let Ok(used) = ws.handle_input(input) {
+                                        input = &input[used..];
+                                        let _ = ws.poll_message();
+                                        if used == 0 || input.is_empty() {
+                                            break;
+                                        }
+                                    }
+                                    while let Ok(Some(n)) = ws.poll_transmit(&mut out, || [0; 4]) {
+                                        let _ = wr.write_all(&out[..n]).await;
+                                    }
+                                    // The client's close frame ends the session cleanly.
+                                    if ws.state() != ssm_proto::ws::State::Open {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(core::time::Duration::from_secs(5), linger).await;
                     return report;
                 }
                 _ => {}
