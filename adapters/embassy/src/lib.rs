@@ -1,0 +1,73 @@
+//! # ssm-embassy
+//!
+//! AWS Systems Manager Session Manager sessions from a microcontroller, on embassy: the
+//! [`ssm_proto`] engine driven by a [`Runner`] task, used through a small `Copy` [`Session`]
+//! handle, over any `embedded-io-async` stream (TCP, or TLS with server certificate
+//! verification).
+//!
+//! ```text
+//!  ssm_embassy::new(transport, config, &mut RESOURCES, seed) -> (Session, Runner)
+//!
+//!  your task ── Session (Copy): read / write / resize / terminate / next_event
+//!                   │ RefCell in Resources (caller-owned static memory)
+//!  runner task ── Runner::run(): WebSocket upgrade ─► OpenDataChannelInput ─► loop {
+//!                   read half ─► WebSocket ─► engine.handle_input      (never cancelled)
+//!                   engine.poll_transmit ─► WebSocket ─► write half
+//!                   Timer::at(engine.poll_timeout()) or a handle's command }
+//! ```
+//!
+//! The crate decides nothing about the protocol (when to ack, retransmit, close): the engine
+//! does. It moves bytes and time, and translates errors.
+//!
+//! ## Usage
+//! 1. Get a connected transport as a read half and a write half. With embassy-net and TLS, the
+//!    [`connect`] helper (feature `net`) does DNS, TCP, TLS and returns the pair already wired.
+//!    By hand: `TcpSocket::split()`, then [`duplex::DuplexState`] + [`tls::connect`] +
+//!    `TlsConnection::split()`.
+//! 2. [`new`] with a [`Config`] (from the StartSessionResponse: [`Config::from_response`]) and a
+//!    `&'static mut` [`Resources`], and a seed from a hardware RNG.
+//! 3. Spawn [`Runner::run`]; use the [`Session`] handle: [`embedded_io_async::Read`] gives the
+//!    remote output (stdout and stderr merged; [`Session::read_stream`] tells them apart),
+//!    [`embedded_io_async::Write`] sends input (`flush` waits for the agent's acks). Every async
+//!    call has a `try_*` twin.
+//!
+//! What it does not do yet: reconnect with ResumeSession when the service closes the WebSocket
+//! (about every 60 minutes): the runner then ends with [`Error::TransportClosed`]. SigV4 signing
+//! of the upgrade is not done here (pass signed headers in [`Config::headers`]).
+//!
+//! ## Memory
+//! [`Resources`] holds the engine with device-sized capacities ([`SEND`] 16 KiB window,
+//! [`RECV`] 4 KiB receive, [`REORDER`] 8 out-of-order messages), the WebSocket reassembly buffer
+//! and the IO buffers. TLS adds 16 KiB + 4 KiB of record buffers ([`NetResources`]).
+//!
+//! ## Features
+//! - `tls`: TLS 1.3 via embedded-tls, verifying ECDSA P-256 chains ([`tls`] says exactly what is
+//!   verified); `tls::Verification::DangerousNoVerification` is the only way to turn it off.
+//! - `tls-rsa`: RSA chains too (what AWS endpoints present); needs a global allocator on the
+//!   device (embedded-tls's RSA verifier allocates).
+//! - `net`: the [`connect`] helper over an `embassy_net::tcp::TcpSocket`.
+//! - `defmt` / `log`: logging (never the token); exclusive.
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(all(feature = "defmt", feature = "log"))]
+compile_error!("features `defmt` and `log` are mutually exclusive");
+
+#[macro_use]
+mod fmt;
+
+#[cfg(feature = "net")]
+mod connect;
+pub mod duplex;
+mod error;
+mod session;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+#[cfg(feature = "net")]
+pub use connect::{connect, connect_to, NetResources, NetRunner, NetSocket};
+pub use error::Error;
+pub use session::{
+    new, Config, Engine, Resources, Runner, Session, TryError, RECV, REORDER, SEND, TXQ, UNACKED,
+};
+pub use ssm_proto::session::{CloseReason, Event, Stream};

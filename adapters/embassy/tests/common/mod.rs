@@ -1,0 +1,280 @@
+//! A minimal agent for the adapter's tests: tokio + rustls + `ssm_proto::ws` (server role) +
+//! `ssm_proto::session` (agent role), on loopback. It answers like a shell (echoes input) or like
+//! a NonInteractiveCommands session (output, exit code, channel closed).
+#![allow(dead_code, reason = "each test file uses part of it")]
+
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::{Digest, Sha256};
+use ssm_proto::payload::{Flag, SessionType};
+use ssm_proto::session::{
+    AgentHandshake, Config, Event, Incoming, Session, TransmitKind, WriteError,
+};
+use ssm_proto::ws::{handshake, MessageKind, Role, Status, WebSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What the agent does once the handshake is complete.
+#[derive(Clone)]
+pub enum Mode {
+    /// Echo every input byte back (a PTY shell with echo on).
+    Echo,
+    /// Send this output, then this exit code, then close the channel.
+    Command { output: Vec<u8>, exit_code: i32 },
+}
+
+/// What the agent saw.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub token_ok: bool,
+    pub path: String,
+    pub received: usize,
+    pub received_sha256: [u8; 32],
+    pub sizes: Vec<(u32, u32)>,
+    pub terminated: bool,
+}
+
+/// A throwaway ECDSA P-256 root and a `localhost` server config signed by it.
+pub fn pki() -> (Vec<u8>, Arc<rustls::ServerConfig>) {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from(leaf.der().to_vec())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    )
+    .unwrap();
+    (ca.der().to_vec(), Arc::new(server))
+}
+
+/// Listens on loopback; serves one TLS connection as an agent. Returns the port and the
+/// agent's outcome.
+pub async fn spawn_agent(
+    server: Arc<rustls::ServerConfig>,
+    token: &'static str,
+    mode: Mode,
+) -> (u16, tokio::task::JoinHandle<Report>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = tokio_rustls::TlsAcceptor::from(server)
+            .accept(tcp)
+            .await
+            .unwrap();
+        serve(tls, token, mode).await
+    });
+    (port, task)
+}
+
+type AgentEngine = Session;
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, token: &str, mode: Mode) -> Report {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut report = Report::default();
+
+    // The upgrade.
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 16384];
+    let (key, consumed) = loop {
+        let n = rd.read(&mut buf).await.unwrap();
+        assert!(n > 0, "eof during upgrade");
+        head.extend_from_slice(&buf[..n]);
+        if let Status::Complete(req) = handshake::parse_request(&head).unwrap() {
+            report.path = req.path.to_string();
+            break (req.key.to_string(), req.len);
+        }
+    };
+    let mut out = vec![0u8; 70000];
+    let n = handshake::write_response(&mut out, &key).unwrap();
+    wr.write_all(&out[..n]).await.unwrap();
+    let mut pending_in: Vec<u8> = head[consumed..].to_vec();
+
+    let start = StdInstant::now();
+    let now = || ssm_proto::Instant::from_millis(start.elapsed().as_millis() as u64);
+    let handshake = match mode {
+        Mode::Echo => AgentHandshake::SHELL,
+        Mode::Command { .. } => AgentHandshake {
+            agent_version: "3.3.0.0",
+            session_type: SessionType::NonInteractiveCommands,
+            properties: r#"{"linux":{"commands":"test","separateOutputStream":true}}"#,
+            kms_key_id: None,
+            customer_message: "",
+        },
+    };
+    let mut ws: Box<WebSocket<65536>> = Box::new(WebSocket::new(Role::Server));
+    let mut engine: Box<AgentEngine> = Box::new(Session::new(Config::agent(7, handshake), now()));
+    engine.handle_connected(now(), "").unwrap();
+    let mut frame = vec![0u8; 65536];
+    let mut hash = Sha256::new();
+    let mut to_send: Vec<u8> = Vec::new();
+    let mut command_started = false;
+    let mut exit_sent = false;
+    let mut data = vec![0u8; 8192];
+
+    loop {
+        // Input already read.
+        let mut input = &pending_in[..];
+        while !input.is_empty() {
+            let used = ws.handle_input(input).unwrap();
+            input = &input[used..];
+            if let Some(m) = ws.poll_message() {
+                let inc = match m.kind {
+                    MessageKind::Text => Incoming::Text(m.data),
+                    MessageKind::Binary => Incoming::Binary(m.data),
+                };
+                let _ = engine.handle_input(now(), inc);
+            } else if used == 0 {
+                break;
+            }
+        }
+        pending_in.clear();
+        if engine.poll_timeout().is_some_and(|t| t <= now()) {
+            engine.handle_timeout(now());
+        }
+
+        // Events and data.
+        while let Some(ev) = engine.poll_event() {
+            match ev {
+                Event::Opened => report.token_ok = engine.peer_token() == Some(token),
+                Event::HandshakeComplete => {
+                    if let Mode::Command { output, .. } = &mode {
+                        if !command_started {
+                            command_started = true;
+                            to_send.extend_from_slice(output);
+                        }
+                    }
+                }
+                Event::Readable => {
+                    while let Some((_, n)) = engine.read(&mut data) {
+                        report.received += n;
+                        hash.update(&data[..n]);
+                        if let Mode::Echo = mode {
+                            to_send.extend_from_slice(&data[..n]);
+                        }
+                    }
+                }
+                Event::Resized { cols, rows } => report.sizes.push((cols, rows)),
+                Event::Flag(Flag::TerminateSession) => {
+                    report.terminated = true;
+                    engine.close_channel(now(), "terminated by client");
+                }
+                Event::Closed(_) => {
+                    report.received_sha256 = hash.finalize().into();
+                    // Flush what is left (the final acks), then linger like the real agent
+                    // until the client hangs up (closing first would reset the connection
+                    // under data still in flight).
+                    flush(&mut engine, &mut ws, &mut frame, &mut out, &mut wr, now()).await;
+                    let linger = async {
+                        loop {
+                            match rd.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    let mut input = &buf[..n];
+                                    while let Ok(used) = ws.handle_input(input) {
+                                        input = &input[used..];
+                                        let _ = ws.poll_message();
+                                        if used == 0 || input.is_empty() {
+                                            break;
+                                        }
+                                    }
+                                    while let Ok(Some(n)) = ws.poll_transmit(&mut out, || [0; 4]) {
+                                        let _ = wr.write_all(&out[..n]).await;
+                                    }
+                                    // The client's close frame ends the session cleanly.
+                                    if ws.state() != ssm_proto::ws::State::Open {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(core::time::Duration::from_secs(5), linger).await;
+                    return report;
+                }
+                _ => {}
+            }
+        }
+        if !to_send.is_empty() {
+            match engine.write(now(), &to_send) {
+                Ok(n) => {
+                    to_send.drain(..n);
+                }
+                Err(WriteError::Blocked) => {}
+                Err(e) => panic!("agent write: {e}"),
+            }
+        }
+        if let Mode::Command { exit_code, .. } = mode {
+            if command_started && to_send.is_empty() && !exit_sent && engine.unacked_bytes() == 0 {
+                exit_sent = true;
+                engine.send_exit_code(now(), exit_code).unwrap();
+                engine.close_channel(now(), "command finished");
+            }
+        }
+        flush(&mut engine, &mut ws, &mut frame, &mut out, &mut wr, now()).await;
+        if ws.state() != ssm_proto::ws::State::Open {
+            report.received_sha256 = hash.finalize().into();
+            return report;
+        }
+
+        let wait = engine
+            .poll_timeout()
+            .map(|t| t.total_millis().saturating_sub(now().total_millis()))
+            .unwrap_or(1000);
+        let busy = !to_send.is_empty() && engine.unacked_bytes() == 0;
+        tokio::select! {
+            r = rd.read(&mut buf) => {
+                let n = r.unwrap_or(0);
+                if n == 0 {
+                    report.received_sha256 = hash.finalize().into();
+                    return report;
+                }
+                pending_in.extend_from_slice(&buf[..n]);
+            }
+            () = tokio::time::sleep(core::time::Duration::from_millis(if busy { 0 } else { wait.max(1) })) => {}
+        }
+    }
+}
+
+async fn flush<W: AsyncWrite + Unpin>(
+    engine: &mut AgentEngine,
+    ws: &mut WebSocket<65536>,
+    frame: &mut [u8],
+    out: &mut [u8],
+    wr: &mut W,
+    now: ssm_proto::Instant,
+) {
+    while let Some(t) = engine.poll_transmit(now, frame).unwrap() {
+        let kind = match t.kind {
+            TransmitKind::Text => MessageKind::Text,
+            TransmitKind::Binary => MessageKind::Binary,
+        };
+        // The client may have closed the WebSocket first (after terminate): stop sending.
+        let Ok(n) = ws.write_message(out, kind, &frame[..t.len], || [0; 4]) else {
+            break;
+        };
+        if wr.write_all(&out[..n]).await.is_err() {
+            return;
+        }
+    }
+    while let Some(n) = ws.poll_transmit(out, || [0; 4]).unwrap() {
+        if wr.write_all(&out[..n]).await.is_err() {
+            return;
+        }
+    }
+    let _ = wr.flush().await;
+}

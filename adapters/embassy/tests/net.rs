@@ -1,0 +1,207 @@
+//! The embassy-net glue: two embassy-net stacks in one process, joined by
+//! embassy-net-driver-channel (a virtual Ethernet cable; no root, no OS network). Stack A is the
+//! device: `ssm_embassy::connect_to` opens TCP, TLS (verified against the emulator's root) and
+//! the WebSocket over it. Stack B accepts the TCP connection and forwards its bytes to the tokio
+//! emulator on loopback. A shell session runs end to end across the two stacks.
+//!
+//! The addresses are from TEST-NET-1 (192.0.2.0/24): they exist only inside this process.
+#![cfg(feature = "net")]
+
+use embassy_futures::join::join;
+use embassy_futures::select::{select, select3, Either};
+use embassy_net::tcp::TcpSocket;
+use embassy_net::{Ipv4Address, Ipv4Cidr, StackResources, StaticConfigV4};
+use embassy_net_driver_channel as channel;
+use embassy_net_driver_channel::driver::{HardwareAddress, LinkState};
+use embedded_io_async::{Read, Write};
+use rand_core::OsRng;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use ssm_embassy::tls::Verification;
+use ssm_embassy::{CloseReason, NetResources, Resources, Session};
+use ssm_proto::model::{Endpoints, StartSessionResponse};
+use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MTU: usize = 1514;
+const DEVICE_IP: Ipv4Address = Ipv4Address::new(192, 0, 2, 1);
+const GATEWAY_IP: Ipv4Address = Ipv4Address::new(192, 0, 2, 2);
+
+fn leak<T>(t: T) -> &'static mut T {
+    Box::leak(Box::new(t))
+}
+
+/// One side of the cable: a driver-channel device and its runner halves.
+fn nic(
+    mac: [u8; 6],
+) -> (
+    channel::Device<'static, MTU>,
+    channel::RxRunner<'static, MTU>,
+    channel::TxRunner<'static, MTU>,
+) {
+    let state = leak(channel::State::<MTU, 8, 8>::new());
+    let (runner, device) = channel::new(state, HardwareAddress::Ethernet(mac));
+    let (state_runner, rx, tx) = runner.split();
+    state_runner.set_link_state(LinkState::Up);
+    (device, rx, tx)
+}
+
+/// Moves every frame one side sends into the other side's receive queue.
+async fn cable(mut from: channel::TxRunner<'static, MTU>, mut to: channel::RxRunner<'static, MTU>) {
+    loop {
+        let frame = from.tx_buf().await;
+        let buf = to.rx_buf().await;
+        let n = frame.len();
+        buf[..n].copy_from_slice(frame);
+        to.rx_done(n);
+        from.tx_done();
+    }
+}
+
+fn stack(
+    device: channel::Device<'static, MTU>,
+    ip: Ipv4Address,
+    seed: u64,
+) -> (
+    embassy_net::Stack<'static>,
+    embassy_net::Runner<'static, channel::Device<'static, MTU>>,
+) {
+    let config = embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: Ipv4Cidr::new(ip, 24),
+        gateway: None,
+        dns_servers: Default::default(),
+    });
+    embassy_net::new(device, config, leak(StackResources::<4>::new()), seed)
+}
+
+/// Stack B: accepts one TCP connection on `port` and splices it to the emulator on loopback.
+async fn forwarder(stack: embassy_net::Stack<'static>, port: u16, emulator: core::net::SocketAddr) {
+    let rx = leak([0u8; 16384]);
+    let tx = leak([0u8; 16384]);
+    let mut socket = TcpSocket::new(stack, rx, tx);
+    socket.accept(port).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(emulator).await.unwrap();
+    let (mut from_emu, mut to_emu) = tcp.into_split();
+    let (mut from_dev, mut to_dev) = socket.split();
+    let up = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match from_dev.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to_emu.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to_emu.shutdown().await;
+    };
+    let down = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match from_emu.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to_dev.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let _ = to_dev.flush().await;
+                }
+            }
+        }
+    };
+    join(up, down).await;
+    socket.close();
+    let _ = socket.flush().await;
+}
+
+async fn read_until(mut s: Session<'static>, needle: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(needle.len()).any(|w| w == needle) {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "eof before the expected output");
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn shell_session_across_two_embassy_net_stacks() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let target = emu.start_session(&StartSession::shell()).unwrap();
+    let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
+    let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
+
+    // The device reaches the service by name (the emulator's certificate names `localhost`);
+    // the address comes from its own configuration (`connect_to`).
+    let port = emu.addr().port();
+    let url = target.stream_url.replace(
+        &format!("wss://127.0.0.1:{port}/"),
+        &format!("wss://localhost:{port}/"),
+    );
+    assert!(
+        url.starts_with("wss://localhost:"),
+        "unexpected StreamUrl shape"
+    );
+    let json = serde_json::json!({
+        "SessionId": Emulator::session_id_of(&target.stream_url).unwrap(),
+        "StreamUrl": url,
+        "TokenValue": target.token.expose(),
+    })
+    .to_string();
+    let json: &'static [u8] = Box::leak(json.into_bytes().into_boxed_slice());
+    let response: &'static StartSessionResponse<'static> =
+        leak(StartSessionResponse::parse_with(json, None, Endpoints::DangerousAnyHost).unwrap());
+
+    let (dev_a, rx_a, tx_a) = nic([0x02, 0, 0, 0, 0, 0x01]);
+    let (dev_b, rx_b, tx_b) = nic([0x02, 0, 0, 0, 0, 0x02]);
+    let (stack_a, mut runner_a) = stack(dev_a, DEVICE_IP, 1);
+    let (stack_b, mut runner_b) = stack(dev_b, GATEWAY_IP, 2);
+
+    let device = async {
+        let net: &'static mut NetResources<'static> = leak(NetResources::new());
+        let resources: &'static mut Resources = leak(Resources::new());
+        let (session, runner) = ssm_embassy::connect_to(
+            stack_a,
+            GATEWAY_IP.into(),
+            response,
+            Verification::Root(ca),
+            net,
+            resources,
+            OsRng,
+        )
+        .await
+        .unwrap();
+        let app = async {
+            let mut s = session;
+            s.write_all(b"echo emb''net-ok\r").await.unwrap();
+            let seen = read_until(session, b"embnet-ok").await;
+            s.write_all(b"exit\r").await.unwrap();
+            let mut buf = [0u8; 256];
+            while s.read(&mut buf).await.unwrap() > 0 {}
+            seen
+        };
+        join(runner.run(), app).await
+    };
+    let network = select3(
+        runner_a.run(),
+        runner_b.run(),
+        join(cable(tx_a, rx_b), cable(tx_b, rx_a)),
+    );
+    // The device's session ends first; the forwarder would wait for the emulator, which keeps
+    // its side open after the channel closed.
+    let everything = select(
+        network,
+        select(forwarder(stack_b, port, emu.addr()), device),
+    );
+    let outcome = tokio::time::timeout(core::time::Duration::from_secs(120), everything)
+        .await
+        .expect("session across the two stacks stuck for 120 s");
+    let Either::Second(Either::Second((run, seen))) = outcome else {
+        panic!("the network or the forwarder stopped first");
+    };
+    assert!(seen.windows(9).any(|w| w == b"embnet-ok"));
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+}

@@ -1,0 +1,109 @@
+//! The client side of a session, as a device links it: the session engine (client role, device
+//! capacities), the frame codec and payload parsers it pulls in, and the WebSocket client layer.
+//! Inputs come through `black_box`, so the optimiser keeps every path a real session can take.
+//! `cargo size --release` measures it (see the README's footprint section). It is for measuring,
+//! not running: it parks after one pass.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+use core::hint::black_box;
+use core::panic::PanicInfo;
+
+use cortex_m_rt::entry;
+use ssm_proto::session::{Config, Incoming, Session, TransmitKind};
+use ssm_proto::ws::{handshake, MessageKind, Role, Status, WebSocket};
+use ssm_proto::Instant;
+
+/// Device capacities, the same as ssm-embassy's: 16 KiB window, 32 in flight, 8 reordered,
+/// 4 KiB receive, 16 control frames.
+type Engine = Session<16384, 32, 8, 4096, 16>;
+
+#[entry]
+fn main() -> ! {
+    let mut engine = Engine::new(Config::client(black_box(1)), Instant::from_millis(0));
+    let mut ws: WebSocket<4096> = WebSocket::new(Role::Client);
+    let mut rx = [0u8; 2048];
+    let mut frame = [0u8; 4096];
+    let mut out = [0u8; 4096];
+    let mut app = [0u8; 1024];
+
+    let request = handshake::ClientRequest {
+        host: black_box("ssmmessages.eu-west-1.amazonaws.com"),
+        port: 443,
+        tls: true,
+        path_and_query: black_box("/v1/data-channel/s-1?role=publish_subscribe"),
+        key: black_box([7; 16]),
+        headers: &[],
+    };
+    let n = request.write(&mut out).unwrap_or(0);
+    black_box(&out[..n]);
+    let key = request.key_base64();
+    if let Ok(Status::Complete(_)) = handshake::parse_response(black_box(&rx[..]), &key) {
+        black_box(1);
+    }
+    let _ = engine.handle_connected(Instant::from_millis(1), black_box("token"));
+    let mut mask = 0x1234_5678u32;
+    for step in 0..black_box(4u64) {
+        let now = Instant::from_millis(step * 10);
+        // Bytes from the network.
+        black_box(&mut rx);
+        let mut input = &rx[..black_box(rx.len())];
+        while !input.is_empty() {
+            let Ok(used) = ws.handle_input(input) else {
+                break;
+            };
+            input = &input[used..];
+            match ws.poll_message() {
+                Some(m) => {
+                    let inc = match m.kind {
+                        MessageKind::Text => Incoming::Text(m.data),
+                        MessageKind::Binary => Incoming::Binary(m.data),
+                    };
+                    let _ = engine.handle_input(now, inc);
+                }
+                None if used == 0 => break,
+                None => {}
+            }
+        }
+        engine.handle_timeout(now);
+        let _ = engine.write(now, black_box(&app[..]));
+        engine.resize(black_box(80), black_box(24));
+        // Bytes to the network.
+        while let Ok(Some(t)) = engine.poll_transmit(now, &mut frame) {
+            let kind = match t.kind {
+                TransmitKind::Text => MessageKind::Text,
+                TransmitKind::Binary => MessageKind::Binary,
+            };
+            mask = mask.rotate_left(5) ^ 0x9e37_79b9;
+            if let Ok(n) = ws.write_message(&mut out, kind, &frame[..t.len], || mask.to_le_bytes())
+            {
+                black_box(&out[..n]);
+            }
+        }
+        while let Ok(Some(n)) = ws.poll_transmit(&mut out, || mask.to_le_bytes()) {
+            black_box(&out[..n]);
+        }
+        while let Some(ev) = engine.poll_event() {
+            black_box(ev);
+        }
+        while let Some((s, n)) = engine.read(&mut app) {
+            black_box((s, n));
+        }
+        black_box(engine.poll_timeout());
+        if black_box(step) == 99 {
+            engine.terminate(now);
+        }
+    }
+    black_box(&engine);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(_: &PanicInfo) -> ! {
+    loop {
+        cortex_m::asm::wfi();
+    }
+}

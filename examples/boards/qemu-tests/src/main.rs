@@ -1,0 +1,40 @@
+//! ssm-proto's tests on an emulated Cortex-M4 (`qemu-system-arm -machine mps2-an386`).
+//!
+//! Run with `cargo run --release` from this directory (the runner is in `.cargo/config.toml`), or
+//! `./run.sh`. It prints one line per failure and `N passed, N failed`, then exits 0 or 1 through
+//! semihosting. A panic prints its message and exits non-zero (panic-semihosting, `exit`).
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+mod engine_tests;
+mod harness;
+mod vectors;
+mod wire_tests;
+
+use cortex_m_rt::entry;
+use cortex_m_semihosting::{debug, hprintln};
+use panic_semihosting as _;
+
+#[entry]
+fn main() -> ! {
+    let mut passed = 0u32;
+    let mut failed = 0u32;
+    for t in wire_tests::TESTS.iter().chain(engine_tests::TESTS) {
+        match (t.run)() {
+            Ok(()) => passed += 1,
+            Err(f) => {
+                failed += 1;
+                hprintln!("FAIL {} (line {}): {} {}", t.name, f.line, f.expr, f.ctx);
+            }
+        }
+    }
+    hprintln!("{} passed, {} failed", passed, failed);
+    debug::exit(if failed == 0 {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    #[allow(clippy::empty_loop, reason = "exit does not return under QEMU")]
+    loop {}
+}
