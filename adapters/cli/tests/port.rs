@@ -313,3 +313,84 @@ fn drop_in_port_session_listens_where_the_properties_say() {
     p.wait_for(5, |l| (l == "Waiting for connections...").then_some(()));
     concurrent_echo(SocketAddr::from(([127, 0, 0, 1], port)), 8, 3000);
 }
+
+fn start_port(emu: &EmulatorProcess, document: &str, parameters: &str, extra: &[&str]) -> Command {
+    let mut c = cmd(Path::new(BIN));
+    c.args([
+        "start",
+        "--target",
+        "i-0123456789abcdef0",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        &emu.endpoint,
+        "--document-name",
+        document,
+        "--parameters",
+        parameters,
+    ])
+    .args(extra)
+    .env("AWS_ACCESS_KEY_ID", "test")
+    .env("AWS_SECRET_ACCESS_KEY", "test");
+    c
+}
+
+#[test]
+fn start_forwards_with_the_local_port_option() {
+    let echo = echo_server();
+    let emu = EmulatorProcess::start(&["--no-tls"]);
+    // The document asks for a port that is taken; --local-port 0 overrides it.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let parameters = serde_json::json!({
+        "host": ["127.0.0.1"],
+        "portNumber": [echo.to_string()],
+        "localPortNumber": [taken.local_addr().unwrap().port().to_string()]
+    })
+    .to_string();
+    let mut p = Proc::spawn(&mut start_port(
+        &emu,
+        "AWS-StartPortForwardingSessionToRemoteHost",
+        &parameters,
+        &["--local-port", "0"],
+    ));
+    let port = p.opened_port();
+    assert_ne!(port, taken.local_addr().unwrap().port());
+    concurrent_echo(SocketAddr::from(([127, 0, 0, 1], port)), 8, 2000);
+}
+
+#[test]
+fn start_ssh_document_as_proxycommand() {
+    let echo = echo_server();
+    let emu = EmulatorProcess::start(&["--no-tls"]);
+    let parameters = serde_json::json!({ "portNumber": [echo.to_string()] }).to_string();
+    let mut p = Proc::spawn(&mut start_port(
+        &emu,
+        "AWS-StartSSHSession",
+        &parameters,
+        &[],
+    ));
+    let mut stdin = p.child.stdin.take().unwrap();
+    let mut stdout = p.child.stdout.take().unwrap();
+    stdin.write_all(b"SSH-2.0-test\r\n").unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut back = [0u8; 14];
+        let _ = tx.send(stdout.read_exact(&mut back).map(|()| back));
+    });
+    let back = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
+    assert_eq!(&back, b"SSH-2.0-test\r\n");
+}
+
+#[test]
+fn basic_mode_serves_one_connection_after_another() {
+    let echo = echo_server();
+    let mut p = Proc::spawn(&mut demo_forward(echo, &["--agent-version", "3.0.0.0"]));
+    let addr = SocketAddr::from(([127, 0, 0, 1], p.opened_port()));
+    for i in 0..4 {
+        let data = payload(i, 3000);
+        assert!(echo_once(addr, &data) == data, "connection {i}");
+        // Basic mode: the agent learns of the end by the DisconnectToPort flag; a connection
+        // racing it may be lost (see the README), so the next one waits for it.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
