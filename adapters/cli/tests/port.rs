@@ -394,3 +394,37 @@ fn basic_mode_serves_one_connection_after_another() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn drop_in_busy_local_port_ends_the_session_with_one_line() {
+    let emu = EmulatorProcess::start(&["--no-tls"]);
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let request = serde_json::json!({
+        "Target": "i-0123456789abcdef0",
+        "DocumentName": "AWS-StartPortForwardingSession",
+        "Parameters": { "portNumber": ["80"], "localPortNumber": [port.to_string()] }
+    })
+    .to_string();
+    let response = emu.start_session(&request);
+    let dir = TempDir::new("dropin-busy");
+    let r = common::run(
+        cmd(&dir.plugin_link()).args([
+            &response,
+            "us-east-1",
+            "StartSession",
+            "",
+            &request,
+            &emu.endpoint,
+        ]),
+        b"",
+        15,
+    );
+    assert_eq!(r.code(), 2, "{r:?}");
+    let last = r.stderr.lines().last().unwrap_or("");
+    assert_eq!(
+        last,
+        format!("ssm-session: address 127.0.0.1:{port} is already in use"),
+        "{r:?}"
+    );
+}
