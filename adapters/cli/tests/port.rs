@@ -285,6 +285,20 @@ fn stdio_mode_is_a_stream_for_proxycommand() {
     drop(writer.join().unwrap());
 }
 
+/// The drop-in invocation the AWS CLI makes.
+fn plugin(dir: &TempDir, response: &str, request: &str, emu: &EmulatorProcess) -> Command {
+    let mut c = cmd(&dir.plugin_link());
+    c.args([
+        response,
+        "us-east-1",
+        "StartSession",
+        "",
+        request,
+        &emu.endpoint,
+    ]);
+    c
+}
+
 #[test]
 fn drop_in_port_session_listens_where_the_properties_say() {
     let echo = echo_server();
@@ -301,14 +315,7 @@ fn drop_in_port_session_listens_where_the_properties_say() {
     .to_string();
     let response = emu.start_session(&request);
     let dir = TempDir::new("dropin-port");
-    let mut p = Proc::spawn(cmd(&dir.plugin_link()).args([
-        &response,
-        "us-east-1",
-        "StartSession",
-        "",
-        &request,
-        &emu.endpoint,
-    ]));
+    let mut p = Proc::spawn(&mut plugin(&dir, &response, &request, &emu));
     let port = p.opened_port();
     p.wait_for(5, |l| (l == "Waiting for connections...").then_some(()));
     concurrent_echo(SocketAddr::from(([127, 0, 0, 1], port)), 8, 3000);
@@ -408,18 +415,7 @@ fn drop_in_busy_local_port_ends_the_session_with_one_line() {
     .to_string();
     let response = emu.start_session(&request);
     let dir = TempDir::new("dropin-busy");
-    let r = common::run(
-        cmd(&dir.plugin_link()).args([
-            &response,
-            "us-east-1",
-            "StartSession",
-            "",
-            &request,
-            &emu.endpoint,
-        ]),
-        b"",
-        15,
-    );
+    let r = common::run(&mut plugin(&dir, &response, &request, &emu), b"", 15);
     assert_eq!(r.code(), 2, "{r:?}");
     let last = r.stderr.lines().last().unwrap_or("");
     assert_eq!(
