@@ -19,6 +19,7 @@ mod escape;
 mod exit;
 mod frame;
 mod plugin;
+mod port;
 mod session;
 mod sigv4;
 mod term;
@@ -92,6 +93,21 @@ struct DemoArgs {
     /// The shell the emulator runs (default /bin/bash, else /bin/sh).
     #[arg(long)]
     shell: Option<String>,
+    /// Port forwarding instead of a shell: the emulated agent connects to HOST:PORT
+    /// (AWS-StartPortForwardingSessionToRemoteHost) and this client listens on --bind and
+    /// --local-port (default: a free port, printed on stderr).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "command")]
+    forward: Option<String>,
+    /// With --forward: no listener, stdin/stdout are the stream (AWS-StartSSHSession, as an SSH
+    /// ProxyCommand); HOST must be the emulated instance itself (localhost, 127.0.0.1 or ::1).
+    #[arg(long, requires = "forward")]
+    stdio: bool,
+    /// The version the emulated agent reports: below 3.0.196.0, port sessions use basic mode (one
+    /// connection at a time) instead of smux.
+    #[arg(long, value_name = "VERSION")]
+    agent_version: Option<String>,
+    #[command(flatten)]
+    port: port::PortArgs,
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +165,8 @@ struct StartArgs {
     /// only when this is a loopback address.
     #[arg(long)]
     endpoint_url: Option<String>,
+    #[command(flatten)]
+    port: port::PortArgs,
 }
 
 fn main() -> ExitCode {
@@ -301,11 +319,14 @@ async fn plugin_session(p: plugin::PluginArgs) -> Result<u8> {
         target: target_of(p.grant),
         options,
         api: Some(client),
+        port: port::PortOptions::default(),
     })
     .await
 }
 
 async fn start(a: StartArgs) -> Result<u8> {
+    // A named port that is taken fails before anything is asked of AWS.
+    let port = port::PortOptions::prebind(a.port.clone()).await?;
     let region = a
         .region
         .or_else(|| std::env::var("AWS_REGION").ok())
@@ -354,6 +375,7 @@ async fn start(a: StartArgs) -> Result<u8> {
         target: target_of(grant),
         options,
         api: Some(client),
+        port,
     })
     .await
 }
@@ -375,15 +397,68 @@ async fn start_emulator(config: EmulatorConfig) -> Result<Emulator> {
         .map_err(|e| Failure::new(Kind::Io, format!("cannot start the emulator: {e}")))
 }
 
+/// `--forward HOST:PORT` as the emulator's document parameters.
+fn forward_request(a: &DemoArgs, forward: &str) -> Result<Value> {
+    let bad = || {
+        Failure::new(
+            Kind::Usage,
+            format!("--forward wants HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:22), got {forward:?}"),
+        )
+    };
+    let (host, port) = forward.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let mut request = json!({ "Target": "i-0123456789abcdef0" });
+    if a.stdio {
+        let local = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !local {
+            return Err(Failure::new(
+                Kind::Usage,
+                "--stdio (AWS-StartSSHSession) reaches only the instance itself: HOST must be \
+                 localhost, 127.0.0.1 or ::1",
+            ));
+        }
+        request["DocumentName"] = json!("AWS-StartSSHSession");
+        request["Parameters"] = json!({ "portNumber": [port.to_string()] });
+    } else {
+        request["DocumentName"] = json!("AWS-StartPortForwardingSessionToRemoteHost");
+        let mut p = json!({ "host": [host], "portNumber": [port.to_string()] });
+        if let Some(l) = a.port.local_port {
+            p["localPortNumber"] = json!([l.to_string()]);
+        }
+        request["Parameters"] = p;
+    }
+    Ok(request)
+}
+
 async fn demo(mut a: DemoArgs) -> Result<u8> {
-    if a.command.is_none() && !term::stdin_is_tty() {
+    let forward = match &a.forward {
+        Some(f) => Some(forward_request(&a, f)?),
+        None => None,
+    };
+    // Bind before anything else: a port in use is an immediate error.
+    let port = port::PortOptions::prebind(a.port.clone()).await?;
+    if forward.is_none() && a.command.is_none() && !term::stdin_is_tty() {
         // Piped input: a shell that reads it as a script. An interactive shell would switch the
         // PTY's modes while input is typed ahead, and lines get lost.
         let shell = a.shell.clone().unwrap_or_else(|| "sh".to_owned());
         a.command = Some(format!("{shell} /dev/stdin"));
         a.interactive = true;
     }
-    let emu = start_emulator(emulator_config(a.no_tls, a.shell)).await?;
+    let mut config = emulator_config(a.no_tls, a.shell.clone());
+    if let Some(v) = &a.agent_version {
+        config.agent_version.clone_from(v);
+    }
+    let emu = start_emulator(config).await?;
     eprintln!(
         "ssm-session demo: local Session Manager emulator at {} ({})",
         emu.endpoint_url(),
@@ -396,7 +471,7 @@ async fn demo(mut a: DemoArgs) -> Result<u8> {
     let endpoint = url::Url::parse(&emu.endpoint_url())
         .ok_or_else(|| Failure::new(Kind::Internal, "emulator endpoint is not a url"))?;
     let client = Arc::new(SsmClient::new(endpoint, "us-east-1", None, None));
-    let mut request = json!({ "Target": "i-0123456789abcdef0" });
+    let mut request = forward.unwrap_or_else(|| json!({ "Target": "i-0123456789abcdef0" }));
     if let Some(c) = &a.command {
         let doc = if a.interactive {
             "AWS-StartInteractiveCommand"
@@ -419,6 +494,7 @@ async fn demo(mut a: DemoArgs) -> Result<u8> {
         target: target_of(grant),
         options,
         api: Some(client),
+        port,
     })
     .await
 }

@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::api::SsmClient;
+use crate::port::{self, PortOptions};
+use ssm_proto::smux;
+use ssm_tokio::forward::{disconnect_flag, forward_basic, forward_mux, PortMode, Stats};
 
 use crate::escape::{self, InputFilter};
 use crate::exit::{Failure, Kind, Result};
@@ -45,6 +48,8 @@ pub struct Run {
     /// The SSM API, to end the session there too when we leave abruptly (`~.`, a signal), in
     /// case the TerminateSession flag cannot reach a frozen agent.
     pub api: Option<Arc<SsmClient>>,
+    /// Port sessions: where to listen, `--stats`.
+    pub port: PortOptions,
 }
 
 /// Why the input side stopped.
@@ -66,6 +71,7 @@ pub async fn run(run: Run) -> Result<u8> {
         target,
         mut options,
         api,
+        mut port,
     } = run;
     eprintln!("\r\nStarting session with SessionId: {session_id}\r");
     // Resume only a session that was established: a connection closed before the handshake is
@@ -101,8 +107,13 @@ pub async fn run(run: Run) -> Result<u8> {
     } = session;
 
     let (out_done_tx, mut out_done) = mpsc::channel::<std::result::Result<(), String>>(2);
-    let out_task = tokio::spawn(pump_out(output, tokio::io::stdout(), out_done_tx.clone()));
-    let err_task = tokio::spawn(pump_out(stderr, tokio::io::stderr(), out_done_tx));
+    // The output goes to stdout once the handshake says what kind of session this is (a port
+    // session with a listener carries it to its connections instead).
+    let mut output = Some(output);
+    let mut out_task = None;
+    let err_task = tokio::spawn(pump_out(stderr, tokio::io::stderr(), out_done_tx.clone()));
+    let (fwd_end_tx, mut fwd_end) = mpsc::channel::<Failure>(1);
+    let mut stats_task = None;
 
     let mut winch = signal(SignalKind::window_change()).map_err(io_failure)?;
     let mut sigcont = signal(SignalKind::from_raw(libc_sigcont())).map_err(io_failure)?;
@@ -133,11 +144,72 @@ pub async fn run(run: Run) -> Result<u8> {
                         "Standard_Stream" | "InteractiveCommands"
                     );
                     if session_type == "Port" {
-                        control.terminate();
-                        break Some(Failure::new(
-                            Kind::Usage,
-                            "port sessions are not supported by this client yet",
-                        ));
+                        let mode = PortMode::of(&info).map_err(|e| {
+                            Failure::new(Kind::Protocol, e.to_string())
+                        });
+                        let mode = match mode {
+                            Ok(m) => m,
+                            Err(f) => {
+                                control.terminate();
+                                break Some(f);
+                            }
+                        };
+                        if mode == PortMode::Stream {
+                            // stdin/stdout are the stream (SSH's ProxyCommand).
+                            if let (Some(o), Some(w)) = (output.take(), input.take()) {
+                                out_task = Some(tokio::spawn(pump_out(
+                                    o,
+                                    tokio::io::stdout(),
+                                    out_done_tx.clone(),
+                                )));
+                                tokio::spawn(pump_in(w, Input::Stream, input_end_tx.clone()));
+                            }
+                            continue;
+                        }
+                        let listener = match port.listener(&info.properties).await {
+                            Ok(l) => l,
+                            Err(f) => {
+                                control.terminate();
+                                tokio::time::sleep(TERMINATE_GRACE).await;
+                                break Some(f);
+                            }
+                        };
+                        eprintln!("{}\r", port::opened_line(&listener, &session_id));
+                        eprintln!("Waiting for connections...\r");
+                        let stats = Arc::new(Stats::default());
+                        if port.args.stats {
+                            stats_task = Some(tokio::spawn(port::print_stats(stats.clone())));
+                        }
+                        if let (Some(o), Some(w)) = (output.take(), input.take()) {
+                            let io = tokio::io::join(o, w);
+                            let (control, info, end) =
+                                (control.clone(), info.clone(), fwd_end_tx.clone());
+                            tokio::spawn(async move {
+                                let r = match mode {
+                                    PortMode::Multiplexed => {
+                                        let config = smux::Config::for_agent(&info.agent_version);
+                                        forward_mux(io, config, listener, stats).await
+                                    }
+                                    _ => {
+                                        let flag = disconnect_flag(control);
+                                        forward_basic(io, listener, flag, stats).await
+                                    }
+                                };
+                                if let Err(e) = r {
+                                    let _ = end
+                                        .send(Failure::new(
+                                            Kind::Io,
+                                            format!("port forwarding: {e}"),
+                                        ))
+                                        .await;
+                                }
+                            });
+                        }
+                        continue;
+                    }
+                    if let Some(o) = output.take() {
+                        out_task =
+                            Some(tokio::spawn(pump_out(o, tokio::io::stdout(), out_done_tx.clone())));
                     }
                     if terminal {
                         raw = RawMode::enable().map_err(io_failure)?;
@@ -146,8 +218,8 @@ pub async fn run(run: Run) -> Result<u8> {
                             panic!("SSM_SESSION_TEST_PANIC_IN_RAW_MODE is set");
                         }
                         if let Some(w) = input.take() {
-                            let escapes = raw.is_some();
-                            tokio::spawn(pump_in(w, escapes, input_end_tx.clone()));
+                            let mode = if raw.is_some() { Input::Escapes } else { Input::Script };
+                            tokio::spawn(pump_in(w, mode, input_end_tx.clone()));
                         }
                     }
                 }
@@ -172,6 +244,11 @@ pub async fn run(run: Run) -> Result<u8> {
                 }
                 None => {}
             },
+            Some(f) = fwd_end.recv() => {
+                control.terminate();
+                tokio::time::sleep(TERMINATE_GRACE).await;
+                break Some(f);
+            }
             Some(Err(why)) = out_done.recv() => {
                 control.terminate();
                 tokio::time::sleep(TERMINATE_GRACE).await;
@@ -192,6 +269,9 @@ pub async fn run(run: Run) -> Result<u8> {
             _ = sigint.recv() => break Some(signal_failure(&control, 2).await),
         }
     };
+    if let Some(t) = stats_task {
+        t.abort();
+    }
     if let Some(f) = stop {
         drop(raw);
         if let (Some(api), Kind::Escaped | Kind::Signal(_)) = (&api, f.kind) {
@@ -201,10 +281,16 @@ pub async fn run(run: Run) -> Result<u8> {
         return Err(f);
     }
 
+    // Output that came without a handshake still reaches stdout.
+    if let Some(o) = output.take() {
+        out_task = Some(tokio::spawn(pump_out(o, tokio::io::stdout(), out_done_tx)));
+    }
     let result = finished.wait().await;
     // The driver closes the output pipes when it ends; let the last bytes reach the terminal.
     let _ = tokio::time::timeout(DRAIN_GRACE, async {
-        let _ = out_task.await;
+        if let Some(t) = out_task {
+            let _ = t.await;
+        }
         let _ = err_task.await;
     })
     .await;
@@ -268,10 +354,22 @@ where
     let _ = done.send(result).await;
 }
 
+/// How stdin feeds the session.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// A terminal in raw mode: the `~` escapes apply.
+    Escapes,
+    /// A pipe into a shell: an `exit` line follows EOF.
+    Script,
+    /// A port session's byte stream: copied as is.
+    Stream,
+}
+
 /// Forwards stdin to the session. In raw mode the `~` escapes apply; at EOF of a non-terminal
 /// stdin (a pipe into a shell session) an `exit` line follows, so the remote shell ends as it
-/// would at the end of a script.
-async fn pump_in(mut input: ssm_tokio::StreamWriter, escapes: bool, end: mpsc::Sender<InputEnd>) {
+/// would at the end of a script; a port session's stream is copied untouched.
+async fn pump_in(mut input: ssm_tokio::StreamWriter, mode: Input, end: mpsc::Sender<InputEnd>) {
+    let escapes = mode == Input::Escapes;
     let mut stdin = tokio::io::stdin();
     let mut filter = InputFilter::new(escapes);
     let mut buf = vec![0u8; 4096];
@@ -279,7 +377,7 @@ async fn pump_in(mut input: ssm_tokio::StreamWriter, escapes: bool, end: mpsc::S
     loop {
         let n = match stdin.read(&mut buf).await {
             Ok(0) => {
-                if !escapes {
+                if mode == Input::Script {
                     // Not Ctrl-D: typed ahead into the PTY before the shell sets its terminal
                     // modes, the line discipline swallows it.
                     let eof: &[u8] = if filter.at_line_start() {
@@ -303,6 +401,13 @@ async fn pump_in(mut input: ssm_tokio::StreamWriter, escapes: bool, end: mpsc::S
                 return;
             }
         };
+        if mode == Input::Stream {
+            if input.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            let _ = input.flush().await;
+            continue;
+        }
         out.clear();
         let outcome = filter.feed(&buf[..n], &mut out);
         if !out.is_empty() && input.write_all(&out).await.is_err() {
