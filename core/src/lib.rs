@@ -46,6 +46,7 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 
 #[macro_use]
 mod fmt;
+mod decimal;
 
 pub mod model;
 pub mod payload;

@@ -13,6 +13,7 @@
 //! No allocation, no clock: the caller passes the Unix time, and the URL is written into a caller
 //! buffer. The secret key and session token appear in no `Debug` output or error.
 
+use crate::decimal::Decimal;
 use core::cmp::Ordering;
 use core::fmt;
 
@@ -450,8 +451,8 @@ pub fn presign_stream_url(
         return Err(Error::BadInput);
     }
     let date = AmzDate::from_unix_secs(unix_secs)?;
-    let mut expires_text = [0u8; 10];
-    let expires = u32_text(expires_secs, &mut expires_text);
+    let expires = Decimal::new(u64::from(expires_secs));
+    let expires = expires.as_str();
 
     // X-Amz-Credential = <key id>/<date>/<region>/ssmmessages/aws4_request, written into a
     // small buffer so it can be encoded like any other value.
@@ -587,19 +588,6 @@ pub fn presign_stream_url(
     let mut o = Out { buf: out, len: 0 };
     s.write_url(&signature, &mut o);
     Ok(o.len)
-}
-
-fn u32_text(mut v: u32, buf: &mut [u8; 10]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    core::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 #[cfg(test)]

@@ -270,6 +270,30 @@ fn resume_with(client: Arc<SsmClient>, session_id: String) -> ResumeFn {
     })
 }
 
+/// Runs the session that `grant` (a StartSession answer from `client`) opened, resuming it
+/// through the same client when the connection drops.
+async fn run_granted(
+    client: Arc<SsmClient>,
+    grant: Grant,
+    tls: TlsOptions,
+    port: port::PortOptions,
+) -> Result<u8> {
+    let session_id = grant.session_id.clone();
+    let options = ConnectOptions {
+        tls,
+        resume: Some(resume_with(client.clone(), session_id.clone())),
+        ..Default::default()
+    };
+    session::run(session::Run {
+        session_id,
+        target: target_of(grant),
+        options,
+        api: Some(client),
+        port,
+    })
+    .await
+}
+
 fn target_of(g: Grant) -> Target {
     Target {
         stream_url: g.stream_url,
@@ -308,20 +332,7 @@ async fn plugin_session(p: plugin::PluginArgs) -> Result<u8> {
         ));
     }
     p.grant.validate(local)?;
-    let session_id = p.grant.session_id.clone();
-    let options = ConnectOptions {
-        tls,
-        resume: Some(resume_with(client.clone(), session_id.clone())),
-        ..Default::default()
-    };
-    session::run(session::Run {
-        session_id,
-        target: target_of(p.grant),
-        options,
-        api: Some(client),
-        port: port::PortOptions::default(),
-    })
-    .await
+    run_granted(client, p.grant, tls, port::PortOptions::default()).await
 }
 
 async fn start(a: StartArgs) -> Result<u8> {
@@ -364,20 +375,7 @@ async fn start(a: StartArgs) -> Result<u8> {
     grant.validate(local)?;
     tls.allow_plain_ws =
         local && url::Url::parse(&grant.stream_url).is_some_and(|u| u.is_loopback());
-    let session_id = grant.session_id.clone();
-    let options = ConnectOptions {
-        tls,
-        resume: Some(resume_with(client.clone(), session_id.clone())),
-        ..Default::default()
-    };
-    session::run(session::Run {
-        session_id,
-        target: target_of(grant),
-        options,
-        api: Some(client),
-        port,
-    })
-    .await
+    run_granted(client, grant, tls, port).await
 }
 
 fn emulator_config(no_tls: bool, shell: Option<String>) -> EmulatorConfig {
@@ -483,20 +481,7 @@ async fn demo(mut a: DemoArgs) -> Result<u8> {
     }
     let grant = client.start_session(&request).await?;
     grant.validate(true)?;
-    let session_id = grant.session_id.clone();
-    let options = ConnectOptions {
-        tls: emu.client_tls(),
-        resume: Some(resume_with(client.clone(), session_id.clone())),
-        ..Default::default()
-    };
-    session::run(session::Run {
-        session_id,
-        target: target_of(grant),
-        options,
-        api: Some(client),
-        port,
-    })
-    .await
+    run_granted(client, grant, emu.client_tls(), port).await
 }
 
 async fn emulator(a: EmulatorArgs) -> Result<u8> {

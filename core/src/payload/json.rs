@@ -7,6 +7,7 @@
 //! if it were the value). The reader here validates every byte it steps over, never recurses, and
 //! keeps strings in their escaped form ([`JsonStr`]) until the caller asks for them.
 
+use crate::decimal::Decimal;
 use core::fmt;
 
 use super::Error;
@@ -797,21 +798,10 @@ impl<'b> Writer<'b> {
     }
 
     pub(crate) fn i64(&mut self, v: i64) {
-        let mut tmp = [0u8; 20];
-        let mut n = tmp.len();
-        let mut u = v.unsigned_abs();
-        loop {
-            n -= 1;
-            tmp[n] = b'0' + (u % 10) as u8;
-            u /= 10;
-            if u == 0 {
-                break;
-            }
-        }
         if v < 0 {
             self.raw(b"-");
         }
-        self.raw(&tmp[n..]);
+        self.raw(Decimal::new(v.unsigned_abs()).as_bytes());
     }
 
     pub(crate) fn bool(&mut self, v: bool) {

@@ -30,6 +30,7 @@ pub use recv::REORDER_SLOT_LEN;
 
 pub use crate::payload::{Flag, SessionType};
 
+use crate::decimal::Decimal;
 use core::fmt;
 
 use heapless::Deque;
@@ -1702,8 +1703,8 @@ impl<
     fn emit_channel_closed(&mut self, buf: &mut [u8]) -> Result<Transmit, InsufficientSize> {
         let mut h = self.frame_header(MessageType::ChannelClosed, 0);
         let body_id = self.rng.uuid().to_hyphenated();
-        let mut date = [0u8; 20];
-        let date = decimal(h.created_date, &mut date);
+        let date = Decimal::new(h.created_date);
+        let date = date.as_str();
         let cc = ChannelClosed {
             message_id: JsonStr::new(ascii(&body_id)),
             created_date: JsonStr::new(date),
@@ -1794,20 +1795,6 @@ fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (a, None) => a,
         (None, b) => b,
     }
-}
-
-/// The decimal text of `v` in `buf`.
-fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    core::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! took. Bytes after it already belong to the frame stream: hand them to
 //! [`WebSocket::handle_input`](super::WebSocket::handle_input).
 
+use crate::decimal::Decimal;
 use sha1::{Digest, Sha1};
 
 use super::{Error, InsufficientSize, Status};
@@ -82,18 +83,8 @@ impl Cursor<'_> {
     }
 
     /// Decimal digits of `v` (no `core::fmt`: it would cost a device about a kilobyte).
-    fn put_u16(&mut self, mut v: u16) {
-        let mut digits = [0u8; 5];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.put(&digits[i..]);
+    fn put_u16(&mut self, v: u16) {
+        self.put(Decimal::new(u64::from(v)).as_bytes());
     }
 }
 
