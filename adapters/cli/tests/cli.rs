@@ -12,6 +12,22 @@ use std::path::Path;
 
 const TOKEN_FIELD: &str = "\"TokenValue\"";
 
+/// The AWS CLI's argv for the plugin: response, region, operation, profile, parameters, endpoint.
+fn plugin_argv<'a>(response: &'a str, params: &'a str, endpoint: &'a str) -> [&'a str; 6] {
+    [response, "us-east-1", "StartSession", "", params, endpoint]
+}
+
+/// `stdout` is exactly the output of `seq 1 n`.
+fn assert_seq(stdout: &str, n: usize) {
+    let expected: String = (1..=n).map(|i| format!("{i}\n")).collect();
+    assert!(
+        stdout == expected,
+        "output differs ({} bytes, expected {})",
+        stdout.len(),
+        expected.len()
+    );
+}
+
 fn params(command: &str) -> String {
     serde_json::json!({
         "Target": "i-0123456789abcdef0",
@@ -68,14 +84,7 @@ fn plugin_json_argument_runs_the_command_and_propagates_its_exit_code() {
     let token = token_of(&response);
     let dir = TempDir::new("json");
     let r = run(
-        cmd(&dir.plugin_link()).args([
-            &response,
-            "us-east-1",
-            "StartSession",
-            "",
-            &p,
-            &emu.endpoint,
-        ]),
+        cmd(&dir.plugin_link()).args(plugin_argv(&response, &p, &emu.endpoint)),
         b"",
         30,
     );
@@ -106,14 +115,11 @@ fn plugin_environment_form_over_tls_with_aws_ca_bundle() {
         cmd(&dir.plugin_link())
             .env("AWS_SSM_START_SESSION_RESPONSE", &response)
             .env("AWS_CA_BUNDLE", emu.ca_file.as_ref().unwrap())
-            .args([
+            .args(plugin_argv(
                 "AWS_SSM_START_SESSION_RESPONSE",
-                "us-east-1",
-                "StartSession",
-                "",
                 &p,
                 &emu.endpoint,
-            ]),
+            )),
         b"",
         30,
     );
@@ -129,14 +135,7 @@ fn tls_failure_without_the_ca_is_one_line_and_exit_251() {
     let response = emu.start_session(&p);
     let dir = TempDir::new("tls");
     let r = run(
-        cmd(&dir.plugin_link()).args([
-            &response,
-            "us-east-1",
-            "StartSession",
-            "",
-            &p,
-            &emu.endpoint,
-        ]),
+        cmd(&dir.plugin_link()).args(plugin_argv(&response, &p, &emu.endpoint)),
         b"",
         30,
     );
@@ -161,7 +160,7 @@ fn bad_token_is_an_authentication_failure() {
     assert!(forged.contains(TOKEN_FIELD));
     let dir = TempDir::new("badtoken");
     let r = run(
-        cmd(&dir.plugin_link()).args([&forged, "us-east-1", "StartSession", "", &p, &emu.endpoint]),
+        cmd(&dir.plugin_link()).args(plugin_argv(&forged, &p, &emu.endpoint)),
         b"",
         30,
     );
@@ -192,7 +191,7 @@ fn unreachable_stream_url_exits_250() {
     .to_string();
     let endpoint = format!("http://127.0.0.1:{port}");
     let r = run(
-        cmd(Path::new(BIN)).args([&response, "us-east-1", "StartSession", "", "{}", &endpoint]),
+        cmd(Path::new(BIN)).args(plugin_argv(&response, "{}", &endpoint)),
         b"",
         30,
     );
@@ -210,14 +209,11 @@ fn plain_ws_from_a_remote_endpoint_is_refused_before_connecting() {
     })
     .to_string();
     let r = run(
-        cmd(Path::new(BIN)).args([
+        cmd(Path::new(BIN)).args(plugin_argv(
             &response,
-            "us-east-1",
-            "StartSession",
-            "",
             "{}",
             "https://ssm.us-east-1.amazonaws.com",
-        ]),
+        )),
         b"",
         10,
     );
@@ -290,25 +286,12 @@ fn cut_connections_are_resumed_through_the_resume_session_api() {
     let p = params("seq 1 20000; exit 4");
     let response = emu.start_session(&p);
     let r = run(
-        cmd(Path::new(BIN)).args([
-            &response,
-            "us-east-1",
-            "StartSession",
-            "",
-            &p,
-            &emu.endpoint,
-        ]),
+        cmd(Path::new(BIN)).args(plugin_argv(&response, &p, &emu.endpoint)),
         b"",
         120,
     );
     assert_eq!(r.code(), 4, "{}", r.stderr);
-    let expected: String = (1..=20000).map(|i| format!("{i}\n")).collect();
-    assert!(
-        r.stdout == expected,
-        "output differs ({} bytes, expected {})",
-        r.stdout.len(),
-        expected.len()
-    );
+    assert_seq(&r.stdout, 20000);
     assert!(r.stderr.contains("reconnected"), "{}", r.stderr);
 }
 
@@ -320,14 +303,7 @@ fn agent_closing_the_channel_early_exits_253() {
     let v: serde_json::Value = serde_json::from_str(&response).unwrap();
     let id = v["SessionId"].as_str().unwrap().to_owned();
     let r = run_with(
-        cmd(Path::new(BIN)).args([
-            &response,
-            "us-east-1",
-            "StartSession",
-            "",
-            &p,
-            &emu.endpoint,
-        ]),
+        cmd(Path::new(BIN)).args(plugin_argv(&response, &p, &emu.endpoint)),
         b"",
         30,
         || {
@@ -415,24 +391,11 @@ fn output_survives_dropped_duplicated_and_reordered_frames() {
     let p = params("seq 1 30000; echo done >&2; exit 9");
     let response = emu.start_session(&p);
     let r = run(
-        cmd(Path::new(BIN)).args([
-            &response,
-            "us-east-1",
-            "StartSession",
-            "",
-            &p,
-            &emu.endpoint,
-        ]),
+        cmd(Path::new(BIN)).args(plugin_argv(&response, &p, &emu.endpoint)),
         b"",
         120,
     );
     assert_eq!(r.code(), 9, "{}", r.stderr);
-    let expected: String = (1..=30000).map(|i| format!("{i}\n")).collect();
-    assert!(
-        r.stdout == expected,
-        "output differs ({} bytes, expected {})",
-        r.stdout.len(),
-        expected.len()
-    );
+    assert_seq(&r.stdout, 30000);
     assert!(r.stderr.contains("done\n"), "{}", r.stderr);
 }
