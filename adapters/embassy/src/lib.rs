@@ -30,6 +30,9 @@
 //!    remote output (stdout and stderr merged; [`Session::read_stream`] tells them apart),
 //!    [`embedded_io_async::Write`] sends input (`flush` waits for the agent's acks). Every async
 //!    call has a `try_*` twin.
+//! 4. When the session closes, the runner sends the WebSocket close frame and returns; closing
+//!    the transport is yours (drop or close it). The `connect` helper's `NetRunner` closes its
+//!    TCP connection itself (FIN, or RST after 5 s).
 //!
 //! What it does not do yet: reconnect with ResumeSession when the service closes the WebSocket
 //! (about every 60 minutes): the runner then ends with [`Error::TransportClosed`]. SigV4 signing

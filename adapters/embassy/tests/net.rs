@@ -74,8 +74,22 @@ fn stack(
     embassy_net::new(device, config, leak(StackResources::<4>::new()), seed)
 }
 
+/// How the device's side of the TCP connection ended, as the forwarder saw it.
+#[derive(Debug, PartialEq)]
+enum DeviceEnd {
+    /// A FIN: read returned end of stream.
+    Closed,
+    /// A reset or another error.
+    Failed(embassy_net::tcp::Error),
+}
+
 /// Stack B: accepts one TCP connection on `port` and splices it to the emulator on loopback.
-async fn forwarder(stack: embassy_net::Stack<'static>, port: u16, emulator: core::net::SocketAddr) {
+/// Returns when the device's side ends, saying how.
+async fn forwarder(
+    stack: embassy_net::Stack<'static>,
+    port: u16,
+    emulator: core::net::SocketAddr,
+) -> DeviceEnd {
     let rx = leak([0u8; 16384]);
     let tx = leak([0u8; 16384]);
     let mut socket = TcpSocket::new(stack, rx, tx);
@@ -85,17 +99,15 @@ async fn forwarder(stack: embassy_net::Stack<'static>, port: u16, emulator: core
     let (mut from_dev, mut to_dev) = socket.split();
     let up = async {
         let mut buf = [0u8; 4096];
-        loop {
+        let end = loop {
             match from_dev.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to_emu.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
+                Ok(0) => break DeviceEnd::Closed,
+                Err(e) => break DeviceEnd::Failed(e),
+                Ok(n) => to_emu.write_all(&buf[..n]).await.unwrap(),
             }
-        }
+        };
         let _ = to_emu.shutdown().await;
+        end
     };
     let down = async {
         let mut buf = [0u8; 4096];
@@ -111,9 +123,19 @@ async fn forwarder(stack: embassy_net::Stack<'static>, port: u16, emulator: core
             }
         }
     };
-    join(up, down).await;
+    // The emulator may keep its side open after the channel closed: only the device's end
+    // ends this.
+    let down = async {
+        down.await;
+        core::future::pending::<core::convert::Infallible>().await
+    };
+    let end = match select(up, down).await {
+        Either::First(end) => end,
+        Either::Second(never) => match never {},
+    };
     socket.close();
     let _ = socket.flush().await;
+    end
 }
 
 async fn read_until(mut s: Session<'static>, needle: &[u8]) -> Vec<u8> {
@@ -160,6 +182,7 @@ async fn shell_session_across_two_embassy_net_stacks() {
     let (stack_a, mut runner_a) = stack(dev_a, DEVICE_IP, 1);
     let (stack_b, mut runner_b) = stack(dev_b, GATEWAY_IP, 2);
 
+    let device_done = tokio::sync::Notify::new();
     let device = async {
         let net: &'static mut NetResources<'static> = leak(NetResources::new());
         let resources: &'static mut Resources = leak(Resources::new());
@@ -183,25 +206,37 @@ async fn shell_session_across_two_embassy_net_stacks() {
             while s.read(&mut buf).await.unwrap() > 0 {}
             seen
         };
-        join(runner.run(), app).await
+        let result = join(runner.run(), app).await;
+        device_done.notify_one();
+        result
+    };
+    // The device's runner closes its TCP connection when the session ends: the forwarder sees
+    // a FIN (not a reset, not nothing) soon after.
+    let server_side = async {
+        let deadline = async {
+            device_done.notified().await;
+            tokio::time::sleep(core::time::Duration::from_secs(10)).await;
+        };
+        match select(forwarder(stack_b, port, emu.addr()), deadline).await {
+            Either::First(end) => end,
+            Either::Second(()) => panic!("no TCP close within 10 s of the session's end"),
+        }
     };
     let network = select3(
         runner_a.run(),
         runner_b.run(),
         join(cable(tx_a, rx_b), cable(tx_b, rx_a)),
     );
-    // The device's session ends first; the forwarder would wait for the emulator, which keeps
-    // its side open after the channel closed.
-    let everything = select(
-        network,
-        select(forwarder(stack_b, port, emu.addr()), device),
-    );
+    let everything = select(network, join(server_side, device));
     let outcome = tokio::time::timeout(core::time::Duration::from_secs(120), everything)
         .await
-        .expect("session across the two stacks stuck for 120 s");
-    let Either::Second(Either::Second((run, seen))) = outcome else {
-        panic!("the network or the forwarder stopped first");
+        .expect(
+            "session across the two stacks stuck for 120 s (or its TCP connection never closed)",
+        );
+    let Either::Second((end, (run, seen))) = outcome else {
+        panic!("the network stopped first");
     };
     assert!(seen.windows(9).any(|w| w == b"embnet-ok"));
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    assert_eq!(end, DeviceEnd::Closed);
 }
