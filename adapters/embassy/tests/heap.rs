@@ -7,7 +7,8 @@
 //! The server is a recording: a rustls server's bytes for a client whose RNG is seeded, so the
 //! client sends the same bytes again and the handshake completes without a server thread whose
 //! allocations would be counted too. The replay checks that the client's bytes match the
-//! recording byte for byte.
+//! recording byte for byte. `examples/boards/qemu-tests` replays the same recording on a
+//! Cortex-M4 under QEMU, in the board's heap.
 //!
 //! Re-record (after changing `tests/data/rsa` or the TLS code), then run it again to measure:
 //! `SSM_RECORD_HANDSHAKE=1 cargo test -p ssm-embassy --features tls-rsa --test heap`.
@@ -20,10 +21,8 @@ use std::alloc::System;
 use std::rc::Rc;
 
 use cap::Cap;
-use embedded_io::ErrorKind;
+use common::replay::{Replay, Seeded, SEED};
 use embedded_io_async::{ErrorType, Read, Write};
-use rand_core::{CryptoRng, RngCore};
-use sha2::{Digest, Sha256};
 use ssm_embassy::tls::{self, Options, Verification};
 
 #[global_allocator]
@@ -32,83 +31,6 @@ static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa/");
 /// The board example, whose `HEAP_SIZE` this test checks.
 const BOARD: &str = include_str!("../../../examples/boards/nucleo-f429zi/src/main.rs");
-const SEED: u64 = 0x5353_4d2d_4845_4150;
-
-/// A seeded RNG: the client's key share and randoms repeat, so a recorded server still fits.
-/// SHA-256 of seed and counter. Test only: a real device takes a hardware RNG.
-struct Seeded {
-    seed: u64,
-    counter: u64,
-}
-
-impl Seeded {
-    fn new(seed: u64) -> Self {
-        Seeded { seed, counter: 0 }
-    }
-}
-
-impl RngCore for Seeded {
-    fn next_u32(&mut self) -> u32 {
-        rand_core::impls::next_u32_via_fill(self)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        rand_core::impls::next_u64_via_fill(self)
-    }
-
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for chunk in dest.chunks_mut(32) {
-            self.counter += 1;
-            let block = Sha256::new()
-                .chain_update(self.seed.to_le_bytes())
-                .chain_update(self.counter.to_le_bytes())
-                .finalize();
-            chunk.copy_from_slice(&block[..chunk.len()]);
-        }
-    }
-
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl CryptoRng for Seeded {}
-
-/// The recorded server: hands out its bytes, and checks the client's against the recording.
-struct Replay<'a> {
-    server: &'a [u8],
-    client: &'a [u8],
-}
-
-impl ErrorType for Replay<'_> {
-    type Error = ErrorKind;
-}
-
-impl Read for Replay<'_> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
-        let n = buf.len().min(self.server.len());
-        buf[..n].copy_from_slice(&self.server[..n]);
-        self.server = &self.server[n..];
-        Ok(n)
-    }
-}
-
-impl Write for Replay<'_> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
-        // Not an assert: a diverging client (e.g. one that fails verification and sends an
-        // alert) must surface as its TLS error.
-        if !self.client.starts_with(buf) {
-            return Err(ErrorKind::InvalidData);
-        }
-        self.client = &self.client[buf.len()..];
-        Ok(buf.len())
-    }
-
-    async fn flush(&mut self) -> Result<(), ErrorKind> {
-        Ok(())
-    }
-}
 
 /// Records both directions of a real connection.
 struct Recorder<T> {

@@ -3,6 +3,8 @@
 //! a NonInteractiveCommands session (output, exit code, channel closed).
 #![allow(dead_code, reason = "each test file uses part of it")]
 
+pub mod replay;
+
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 

@@ -41,11 +41,10 @@ static START_SESSION_RESPONSE: &[u8] = include_bytes!("../config/start-session.j
 /// The root CA (DER) the server's chain must lead to.
 static ROOT_CA: &[u8] = include_bytes!("../config/root-ca.der");
 
-/// Heap for RSA certificate verification only (nothing else here allocates). The peak during an
-/// RSA-2048 chain (root -> intermediate -> leaf) plus the RSA-PSS CertificateVerify check is
-/// 11 313 bytes on x86_64 (`adapters/embassy/tests/heap.rs`, which also checks that this heap
-/// is at least twice that): the margin covers 32-bit big-integer digits and fragmentation of a
-/// first-fit heap.
+/// Heap for RSA certificate verification only (nothing else here allocates): twice the
+/// high-water mark of an RSA-2048 chain (root -> intermediate -> leaf) plus the RSA-PSS
+/// CertificateVerify check, 12 096 bytes on a Cortex-M4 (`../qemu-tests/heap-search.sh`;
+/// 11 313 on x86_64, `adapters/embassy/tests/heap.rs`, which fails below twice that).
 const HEAP_SIZE: usize = 24 * 1024;
 
 #[global_allocator]
