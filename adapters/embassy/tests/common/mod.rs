@@ -141,6 +141,65 @@ pub async fn echo_server(config: Arc<rustls::ServerConfig>) -> core::net::Socket
     addr
 }
 
+/// The StreamUrl path and query the sessions of [`with_session`] open.
+pub const PATH: &str = "/v1/data-channel/s-0123456789abcdef0?role=publish_subscribe";
+
+/// Connects TLS (verified against `ca`) to the agent on `port`, opens a session with `token`,
+/// and runs `app` beside the runner.
+#[cfg(feature = "tls")]
+pub async fn with_session<F, Fut, T>(
+    ca: &[u8],
+    port: u16,
+    token: &'static str,
+    app: F,
+) -> (Result<ssm_embassy::CloseReason, ssm_embassy::Error>, T)
+where
+    F: FnOnce(ssm_embassy::Session<'static>) -> Fut,
+    Fut: core::future::Future<Output = T>,
+{
+    use embedded_io_adapters::tokio_1::FromTokio;
+    use ssm_embassy::duplex::{Duplex, DuplexState};
+    use ssm_embassy::tls::{self, Options, Verification};
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (r, w) = tcp.into_split();
+    let duplex: &'static DuplexState<_, _> = Box::leak(Box::new(DuplexState::new(
+        FromTokio::new(r),
+        FromTokio::new(w),
+    )));
+    let rx: &'static mut [u8] = Box::leak(vec![0u8; 16640].into_boxed_slice());
+    let tx: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+    let options = Options {
+        server_name: "localhost",
+        verification: Verification::Root(Box::leak(ca.to_vec().into_boxed_slice())),
+    };
+    let conn = Box::leak(Box::new(
+        tls::connect(Duplex::new(duplex), rx, tx, options, rand_core::OsRng)
+            .await
+            .unwrap(),
+    ));
+    let resources: &'static mut ssm_embassy::Resources =
+        Box::leak(Box::new(ssm_embassy::Resources::new()));
+    let config = ssm_embassy::Config {
+        host: "localhost",
+        port,
+        tls: true,
+        path_and_query: PATH,
+        token,
+        headers: &[],
+        session: ssm_proto::session::Config::client(0),
+    };
+    let (session, runner) = ssm_embassy::new(conn.split(), config, resources, 0x5eed);
+    // A stuck session fails the test instead of hanging CI.
+    tokio::time::timeout(
+        core::time::Duration::from_secs(120),
+        embassy_futures::join::join(runner.run(), app(session)),
+    )
+    .await
+    .expect("session stuck for 120 s")
+}
+
 /// Listens on loopback; serves one TLS connection as an agent. Returns the port and the
 /// agent's outcome.
 pub async fn spawn_agent(
