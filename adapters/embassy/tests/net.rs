@@ -7,6 +7,8 @@
 //! The addresses are from TEST-NET-1 (192.0.2.0/24): they exist only inside this process.
 #![cfg(feature = "net")]
 
+mod common;
+
 use embassy_futures::join::join;
 use embassy_futures::select::{select, select3, Either};
 use embassy_net::tcp::TcpSocket;
@@ -149,15 +151,20 @@ async fn read_until(mut s: Session<'static>, needle: &[u8]) -> Vec<u8> {
     got
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn shell_session_across_two_embassy_net_stacks() {
+/// The emulator, one shell session on it as the device sees it (by name: the emulator's
+/// certificate names `localhost`; the address comes from the device's configuration,
+/// `connect_to`), and the emulator's root.
+struct Service {
+    emu: Emulator,
+    response: &'static StartSessionResponse<'static>,
+    ca: &'static [u8],
+}
+
+async fn service() -> Service {
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let target = emu.start_session(&StartSession::shell()).unwrap();
     let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
     let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
-
-    // The device reaches the service by name (the emulator's certificate names `localhost`);
-    // the address comes from its own configuration (`connect_to`).
     let port = emu.addr().port();
     let url = target.stream_url.replace(
         &format!("wss://127.0.0.1:{port}/"),
@@ -174,9 +181,21 @@ async fn shell_session_across_two_embassy_net_stacks() {
     })
     .to_string();
     let json: &'static [u8] = Box::leak(json.into_bytes().into_boxed_slice());
-    let response: &'static StartSessionResponse<'static> =
+    let response =
         leak(StartSessionResponse::parse_with(json, None, Endpoints::DangerousAnyHost).unwrap());
+    Service { emu, response, ca }
+}
 
+/// Runs `device` on stack A while stack B forwards its one TCP connection to the emulator.
+/// Returns how the device's side of that connection ended, as the forwarder saw it, and the
+/// device's outcome. Fails when that side has not ended 10 s after `device` returned.
+async fn across_two_stacks<F, T>(
+    emu: &Emulator,
+    device: impl FnOnce(embassy_net::Stack<'static>) -> F,
+) -> (DeviceEnd, T)
+where
+    F: core::future::Future<Output = T>,
+{
     let (dev_a, rx_a, tx_a) = nic([0x02, 0, 0, 0, 0, 0x01]);
     let (dev_b, rx_b, tx_b) = nic([0x02, 0, 0, 0, 0, 0x02]);
     let (stack_a, mut runner_a) = stack(dev_a, DEVICE_IP, 1);
@@ -184,6 +203,41 @@ async fn shell_session_across_two_embassy_net_stacks() {
 
     let device_done = tokio::sync::Notify::new();
     let device = async {
+        let result = device(stack_a).await;
+        device_done.notify_one();
+        result
+    };
+    let server_side = async {
+        let deadline = async {
+            device_done.notified().await;
+            tokio::time::sleep(core::time::Duration::from_secs(10)).await;
+        };
+        match select(forwarder(stack_b, emu.addr().port(), emu.addr()), deadline).await {
+            Either::First(end) => end,
+            Either::Second(()) => {
+                panic!("the device's TCP connection still open 10 s after it was done")
+            }
+        }
+    };
+    let network = select3(
+        runner_a.run(),
+        runner_b.run(),
+        join(cable(tx_a, rx_b), cable(tx_b, rx_a)),
+    );
+    let everything = select(network, join(server_side, device));
+    let outcome = tokio::time::timeout(core::time::Duration::from_secs(120), everything)
+        .await
+        .expect("stuck for 120 s across the two stacks");
+    let Either::Second(outcome) = outcome else {
+        panic!("the network stopped first");
+    };
+    outcome
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn shell_session_across_two_embassy_net_stacks() {
+    let Service { emu, response, ca } = service().await;
+    let (end, (run, seen)) = across_two_stacks(&emu, |stack_a| async move {
         let net: &'static mut NetResources<'static> = leak(NetResources::new());
         let resources: &'static mut Resources = leak(Resources::new());
         let (session, runner) = ssm_embassy::connect_to(
@@ -206,37 +260,40 @@ async fn shell_session_across_two_embassy_net_stacks() {
             while s.read(&mut buf).await.unwrap() > 0 {}
             seen
         };
-        let result = join(runner.run(), app).await;
-        device_done.notify_one();
-        result
-    };
-    // The device's runner closes its TCP connection when the session ends: the forwarder sees
-    // a FIN (not a reset, not nothing) soon after.
-    let server_side = async {
-        let deadline = async {
-            device_done.notified().await;
-            tokio::time::sleep(core::time::Duration::from_secs(10)).await;
-        };
-        match select(forwarder(stack_b, port, emu.addr()), deadline).await {
-            Either::First(end) => end,
-            Either::Second(()) => panic!("no TCP close within 10 s of the session's end"),
-        }
-    };
-    let network = select3(
-        runner_a.run(),
-        runner_b.run(),
-        join(cable(tx_a, rx_b), cable(tx_b, rx_a)),
-    );
-    let everything = select(network, join(server_side, device));
-    let outcome = tokio::time::timeout(core::time::Duration::from_secs(120), everything)
-        .await
-        .expect(
-            "session across the two stacks stuck for 120 s (or its TCP connection never closed)",
-        );
-    let Either::Second((end, (run, seen))) = outcome else {
-        panic!("the network stopped first");
-    };
+        join(runner.run(), app).await
+    })
+    .await;
     assert!(seen.windows(9).any(|w| w == b"embnet-ok"));
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    // The runner closed its TCP connection when the session ended: a FIN, not a reset, and
+    // not nothing.
     assert_eq!(end, DeviceEnd::Closed);
+}
+
+/// A server the device does not trust gets a reset, and the connection does not stay open.
+#[tokio::test(flavor = "current_thread")]
+async fn untrusted_server_gets_a_reset() {
+    let Service { emu, response, .. } = service().await;
+    let other_root: &'static [u8] = Box::leak(common::pki().0.into_boxed_slice());
+    let (end, result) = across_two_stacks(&emu, |stack_a| async move {
+        let net: &'static mut NetResources<'static> = leak(NetResources::new());
+        let resources: &'static mut Resources = leak(Resources::new());
+        ssm_embassy::connect_to(
+            stack_a,
+            GATEWAY_IP.into(),
+            response,
+            Verification::Root(other_root),
+            net,
+            resources,
+            OsRng,
+        )
+        .await
+        .map(|_| ())
+    })
+    .await;
+    assert_eq!(result, Err(ssm_embassy::Error::Tls));
+    assert_eq!(
+        end,
+        DeviceEnd::Failed(embassy_net::tcp::Error::ConnectionReset)
+    );
 }
