@@ -47,7 +47,8 @@
 //! - `tls`: TLS 1.3 via embedded-tls, verifying ECDSA P-256 chains ([`tls`] says exactly what is
 //!   verified); `tls::Verification::DangerousNoVerification` is the only way to turn it off.
 //! - `tls-rsa`: RSA chains too (what AWS endpoints present); needs a global allocator on the
-//!   device (embedded-tls's RSA verifier allocates).
+//!   device (embedded-tls's RSA verifier allocates; its high-water mark for an RSA-2048 chain
+//!   is about 12 KB). `examples/boards/nucleo-f429zi` sets one up without `unsafe`.
 //! - `net`: the [`connect`] helper over an `embassy_net::tcp::TcpSocket`.
 //! - `defmt` / `log`: logging (never the token); exclusive.
 #![no_std]
