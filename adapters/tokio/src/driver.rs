@@ -208,6 +208,8 @@ struct Driver {
     orphaned_at: Option<Instant>,
     closed: Option<String>,
     closed_at: Option<Instant>,
+    /// When the engine's counters are logged next (debug level, once a second).
+    report_at: Instant,
     failure: Option<Error>,
     exit_code: Option<i32>,
     tbuf: Vec<u8>,
@@ -242,6 +244,7 @@ pub(crate) async fn run(
         orphaned_at: Some(Instant::now()),
         closed: None,
         closed_at: None,
+        report_at: Instant::now(),
         failure: None,
         exit_code: None,
         tbuf: vec![0u8; 16 * 1024],
@@ -314,6 +317,16 @@ impl Driver {
             }
             let wake = self.wait().await;
             self.on_wake(wake);
+            if tracing::enabled!(tracing::Level::DEBUG) && self.report_at <= Instant::now() {
+                self.report_at = Instant::now() + Duration::from_secs(1);
+                tracing::debug!(
+                    stats = ?self.session.stats(),
+                    unacked = self.session.unacked_bytes(),
+                    rto = ?self.session.rto(),
+                    srtt = ?self.session.srtt(),
+                    "engine counters"
+                );
+            }
             // Take what else the socket delivered without going back to the select; pump after
             // each message so acks go out and delivered bytes leave the engine's small buffer.
             for _ in 0..256 {
