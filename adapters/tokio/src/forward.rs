@@ -817,54 +817,82 @@ where
     }
 }
 
+/// Where [`serve_basic`] learns of the client's DisconnectToPort flags: each as its position in
+/// the session's input stream (the bytes the client sent before it; see
+/// [`crate::SessionEvent::Flag`]).
+pub trait Disconnects {
+    /// The next flag's position; `Ready(None)` once no more can come (the session is over).
+    fn poll_disconnect(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<u64>>;
+}
+
+impl Disconnects for mpsc::UnboundedReceiver<u64> {
+    fn poll_disconnect(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<u64>> {
+        self.poll_recv(cx)
+    }
+}
+
+impl<T: Disconnects + ?Sized> Disconnects for &mut T {
+    fn poll_disconnect(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<u64>> {
+        (**self).poll_disconnect(cx)
+    }
+}
+
 /// The agent side of basic port forwarding (emulator, tests): the session's bytes go to one
-/// target connection, opened with `connect` when data first arrives; each `()` from
-/// `disconnects` (one per DisconnectToPort flag) drops it, and the next data opens a new one.
-/// Data from a target that has closed is not expected; its end is simply waited out.
+/// target connection, opened with `connect` when data first arrives; each DisconnectToPort flag
+/// from `disconnects` drops it at the flag's position in the stream (bytes before it go to the
+/// old connection, bytes after it open a new one), as the agent, which handles the stream in
+/// order, does. Data from a target that has closed is not expected; its end is simply waited
+/// out. Returns when the input ends or `disconnects` does.
 ///
 /// # Errors
 /// Reading or writing the session failed.
-pub async fn serve_basic<T, F, Fut>(
-    io: T,
-    connect: F,
-    mut disconnects: mpsc::UnboundedReceiver<()>,
-) -> io::Result<()>
+pub async fn serve_basic<T, F, Fut, D>(io: T, connect: F, mut disconnects: D) -> io::Result<()>
 where
     T: AsyncRead + AsyncWrite + Unpin,
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = io::Result<Box<dyn LocalStreamDyn>>>,
+    D: Disconnects,
 {
     let (mut sr, mut sw) = tokio::io::split(io);
     let mut sbuf = vec![0u8; LOCAL_READ];
     let mut tbuf = vec![0u8; LOCAL_READ];
     let mut target: Option<Box<dyn LocalStreamDyn>> = None;
-    let mut flags_open = true;
+    // Flag positions not yet reached, and the input bytes read so far.
+    let mut flags = std::collections::VecDeque::new();
+    let mut consumed = 0u64;
     loop {
         tokio::select! {
-            // A flag sent before the next connection's data must act first (on a session both
-            // travel in one ordered stream).
             biased;
-            d = disconnects.recv(), if flags_open => match d {
-                Some(()) => {
-                    if let Some(mut t) = target.take() {
-                        let _ = t.shutdown().await;
-                    }
-                }
-                None => flags_open = false,
+            d = std::future::poll_fn(|cx| disconnects.poll_disconnect(cx)) => match d {
+                Some(at) => flags.push_back(at),
+                None => return Ok(()),
             },
             r = sr.read(&mut sbuf) => {
                 let n = r?;
                 if n == 0 {
                     return Ok(());
                 }
-                if target.is_none() {
-                    // A target that refuses drops this data, as the agent does (it would send
-                    // ConnectToPortError).
-                    target = connect().await.ok();
-                }
-                if let Some(t) = target.as_mut() {
-                    if t.write_all(&sbuf[..n]).await.is_err() {
-                        target = None;
+                // A flag sent before these bytes was reported before they reached the pipe:
+                // take every flag reported by now, then split the bytes at their positions.
+                ready_flags(&mut disconnects, &mut flags);
+                let mut chunk = &sbuf[..n];
+                loop {
+                    let room = flags.front().map_or(u64::MAX, |&at: &u64| {
+                        at.saturating_sub(consumed)
+                    });
+                    let take = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                    if take > 0 {
+                        deliver(&mut target, &connect, &chunk[..take]).await;
+                        consumed += take as u64;
+                        chunk = &chunk[take..];
+                    }
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    // At a flag's position: end this connection.
+                    flags.pop_front();
+                    if let Some(mut t) = target.take() {
+                        let _ = t.shutdown().await;
                     }
                 }
             }
@@ -885,6 +913,38 @@ where
                     sw.flush().await?;
                 }
             },
+        }
+        // Flags at the position reached (e.g. right after the last byte of a connection).
+        while flags.front().is_some_and(|&at| at <= consumed) {
+            flags.pop_front();
+            if let Some(mut t) = target.take() {
+                let _ = t.shutdown().await;
+            }
+        }
+    }
+}
+
+/// Takes the flags `disconnects` has ready now, without waiting.
+fn ready_flags<D: Disconnects>(disconnects: &mut D, flags: &mut std::collections::VecDeque<u64>) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    while let std::task::Poll::Ready(Some(at)) = disconnects.poll_disconnect(&mut cx) {
+        flags.push_back(at);
+    }
+}
+
+/// Writes `data` to the target connection, opening it first if there is none. A target that
+/// refuses drops the data, as the agent does (it would send ConnectToPortError).
+async fn deliver<F, Fut>(target: &mut Option<Box<dyn LocalStreamDyn>>, connect: &F, data: &[u8])
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = io::Result<Box<dyn LocalStreamDyn>>>,
+{
+    if target.is_none() {
+        *target = connect().await.ok();
+    }
+    if let Some(t) = target.as_mut() {
+        if t.write_all(data).await.is_err() {
+            *target = None;
         }
     }
 }
