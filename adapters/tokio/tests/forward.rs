@@ -360,7 +360,7 @@ async fn basic_mode_against_agent_side() {
         listener,
         move || {
             flag_tx
-                .send(written.load(Ordering::SeqCst))
+                .send(BasicFlag::Disconnect(written.load(Ordering::SeqCst)))
                 .map_err(|_| std::io::Error::other("agent gone"))
         },
         stats.clone(),

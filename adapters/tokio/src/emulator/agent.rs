@@ -295,16 +295,20 @@ async fn run_port(
 /// Why a port session ended when the client sent TerminateSession.
 const TERMINATED: &str = "the client terminated the session";
 
-/// A basic port session's events as [`crate::forward::Disconnects`]: DisconnectToPort flags
-/// with their positions; TerminateSession, the session's end, or the end of the events end it
+/// A basic port session's events as [`crate::forward::BasicFlags`]: DisconnectToPort and
+/// TerminateSession with their positions; the session's end, or the end of the events, end it
 /// (with the reason kept in `end`).
 struct FlagEvents<'a> {
     events: &'a mut crate::Events,
     end: Option<String>,
 }
 
-impl crate::forward::Disconnects for FlagEvents<'_> {
-    fn poll_disconnect(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<u64>> {
+impl crate::forward::BasicFlags for FlagEvents<'_> {
+    fn poll_flag(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<crate::forward::BasicFlag>> {
+        use crate::forward::BasicFlag;
         use std::task::Poll;
         if self.end.is_some() {
             return Poll::Ready(None);
@@ -314,20 +318,28 @@ impl crate::forward::Disconnects for FlagEvents<'_> {
                 Poll::Ready(ev) => ev,
                 Poll::Pending => return Poll::Pending,
             };
-            match ev {
+            return Poll::Ready(match ev {
                 Some(SessionEvent::Flag {
                     flag: FLAG_DISCONNECT,
                     after,
-                }) => return Poll::Ready(Some(after)),
+                }) => Some(BasicFlag::Disconnect(after)),
                 Some(SessionEvent::Flag {
                     flag: FLAG_TERMINATE,
-                    ..
-                }) => self.end = Some(TERMINATED.into()),
-                Some(SessionEvent::Closed(r)) => self.end = Some(r),
-                None => self.end = Some("session ended".into()),
+                    after,
+                }) => {
+                    self.end = Some(TERMINATED.into());
+                    Some(BasicFlag::Terminate(after))
+                }
+                Some(SessionEvent::Closed(r)) => {
+                    self.end = Some(r);
+                    None
+                }
+                None => {
+                    self.end = Some("session ended".into());
+                    None
+                }
                 Some(_) => continue,
-            }
-            return Poll::Ready(None);
+            });
         }
     }
 }
