@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{cmd, EmulatorProcess, TempDir, BIN};
+use common::{cmd, payload, EmulatorProcess, TempDir, BIN};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -152,19 +152,6 @@ fn echo_once(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
     c.read_exact(&mut back).unwrap();
     writer.join().unwrap().unwrap();
     back
-}
-
-/// A distinct payload per client: its index, then pseudo-random bytes.
-fn payload(i: usize, len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    let mut v = format!("client {i}:").into_bytes();
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.push(x.to_le_bytes()[0]);
-    }
-    v
 }
 
 fn concurrent_echo(addr: SocketAddr, clients: usize, len: usize) {
