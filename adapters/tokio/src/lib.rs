@@ -68,13 +68,13 @@
 //!   duplicate, reorder and delay faults, repeated WebSocket cuts with resume losing nothing,
 //!   bad token, untrusted CA, unreachable endpoint and `ws://` policy errors.
 //! - The SSM JSON API (StartSession, ResumeSession, TerminateSession, errors) over HTTP.
+//! - Port sessions through the emulator: smux-multiplexed and basic (old agent) forwarding to
+//!   a target `host:port`, SSH as a ProxyCommand (see [`forward`] and `tests/port_forwarding.rs`),
+//!   and a benchmark (`benches/port_forwarding.rs`, figures in BENCHMARKS.md).
+//! - Bulk transfers use the engine's default 256 KiB window: the engine no longer falls into a
+//!   resend storm when the queues grow longer than its timeout (see `ssm_proto::session`).
 //! - Not here: SigV4 signing of the upgrade request (the official client signs; the emulator
-//!   does not check), KMS encryption (the engine answers "unsupported"), port sessions in the
-//!   emulator (see [`forward`] for the client side).
-//! - Known limit: with the engine's default 256 KiB window, two debug builds saturating both
-//!   directions on a loaded machine can fall into a resend storm (the engine resends every
-//!   message whose timer expired); the bulk tests use a 16 KiB window. Release builds move
-//!   10 MiB each way in well under a second on loopback.
+//!   does not check), KMS encryption (the engine answers "unsupported").
 
 #![allow(
     clippy::std_instead_of_core,
