@@ -232,6 +232,9 @@ pub struct Session<
     events: Deque<Event, EVENTS>,
     phase: Phase,
     closing: Option<Closing>,
+    /// The peer closed the channel while acknowledged messages still waited for room in the
+    /// read buffer: the session closes with this reason once they are delivered.
+    close_after_drain: Option<CloseReason>,
     closed_event_pending: bool,
     /// Agent: `Event::Opened` to report; the HandshakeRequest follows it.
     opened_event_pending: bool,
@@ -362,6 +365,7 @@ impl<
             events: Deque::new(),
             phase: Phase::Opening,
             closing: None,
+            close_after_drain: None,
             closed_event_pending: false,
             opened_event_pending: false,
             transport_up: false,
@@ -1310,6 +1314,11 @@ impl<
                 break;
             }
         }
+        if self.reorder.get(self.expected).is_none() {
+            if let Some(reason) = self.close_after_drain.take() {
+                self.close_with(reason);
+            }
+        }
     }
 
     fn event_room(&self, n: usize) -> bool {
@@ -1621,7 +1630,13 @@ impl<
         } else {
             CloseReason::ChannelClosed
         };
-        self.close_with(reason);
+        if self.reorder.get(self.expected).is_some() {
+            // Messages acknowledged and held for room in the read buffer come first: the peer
+            // counts them as delivered.
+            self.close_after_drain = Some(reason);
+        } else {
+            self.close_with(reason);
+        }
         r.map_err(Error::Payload)
     }
 

@@ -1201,6 +1201,35 @@ fn one_lost_message_costs_one_retransmission() {
 }
 
 #[test]
+fn channel_closed_after_held_data_delivers_it_first() {
+    // The client's read buffer (Small: 4 KiB) fills; later messages are acknowledged and held.
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    events(&mut a);
+    let out = super::sim::bytes(5, 10_000);
+    let mut sent = 0;
+    let mut now = 10;
+    while sent < out.len() {
+        sent += a.write(at(now), &out[sent..]).unwrap_or(0);
+        exchange(&mut c, &mut a, at(now));
+        now += 1;
+    }
+    assert_eq!(
+        a.unacked_bytes(),
+        0,
+        "the agent counts every byte as delivered"
+    );
+    // The agent closes; the client has read nothing yet.
+    a.close_channel(at(now), "done");
+    exchange(&mut c, &mut a, at(now));
+    assert!(!c.is_closed(), "held data first");
+    let (got, _) = read_all(&mut c);
+    assert_eq!(got, out, "every acknowledged byte reaches the reader");
+    assert!(events(&mut c).contains(&Event::Closed(CloseReason::ChannelClosed)));
+    assert!(c.is_closed());
+}
+
+#[test]
 fn max_ahead_defaults() {
     assert_eq!(Config::client(1).max_ahead, 10_000);
     assert_eq!(Config::agent(1, AgentHandshake::SHELL).max_ahead, 10_000);
