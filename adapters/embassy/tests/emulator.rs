@@ -7,10 +7,10 @@
 //! every retransmission timeout (about 60 ms on loopback) while this debug-build client read
 //! slower than that, its frames waited in an unbounded queue before the socket, and goodput
 //! collapsed (agent: 60 774 messages sent, 58 952 of them resends, for 1 034 messages of data;
-//! the client reset when the agent hung up with `channel_closed` still queued). The agent now
-//! keeps at most `Config::max_ahead` (16) messages in flight past the oldest unacknowledged
-//! one, and the tokio driver bounds the frames waiting for the socket. The watchdog turns a
-//! stall into a failure after 120 s.
+//! the client reset when the agent hung up with `channel_closed` still queued). Now the engine
+//! restarts its timers on every acknowledgement and, after a silent timeout, probes with the
+//! oldest message alone (no storm behind a long queue), and the tokio transport bounds the
+//! frames waiting for the socket. The watchdog turns a stall into a failure after 120 s.
 #![cfg(feature = "tls")]
 
 use embassy_futures::join::join;
