@@ -41,6 +41,8 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 /// Agent role: after the session closed, how long to keep the connection so the engine can
 /// repeat `channel_closed` until the client hangs up.
 const AGENT_LINGER: Duration = Duration::from_secs(3);
+/// While the transport's writer is backlogged, how often the engine's timers are looked at.
+const BACKLOG_RECHECK: Duration = Duration::from_millis(50);
 
 pub(crate) enum Role {
     Client {
@@ -166,6 +168,7 @@ enum Wake {
     Wrote(usize, std::io::Result<usize>),
     Reconnected(Result<(BoxWs, Token), Error>),
     Paced,
+    Drained,
 }
 
 struct Driver {
@@ -405,9 +408,9 @@ impl Driver {
                     self.apply(c);
                 }
             }
-            // Engine → socket.
+            // Engine → socket, while the writer keeps up (else `Transport::drained` wakes us).
             if self.transport.is_some() {
-                loop {
+                while !self.backlogged() {
                     let now = self.now();
                     match self.session.poll_transmit(now, &mut self.tbuf) {
                         Ok(Some(t)) => {
@@ -439,6 +442,13 @@ impl Driver {
                 break;
             }
         }
+    }
+
+    /// The transport's writer holds `MAX_BACKLOG` frames: take none from the engine now.
+    fn backlogged(&self) -> bool {
+        self.transport
+            .as_ref()
+            .is_some_and(Transport::is_backlogged)
     }
 
     /// Moves delivered bytes from the engine to the sinks while each holds less than `max`
@@ -599,6 +609,13 @@ impl Driver {
     /// Waits for the next thing to do.
     async fn wait(&mut self) -> Wake {
         let mut timer = self.session.poll_timeout().map(|t| self.to_tokio(t));
+        let backlogged = self.backlogged();
+        if backlogged {
+            // A retransmission that is due waits for `Drained`, not for the timer (which would
+            // fire at once, again and again); the timer still comes round for the give-up.
+            let later = Instant::now() + BACKLOG_RECHECK;
+            timer = timer.map(|t| t.max(later));
+        }
         if let (Some(since), Some(limit)) = (self.orphaned_at, self.setup.orphan_timeout) {
             let t = since + limit;
             timer = Some(timer.map_or(t, |x| x.min(t)));
@@ -613,6 +630,7 @@ impl Driver {
         let pace = self.pace_until.filter(|t| staged || *t > Instant::now());
         let accept_input =
             self.closed.is_none() && self.handshake_done && self.writable && pace.is_none();
+        let drained = self.transport.as_ref().map(Transport::drained);
         let [s0, s1] = &mut self.sources;
         let [k0, k1] = &mut self.sinks;
         let reconnecting = self.reconnect.is_some();
@@ -620,6 +638,7 @@ impl Driver {
         tokio::select! {
             c = self.commands.recv(), if self.commands_open => Wake::Command(c),
             Some(e) = self.tr_rx.recv() => Wake::Transport(e),
+            _ = async { drained.expect("guarded").notified().await }, if backlogged => Wake::Drained,
             _ = sleep_opt(timer) => Wake::Timer,
             _ = sleep_opt(pace) => Wake::Paced,
             r = read_src(s0), if accept_input && s0.can_read() => Wake::Read(0, r),
@@ -650,6 +669,8 @@ impl Driver {
                 }
             }
             Wake::Paced => self.pace_until = None,
+            // The writer has room again: the next `pump` takes frames from the engine.
+            Wake::Drained => {}
             Wake::Transport(TransportEvent::Message(g, m)) => {
                 if g != self.generation || self.transport.is_none() {
                     return;

@@ -1,12 +1,14 @@
 //! The WebSocket under a session: connecting (client), and the two tasks that move messages
 //! between a socket and the driver, with optional [`Faults`] in between.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -175,6 +177,13 @@ pub(crate) enum TransportEvent {
     Closed(u64, String),
 }
 
+/// Frames handed to the writer task and not yet written to the socket, at most: the driver takes
+/// no more from the engine while this many wait. The engine times a frame from the moment
+/// `poll_transmit` returns it; a frame that then waits in an unbounded queue behind a slow socket
+/// times out before it is even sent, is sent again, and lengthens the queue further. Bounded, a
+/// frame waits at most for this many frames (about 70 KiB) besides the socket's own buffers.
+pub(crate) const MAX_BACKLOG: usize = 64;
+
 /// What the driver asks the writer task to do.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
@@ -190,13 +199,29 @@ pub(crate) enum Outgoing {
 /// A running transport: two tasks; dropping this aborts both, which drops the socket.
 pub(crate) struct Transport {
     tx: mpsc::UnboundedSender<Outgoing>,
+    /// Frames sent to the writer and not yet written (or staged by faults).
+    backlog: Arc<AtomicUsize>,
+    /// Notified when the backlog falls below [`MAX_BACKLOG`] from at or above it.
+    drained: Arc<Notify>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
 }
 
 impl Transport {
     pub(crate) fn send(&self, m: Outgoing) {
+        self.backlog.fetch_add(1, Ordering::AcqRel);
         let _ = self.tx.send(m);
+    }
+
+    /// Whether the writer holds [`MAX_BACKLOG`] frames or more: send nothing more until
+    /// [`Transport::drained`] is notified.
+    pub(crate) fn is_backlogged(&self) -> bool {
+        self.backlog.load(Ordering::Acquire) >= MAX_BACKLOG
+    }
+
+    /// Notified (once, the permit kept if nobody waits) when the backlog falls below the limit.
+    pub(crate) fn drained(&self) -> Arc<Notify> {
+        self.drained.clone()
     }
 
     /// Sends a close frame and lets the writer finish (bounded), then drops the socket.
@@ -237,12 +262,16 @@ pub(crate) fn spawn(
     events: mpsc::UnboundedSender<TransportEvent>,
 ) -> Transport {
     let faults = faults.filter(|f| !f.is_none());
-    let cut = std::sync::Arc::new(CutCounter {
+    let cut = Arc::new(CutCounter {
         limit: faults.as_ref().and_then(|f| f.cut_after),
         seen: Default::default(),
     });
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let written = backlog.clone();
+    let drained = Arc::new(Notify::new());
+    let drained_w = drained.clone();
 
     let ev = events.clone();
     let cut_r = cut.clone();
@@ -312,6 +341,11 @@ pub(crate) fn spawn(
                         Err(_) => break,
                     }
                 }
+                // `Close` is queued by `close_gracefully`, outside the count.
+                let taken = batch
+                    .iter()
+                    .filter(|m| !matches!(m, Outgoing::Close))
+                    .count();
                 let mut priority = Vec::new();
                 let mut data = Vec::new();
                 for m in batch {
@@ -338,6 +372,11 @@ pub(crate) fn spawn(
                     sink.feed(m).await.map_err(|e| ws_detail(&e))?;
                 }
                 sink.flush().await.map_err(|e| ws_detail(&e))?;
+                // Only the driver adds to the backlog, and only while it is below the limit: a
+                // decrement from at or above it may be the one the driver waits for.
+                if taken > 0 && written.fetch_sub(taken, Ordering::AcqRel) >= MAX_BACKLOG {
+                    drained_w.notify_one();
+                }
                 if closing {
                     let _ = sink.send(Message::Close(None)).await;
                     return Ok(());
@@ -349,12 +388,63 @@ pub(crate) fn spawn(
             let _ = events.send(TransportEvent::Closed(generation, reason));
         }
     });
-    Transport { tx, reader, writer }
+    Transport {
+        tx,
+        backlog,
+        drained,
+        reader,
+        writer,
+    }
 }
 
 async fn sleep_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    /// The writer's backlog counts frames until they are written: a peer that reads nothing
+    /// keeps the transport backlogged (the driver then takes nothing more from the engine), and
+    /// once the peer reads, `drained` wakes the driver and the backlog is gone.
+    #[tokio::test]
+    async fn backlog_holds_while_the_peer_reads_nothing_and_drains_after() {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let ws = WebSocketStream::from_raw_socket(ours, Role::Client, None).await;
+        let (events, _events_rx) = mpsc::unbounded_channel();
+        let t = spawn(boxed(ws), 1, None, events);
+        let drained = t.drained();
+        assert!(!t.is_backlogged());
+        for i in 0..MAX_BACKLOG {
+            t.send(Outgoing::Message(Message::binary(vec![i as u8; 1024])));
+        }
+        assert!(t.is_backlogged());
+        // 64 KiB cannot pass a 4 KiB pipe nobody reads: the writer stays blocked.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            t.is_backlogged(),
+            "frames counted as written before they were"
+        );
+
+        let mut peer = WebSocketStream::from_raw_socket(theirs, Role::Server, None).await;
+        let read = async {
+            for i in 0..MAX_BACKLOG {
+                let m = peer.next().await.expect("a message").expect("no error");
+                assert_eq!(m.into_data().as_ref(), &vec![i as u8; 1024][..]);
+            }
+        };
+        let woke = async {
+            tokio::time::timeout(Duration::from_secs(5), drained.notified())
+                .await
+                .is_ok()
+        };
+        let (woke, ()) = tokio::join!(woke, read);
+        assert!(woke, "the driver was not woken when the backlog drained");
+        assert!(!t.is_backlogged());
     }
 }

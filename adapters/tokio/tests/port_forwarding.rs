@@ -57,12 +57,33 @@ async fn open(emu: &Emulator, req: &StartSession) -> (ClientSession, HandshakeIn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multiplexed_through_the_emulator() {
+    // Defaults stay under the engine's 256 KiB window in flight. CONNS / SIZE raise the load,
+    // NOPACE=1 drops the emulated agent's 1 ms pause per message.
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let pacing = std::env::var("NOPACE").is_err();
+    multiplexed(env("CONNS", 8), env("SIZE", 16 * 1024), pacing).await;
+}
+
+/// 16 connections × 64 KiB each way at once with an unpaced agent: about 1.2 MB in flight both
+/// ways. The driver once queued frames for the socket without bound; behind a slow socket they
+/// outlived their retransmission timeout before being sent, were queued again, and the session
+/// collapsed into retransmissions (one run in three to eight timed out after 60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multiplexed_heavy_load_without_pacing() {
+    multiplexed(16, 64 * 1024, false).await;
+}
+
+/// `conns` concurrent connections through one multiplexed session, each echoing its own
+/// payload of about `size` bytes; `pacing`: the agent's 1 ms pause per message.
+async fn multiplexed(conns: usize, size: usize, pacing: bool) {
     let echo = echo_port().await;
     let emu = Emulator::start(EmulatorConfig {
-        // NOPACE=1: no 1 ms pause per agent message (more load on the session).
-        pacing: std::env::var("NOPACE")
-            .is_err()
-            .then_some(Duration::from_millis(1)),
+        pacing: pacing.then_some(Duration::from_millis(1)),
         ..EmulatorConfig::default()
     })
     .await
@@ -83,17 +104,6 @@ async fn multiplexed_through_the_emulator() {
         let stats = stats.clone();
         async move { run_port_session(session, &info, listener, stats).await }
     });
-    // Defaults stay under the engine's 256 KiB window in flight. CONNS / SIZE raise the load:
-    // above about that much in flight both ways, sessions stall in the engine + driver (the
-    // host's own ten_mb_* emulator tests time out the same way; see the wsmux report).
-    let conns: usize = std::env::var("CONNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
-    let size: usize = std::env::var("SIZE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16 * 1024);
     let mut tasks = Vec::new();
     for i in 0..conns {
         tasks.push(tokio::spawn(async move {
