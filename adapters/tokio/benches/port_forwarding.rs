@@ -32,8 +32,11 @@
 //! The baseline is our engine and driver configured like the official client: 1024-byte
 //! messages, a window of `usize::MAX` (the engine still holds at most its 256 KiB / 256
 //! messages of send buffer; at one message per millisecond on loopback a handful are in
-//! flight, so that bound never binds) and the driver's documented `ConnectOptions::pacing` of
-//! 1 ms after each data message, once per session as the plugin's `transferDataToServer` loop.
+//! flight, so that bound never binds), and in front of the session's input the plugin's send
+//! loop as a harness knob ([`paced`]): one thread per session reads at most 1024 bytes, hands
+//! them to the session, then sleeps 1 ms. It sleeps with `std::thread::sleep` (nanosleep, like
+//! Go's `time.Sleep`); the driver's own `ConnectOptions::pacing` uses tokio's millisecond timer
+//! wheel, whose 1 ms pause lasts about 2 ms, which would halve the baseline unfairly.
 #![allow(
     clippy::std_instead_of_core,
     reason = "a std benchmark; the workspace lint guards the no_std core"
@@ -48,9 +51,11 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use ssm_tokio::emulator::{Emulator, EmulatorConfig};
-use ssm_tokio::forward::{run_port_session, ListenAddr, Listener, PortMode, Stats};
-use ssm_tokio::{ConnectOptions, EngineConfig, Faults, SessionEvent, Target, TlsOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ssm_tokio::forward::{forward_mux, ListenAddr, Listener, PortMode, Stats};
+use ssm_tokio::{
+    ConnectOptions, EngineConfig, Faults, SessionEvent, StreamWriter, Target, TlsOptions,
+};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The child process runs the emulator when this variable is set (its value: the faults).
@@ -60,6 +65,8 @@ const RING_LEN: usize = 1_048_573;
 /// Largest slice read or written at once by the application ends.
 const IO: usize = 64 * 1024;
 const MB: f64 = 1e6;
+/// `ResumeSession` calls made (one per WebSocket the emulator cut), for the integrity report.
+static RESUMES: AtomicU64 = AtomicU64::new(0);
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -106,14 +113,14 @@ impl Opts {
             perf: only.contains("perf"),
             latency: only.contains("latency"),
             integrity: only.contains("integrity"),
-            mb: num("--mb", 2.0, 64.0, quick),
-            baseline_up_mb: num("--baseline-up-mb", 0.25, 4.0, quick),
+            mb: num("--mb", 1.0, 128.0, quick),
+            baseline_up_mb: num("--baseline-up-mb", 0.1, 4.0, quick),
             conns,
             rounds: num("--rounds", 1.0, 1.0, quick).max(1.0) as usize,
             samples: num("--samples", 20.0, 300.0, quick) as usize,
-            integrity_mb: num("--integrity-mb", 4.0, 100.0, quick),
+            integrity_mb: num("--integrity-mb", 2.0, 100.0, quick),
             integrity_conns: num("--integrity-conns", 2.0, 4.0, quick).max(1.0) as usize,
-            cut_after: num("--cut-after", 1500.0, 40_000.0, quick) as u64,
+            cut_after: num("--cut-after", 1000.0, 40_000.0, quick) as u64,
             stall: Duration::from_secs_f64(num("--stall-secs", 20.0, 20.0, quick)),
         }
     }
@@ -370,23 +377,49 @@ impl Client {
     }
 
     fn options(self, ca_pem: &str) -> ConnectOptions {
-        let seed = 7;
-        let (config, pacing) = match self {
-            Client::Ours => (EngineConfig::client(seed), None),
-            Client::Baseline => {
-                let mut c = EngineConfig::client(seed);
-                c.chunk_size = 1024;
-                c.window = usize::MAX;
-                (c, Some(Duration::from_millis(1)))
-            }
-        };
+        let mut config = EngineConfig::client(7);
+        if self == Client::Baseline {
+            config.chunk_size = 1024;
+            config.window = usize::MAX;
+        }
         ConnectOptions {
             tls: TlsOptions::emulator(ca_pem.as_bytes().to_vec()),
             config: Some(config),
-            pacing,
             ..ConnectOptions::default()
         }
     }
+
+    /// The session's input as this client writes it: directly, or through the plugin's send
+    /// loop ([`paced`]).
+    fn input(self, input: StreamWriter) -> Box<dyn AsyncWrite + Send + Unpin> {
+        match self {
+            Client::Ours => Box::new(input),
+            Client::Baseline => Box::new(paced(input)),
+        }
+    }
+}
+
+/// The official plugin's send loop (`transferDataToServer`): read at most 1024 bytes, send them
+/// as one message, sleep 1 ms; once per session. Runs on its own thread so the pause has
+/// nanosleep's precision, as Go's. Returns the end the application writes to.
+fn paced(mut input: StreamWriter) -> DuplexStream {
+    let handle = tokio::runtime::Handle::current();
+    let (front, mut back) = tokio::io::duplex(64 * 1024);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = match handle.block_on(back.read(&mut buf)) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if handle.block_on(input.write_all(&buf[..n])).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = handle.block_on(input.shutdown());
+    });
+    front
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -553,6 +586,7 @@ async fn open_session(
     let endpoint = emu.endpoint;
     options.resume = Some(Arc::new(move || {
         let body = serde_json::json!({ "SessionId": session_id });
+        RESUMES.fetch_add(1, Relaxed);
         Box::pin(async move { api(endpoint, "ResumeSession", &body).await })
     }));
     let mut s = ssm_tokio::connect(target, options)
@@ -585,6 +619,11 @@ async fn open_port_session(spec: &Spec, emu: &Emu) -> Result<(SocketAddr, Arc<St
     if PortMode::of(&info).map_err(|e| e.to_string())? != PortMode::Multiplexed {
         return Err("the port session is not multiplexed".into());
     }
+    // What `run_port_session` does for a multiplexed session, with the client's input path.
+    let (output, _stderr, input, mut events, _control, _finished) = s.into_parts();
+    tokio::spawn(async move { while events.next().await.is_some() {} });
+    let io = tokio::io::join(output, spec.client.input(input));
+    let config = ssm_proto::smux::Config::for_agent(&info.agent_version);
     let listener = Listener::bind(&ListenAddr::Tcp(([127, 0, 0, 1], 0).into()))
         .await
         .map_err(|e| e.to_string())?;
@@ -594,7 +633,7 @@ async fn open_port_session(spec: &Spec, emu: &Emu) -> Result<(SocketAddr, Arc<St
     let stats = Arc::new(Stats::default());
     let st = stats.clone();
     tokio::spawn(async move {
-        if let Err(e) = run_port_session(s, &info, listener, st).await {
+        if let Err(e) = forward_mux(io, config, listener, st).await {
             eprintln!("  port session ended: {e}");
         }
     });
@@ -719,19 +758,19 @@ async fn transfer(spec: &Spec, opts: &Opts, emu: &Emu, ring: Arc<Ring>) -> Resul
 // ---------------------------------------------------------------------------------------------
 // Keystroke latency
 
-/// Round trips of one byte typed into a shell (bash in the emulator's PTY) until its echo.
-fn keystrokes(client: Client, samples: usize) -> Result<Vec<Duration>, String> {
-    let emu = Emu::start(None).map_err(|e| format!("child emulator: {e}"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let r = rt.block_on(async {
+/// A shell session (bash in the emulator's PTY) ready for typing.
+struct Shell {
+    out: ssm_tokio::StreamReader,
+    input: Box<dyn AsyncWrite + Send + Unpin>,
+    buf: Vec<u8>,
+}
+
+impl Shell {
+    async fn open(client: Client, emu: &Emu) -> Result<Shell, String> {
         let req = serde_json::json!({ "Target": "i-0portbench" });
         // Wide enough that the typed line never wraps.
-        let (s, _) = open_session(client, &emu, &req, Some((2000, 50))).await?;
-        let (mut out, _err, mut input, mut events, _control, _fin) = s.into_parts();
+        let (s, _) = open_session(client, emu, &req, Some((2000, 50))).await?;
+        let (mut out, _err, input, mut events, _control, _fin) = s.into_parts();
         tokio::spawn(async move { while events.next().await.is_some() {} });
         let mut buf = vec![0u8; 64 * 1024];
         // The prompt: some output, then 300 ms of quiet.
@@ -748,35 +787,75 @@ fn keystrokes(client: Client, samples: usize) -> Result<Vec<Duration>, String> {
                 Err(_) => {}
             }
         }
-        let warmup = 10;
-        let mut lat = Vec::with_capacity(samples);
-        for i in 0..warmup + samples {
-            let t = Instant::now();
-            input.write_all(b"x").await.map_err(|e| e.to_string())?;
-            loop {
-                let n = tokio::time::timeout(Duration::from_secs(10), out.read(&mut buf))
-                    .await
-                    .map_err(|_| format!("STALLED: no echo of keystroke {i} in 10 s"))?
-                    .map_err(|e| e.to_string())?;
-                if n == 0 {
-                    return Err("shell ended".into());
-                }
-                if buf[..n].contains(&b'x') {
-                    break;
-                }
+        Ok(Shell {
+            out,
+            input: client.input(input),
+            buf,
+        })
+    }
+
+    /// Types one `x` and waits for its echo.
+    async fn keystroke(&mut self) -> Result<Duration, String> {
+        let t = Instant::now();
+        self.input
+            .write_all(b"x")
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(10), self.out.read(&mut self.buf))
+                .await
+                .map_err(|_| "STALLED: no echo in 10 s".to_string())?
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("shell ended".into());
             }
-            if i >= warmup {
-                lat.push(t.elapsed());
+            if self.buf[..n].contains(&b'x') {
+                return Ok(t.elapsed());
             }
-            // A typist's pause, so the baseline's 1 ms send pause has always passed.
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let _ = input.write_all(b"\x15exit\r").await;
+    }
+}
+
+/// Round trips of one byte typed into a shell until its echo, for both clients, their
+/// keystrokes alternating (two sessions on one emulator) so both see the same machine.
+fn keystrokes(samples: usize) -> Result<[Vec<Duration>; 2], String> {
+    let emu = Emu::start(None).map_err(|e| format!("child emulator: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let r = rt.block_on(async {
+        let mut shells = [
+            Shell::open(Client::Ours, &emu).await?,
+            Shell::open(Client::Baseline, &emu).await?,
+        ];
+        let warmup = 10;
+        let mut lat = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
+        for i in 0..warmup + samples {
+            // Who goes first alternates too.
+            for k in [i % 2, 1 - i % 2] {
+                let d = shells[k]
+                    .keystroke()
+                    .await
+                    .map_err(|e| format!("{}, keystroke {i}: {e}", CLIENTS[k].name()))?;
+                if i >= warmup {
+                    lat[k].push(d);
+                }
+                // A typist's pause, so the baseline's 1 ms send pause has always passed.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        for shell in &mut shells {
+            let _ = shell.input.write_all(b"\x15exit\r").await;
+        }
         Ok(lat)
     });
     rt.shutdown_background();
     r
 }
+
+const CLIENTS: [Client; 2] = [Client::Ours, Client::Baseline];
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -794,16 +873,13 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Median MB/s, client CPU s/MB, emulator CPU s/MB over the rounds; or why a round failed.
-fn measure(spec: &Spec, opts: &Opts, ring: &Arc<Ring>) -> Result<[f64; 3], String> {
-    let (mut rate, mut ccpu, mut ecpu) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..opts.rounds {
-        eprintln!(
-            "run: {} (round {}/{})",
-            spec.label(),
-            round + 1,
-            opts.rounds
-        );
+/// One client's rounds of one row: MB/s, client CPU s/MB, emulator CPU s/MB each.
+#[derive(Default)]
+struct Samples([Vec<f64>; 3]);
+
+impl Samples {
+    fn run(&mut self, spec: &Spec, opts: &Opts, ring: &Arc<Ring>) -> Result<(), String> {
+        eprintln!("run: {}", spec.label());
         let o = run(spec, opts, ring)?;
         let mb = spec.bytes as f64 / MB;
         eprintln!(
@@ -813,11 +889,15 @@ fn measure(spec: &Spec, opts: &Opts, ring: &Arc<Ring>) -> Result<[f64; 3], Strin
             o.client_cpu,
             o.emu_cpu
         );
-        rate.push(mb / o.secs);
-        ccpu.push(o.client_cpu / mb);
-        ecpu.push(o.emu_cpu / mb);
+        self.0[0].push(mb / o.secs);
+        self.0[1].push(o.client_cpu / mb);
+        self.0[2].push(o.emu_cpu / mb);
+        Ok(())
     }
-    Ok([median(&mut rate), median(&mut ccpu), median(&mut ecpu)])
+
+    fn medians(mut self) -> [f64; 3] {
+        self.0.each_mut().map(|v| median(v))
+    }
 }
 
 fn fmt_cell(r: &Result<[f64; 3], String>, i: usize, digits: usize) -> String {
@@ -855,28 +935,36 @@ fn perf(opts: &Opts, ring: &Arc<Ring>) -> bool {
     let mut rows = Vec::new();
     for dir in [Dir::Up, Dir::Down] {
         for &conns in &opts.conns {
-            let one = |client: Client| {
-                let mb = if client == Client::Baseline && dir == Dir::Up {
+            let spec = |client: Client| Spec {
+                client,
+                dir,
+                conns,
+                bytes: (if client == Client::Baseline && dir == Dir::Up {
                     opts.baseline_up_mb
                 } else {
                     opts.mb
-                };
-                let spec = Spec {
-                    client,
-                    dir,
-                    conns,
-                    bytes: (mb * MB) as u64,
-                    faults: None,
-                };
-                let r = measure(&spec, opts, ring);
-                if let Err(e) = &r {
-                    eprintln!("  {}: {e}", spec.label());
-                }
-                r
+                } * MB) as u64,
+                faults: None,
             };
-            // Interleaved, so both see the same machine.
-            let ours = one(Client::Ours);
-            let base = one(Client::Baseline);
+            // Rounds interleaved (ours, baseline, ours, ...), so both see the same machine.
+            let (mut a, mut b) = (Samples::default(), Samples::default());
+            let (mut ours, mut base) = (Ok(()), Ok(()));
+            for round in 0..opts.rounds {
+                eprintln!("round {}/{}", round + 1, opts.rounds);
+                if ours.is_ok() {
+                    ours = a.run(&spec(Client::Ours), opts, ring);
+                }
+                if base.is_ok() {
+                    base = b.run(&spec(Client::Baseline), opts, ring);
+                }
+            }
+            for (r, c) in [(&ours, Client::Ours), (&base, Client::Baseline)] {
+                if let Err(e) = r {
+                    eprintln!("  {}: {e}", spec(c).label());
+                }
+            }
+            let ours = ours.map(|()| a.medians());
+            let base = base.map(|()| b.medians());
             rows.push((dir, conns, ours, base));
         }
     }
@@ -924,14 +1012,13 @@ fn perf(opts: &Opts, ring: &Arc<Ring>) -> bool {
 fn latency(opts: &Opts) -> bool {
     let mut ok = true;
     let mut lines = Vec::new();
-    for client in [Client::Ours, Client::Baseline] {
-        eprintln!(
-            "run: keystroke latency, {} ({} samples)",
-            client.name(),
-            opts.samples
-        );
-        match keystrokes(client, opts.samples) {
-            Ok(mut v) => {
+    eprintln!(
+        "run: keystroke latency, ours and baseline alternating ({} samples each)",
+        opts.samples
+    );
+    match keystrokes(opts.samples) {
+        Ok(all) => {
+            for (client, mut v) in CLIENTS.into_iter().zip(all) {
                 v.sort();
                 let ms = |d: Duration| d.as_secs_f64() * 1e3;
                 lines.push(format!(
@@ -943,10 +1030,10 @@ fn latency(opts: &Opts) -> bool {
                     ms(v.last().copied().unwrap_or_default()),
                 ));
             }
-            Err(e) => {
-                ok = false;
-                lines.push(format!("| {} | FAILED: {e} | | | |", client.name()));
-            }
+        }
+        Err(e) => {
+            ok = false;
+            lines.push(format!("| FAILED: {e} | | | | |"));
         }
     }
     println!();
@@ -971,17 +1058,19 @@ fn integrity(opts: &Opts, ring: &Arc<Ring>) -> bool {
             faults: Some(opts.cut_after),
         };
         eprintln!("run: integrity, {}", spec.label());
+        let resumes = RESUMES.load(Relaxed);
         match run(&spec, opts, ring) {
             Ok(o) => {
                 let all = o.conns.iter().all(|c| c.sent == c.got);
                 ok &= all;
                 lines.push(format!(
-                    "{} {:.1} MB in {} connections, {:.1} s ({:.2} MB/s): {}",
+                    "{} {:.1} MB in {} connections, {:.1} s ({:.2} MB/s), {} cuts resumed: {}",
                     if dir == Dir::Up { "upload" } else { "download" },
                     spec.bytes as f64 / MB,
                     spec.conns,
                     o.secs,
                     spec.bytes as f64 / MB / o.secs,
+                    RESUMES.load(Relaxed) - resumes,
                     if all {
                         "every SHA-256 matches"
                     } else {
@@ -1017,6 +1106,13 @@ fn integrity(opts: &Opts, ring: &Arc<Ring>) -> bool {
 }
 
 fn main() {
+    // `RUST_LOG=ssm_tokio=debug` shows the drivers' logs (both processes) when a run stalls.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()),
+        )
+        .with_writer(io::stderr)
+        .try_init();
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         if let Err(e) = child_main(&spec) {
             eprintln!("child emulator: {e}");
