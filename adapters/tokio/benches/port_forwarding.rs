@@ -5,13 +5,14 @@
 //! ```text
 //! cargo bench -p ssm-tokio --features emulator --bench port_forwarding            # full run
 //! cargo bench -p ssm-tokio --features emulator --bench port_forwarding -- --only integrity
-//! cargo test --benches -p ssm-tokio --features emulator                            # quick (CI)
+//! cargo test -p ssm-tokio --features emulator --bench port_forwarding             # quick (CI)
 //! ```
 //!
-//! Without `--bench` on the command line (that is, under `cargo test --benches`) or with
-//! `--quick`, every part runs once at a small size and the process fails on a stall, a timeout
+//! Without `--bench` on the command line (`cargo bench` passes it, `cargo test` does not) or
+//! with `--quick`, every part runs once at a small size and the process fails on a stall, a timeout
 //! or a digest mismatch: the CI smoke test. Options (after `--`): `--only perf,latency,integrity`,
-//! `--mb N` (per run, ours and downloads), `--baseline-up-mb N`, `--conns 1,8,64`, `--rounds N`,
+//! `--mb N` (per run, ours and downloads), `--baseline-up-mb N`, `--conns 1,8,64`, `--rounds N`
+//! (default 3, median reported),
 //! `--samples N`, `--integrity-mb N`, `--integrity-conns N`, `--cut-after FRAMES`,
 //! `--stall-secs N`.
 //!
@@ -26,7 +27,8 @@
 //! The target server speaks a tiny protocol: an 18-byte header (`U` or `D`, a hash flag, length
 //! and seed as big-endian u64). `U`: it reads to EOF and answers the byte count and the SHA-256
 //! of what came (zeros without the flag). `D`: it sends `length` bytes of the seeded pattern and
-//! closes. The pattern is a pseudo-random ring of a prime length, so a reordered, lost or
+//! closes. `S` (straight to the target server, not through the session): its counters, so a
+//! stall report tells what reached the far end. The pattern is a pseudo-random ring of a prime length, so a reordered, lost or
 //! duplicated chunk changes the digest.
 //!
 //! The baseline is our engine and driver configured like the official client: 1024-byte
@@ -67,6 +69,8 @@ const IO: usize = 64 * 1024;
 const MB: f64 = 1e6;
 /// `ResumeSession` calls made (one per WebSocket the emulator cut), for the integrity report.
 static RESUMES: AtomicU64 = AtomicU64::new(0);
+/// Child: bytes the target server received (uploads) and sent (downloads), connections ended.
+static TARGET: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -102,7 +106,7 @@ impl Opts {
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(if q { quick } else { full })
         };
-        // `cargo bench` passes --bench; `cargo test --benches` does not.
+        // `cargo bench` passes --bench; `cargo test` does not.
         let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
         let only = value("--only").unwrap_or_else(|| "perf,latency,integrity".into());
         let conns = value("--conns")
@@ -116,7 +120,7 @@ impl Opts {
             mb: num("--mb", 1.0, 128.0, quick),
             baseline_up_mb: num("--baseline-up-mb", 0.1, 4.0, quick),
             conns,
-            rounds: num("--rounds", 1.0, 1.0, quick).max(1.0) as usize,
+            rounds: num("--rounds", 1.0, 3.0, quick).max(1.0) as usize,
             samples: num("--samples", 20.0, 300.0, quick) as usize,
             integrity_mb: num("--integrity-mb", 2.0, 100.0, quick),
             integrity_conns: num("--integrity-conns", 2.0, 4.0, quick).max(1.0) as usize,
@@ -166,6 +170,38 @@ impl Ring {
         }
         h.finalize().into()
     }
+}
+
+/// The digest comparison can fail: a stream with two 1 KiB messages swapped, one lost, or one
+/// delivered twice hashes differently from the pattern.
+fn self_check(ring: &Ring) -> Result<(), String> {
+    let seed = seed_of(3);
+    let len = 64 * 1024u64;
+    let want = ring.digest(seed, len);
+    let msgs: Vec<&[u8]> = (0..64).map(|k| ring.slice(seed, k * 1024, 1024)).collect();
+    let digest = |order: &[usize]| -> [u8; 32] {
+        let mut h = Sha256::new();
+        for &k in order {
+            h.update(msgs[k]);
+        }
+        h.finalize().into()
+    };
+    let straight: Vec<usize> = (0..64).collect();
+    let mut swapped = straight.clone();
+    swapped.swap(10, 11);
+    let mut lost = straight.clone();
+    lost.remove(20);
+    let mut twice = straight.clone();
+    twice.insert(30, 30);
+    if digest(&straight) != want {
+        return Err("the pattern's digest is not reproducible".into());
+    }
+    for (what, order) in [("swapped", swapped), ("lost", lost), ("duplicated", twice)] {
+        if digest(&order) == want {
+            return Err(format!("a {what} message leaves the digest unchanged"));
+        }
+    }
+    Ok(())
 }
 
 fn hex(d: &[u8]) -> String {
@@ -244,7 +280,9 @@ async fn serve_target(mut s: TcpStream, ring: &Ring) -> io::Result<()> {
                     h.update(&buf[..n]);
                 }
                 count += n as u64;
+                TARGET[0].fetch_add(n as u64, Relaxed);
             }
+            TARGET[2].fetch_add(1, Relaxed);
             let mut reply = [0u8; 40];
             reply[..8].copy_from_slice(&count.to_be_bytes());
             if hash {
@@ -258,8 +296,18 @@ async fn serve_target(mut s: TcpStream, ring: &Ring) -> io::Result<()> {
             while off < len {
                 let n = (len - off).min(IO as u64) as usize;
                 w.write_all(ring.slice(seed, off, n)).await?;
+                TARGET[1].fetch_add(n as u64, Relaxed);
                 off += n as u64;
             }
+            TARGET[2].fetch_add(1, Relaxed);
+            w.shutdown().await
+        }
+        b'S' => {
+            let mut reply = [0u8; 24];
+            for (k, c) in TARGET.iter().enumerate() {
+                reply[k * 8..k * 8 + 8].copy_from_slice(&c.load(Relaxed).to_be_bytes());
+            }
+            w.write_all(&reply).await?;
             w.shutdown().await
         }
         op => Err(io::Error::new(
@@ -321,6 +369,25 @@ impl Drop for Emu {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The target server's counters (bytes received, bytes sent, connections ended), asked
+/// directly; `None` if it does not answer within a second.
+async fn target_counters(port: u16) -> Option<[u64; 3]> {
+    let ask =
+        async {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+            s.write_all(&[b'S'; 18]).await?;
+            let mut reply = [0u8; 24];
+            s.read_exact(&mut reply).await?;
+            Ok::<_, io::Error>([0, 1, 2].map(|k| {
+                u64::from_be_bytes(reply[k * 8..k * 8 + 8].try_into().unwrap_or_default())
+            }))
+        };
+    tokio::time::timeout(Duration::from_secs(1), ask)
+        .await
+        .ok()?
+        .ok()
 }
 
 /// One SSM API call over plain HTTP to the emulator.
@@ -676,32 +743,44 @@ async fn transfer(spec: &Spec, opts: &Opts, emu: &Emu, ring: Arc<Ring>) -> Resul
     });
     // Generous: 0.2 MB/s plus a minute.
     let deadline = Duration::from_secs_f64(60.0 + spec.bytes as f64 / 0.2e6);
-    let counters = |p: &Progress, s: &Stats| {
+    let target_port = emu.target_port;
+    let base = target_counters(target_port).await.unwrap_or_default();
+    let mut target = base;
+    let counters = |p: &Progress, s: &Stats, t: &[u64; 3]| {
         [
             p.sent.load(Relaxed),
             p.received.load(Relaxed),
             s.bytes_out.load(Relaxed),
             s.bytes_in.load(Relaxed),
+            t[0] - base[0],
+            t[1] - base[1],
         ]
     };
-    let describe = |p: &Progress, s: &Stats| {
-        let [sent, recv, out, inn] = counters(p, s);
+    let describe = |p: &Progress, s: &Stats, t: &[u64; 3]| {
+        let [sent, recv, out, inn, t_in, t_out] = counters(p, s, t);
         format!(
-            "app sent {sent} B, app received {recv} B, forwarder out {out} B / in {inn} B, \
-             connections done {}/{}, forwarder streams open {}",
+            "app sent {sent} B, forwarder took {out} B, target received {t_in} B; \
+             target sent {t_out} B, forwarder gave {inn} B, app received {recv} B; \
+             connections done {}/{} (target side {}), forwarder streams open {}",
             p.done.load(Relaxed),
             spec.conns,
+            t[2] - base[2],
             s.active.load(Relaxed)
         )
     };
-    let mut last = counters(&p, &stats);
+    let mut last = counters(&p, &stats, &target);
+    let mut tick = 0u64;
     let mut last_change = Instant::now();
     let mut last_print = Instant::now();
     let ends = loop {
         tokio::select! {
             r = &mut all => break r.map_err(|e| e.to_string())??,
             () = tokio::time::sleep(Duration::from_millis(250)) => {
-                let now = counters(&p, &stats);
+                tick += 1;
+                if tick.is_multiple_of(4) {
+                    target = target_counters(target_port).await.unwrap_or(target);
+                }
+                let now = counters(&p, &stats, &target);
                 if now != last {
                     last = now;
                     last_change = Instant::now();
@@ -712,7 +791,7 @@ async fn transfer(spec: &Spec, opts: &Opts, emu: &Emu, ring: Arc<Ring>) -> Resul
                         "STALLED: nothing moved for {:.0} s after {:.1} s; {}",
                         opts.stall.as_secs_f64(),
                         t0.elapsed().as_secs_f64(),
-                        describe(&p, &stats)
+                        describe(&p, &stats, &target)
                     ));
                 }
                 if t0.elapsed() >= deadline {
@@ -720,12 +799,14 @@ async fn transfer(spec: &Spec, opts: &Opts, emu: &Emu, ring: Arc<Ring>) -> Resul
                     return Err(format!(
                         "TIMEOUT after {:.0} s; {}",
                         deadline.as_secs_f64(),
-                        describe(&p, &stats)
+                        describe(&p, &stats, &target)
                     ));
                 }
                 if last_print.elapsed() >= Duration::from_secs(2) {
                     last_print = Instant::now();
-                    let moved = if spec.dir == Dir::Up { now[0] } else { now[1] };
+                    // Uploads: what reached the target server (as of the last second);
+                    // downloads: what the application received.
+                    let moved = if spec.dir == Dir::Up { now[4] } else { now[1] };
                     eprintln!(
                         "  .. {:5.1} s  {:6.1} / {:.1} MB  ({:.2} MB/s)",
                         t0.elapsed().as_secs_f64(),
@@ -1112,6 +1193,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()),
         )
         .with_writer(io::stderr)
+        .with_ansi(false)
         .try_init();
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         if let Err(e) = child_main(&spec) {
@@ -1125,6 +1207,10 @@ fn main() {
         eprintln!("port_forwarding: quick mode (run with `cargo bench` for the full sizes)");
     }
     let ring = Arc::new(Ring::new());
+    if let Err(e) = self_check(&ring) {
+        eprintln!("port_forwarding: self-check failed: {e}");
+        std::process::exit(1);
+    }
     let mut ok = true;
     if opts.perf {
         ok &= perf(&opts, &ring);
