@@ -2,35 +2,128 @@
 //! WebSocket.
 //!
 //! ```text
-//!  StartSessionResponse ─► StreamUrl host ─► DNS (A) ─► TcpSocket ─► split ─► Duplex
+//!  StartSessionResponse ─► StreamUrl host ─► DNS (A) ─► TcpSocket ─► NetSocket (shared)
 //!        ─► embedded-tls (verify root + host name) ─► split ─► Runner (WebSocket upgrade,
-//!           OpenDataChannelInput, engine)
+//!           OpenDataChannelInput, engine) ─► at the end: WebSocket close, TCP FIN (or RST)
 //! ```
 //!
 //! Every layer lives in caller-owned [`NetResources`] (a `static` on a device), because each
 //! borrows the one below it for as long as the session runs.
 
-use embassy_net::tcp::{TcpReader, TcpSocket, TcpWriter};
+use core::cell::RefCell;
+use core::future::{poll_fn, Future};
+use core::pin::pin;
+use core::task::{Context, Poll};
+
+use embassy_net::tcp::{self as tcp, TcpSocket};
 use embassy_net::{IpAddress, Stack};
+use embassy_time::{with_timeout, Duration};
+use embedded_io_async::{ErrorType, Read, Write};
 use embedded_tls::{TlsReader, TlsWriter};
 use rand_core::{CryptoRng, RngCore};
 use ssm_proto::model::{Scheme, StartSessionResponse};
+use ssm_proto::session::CloseReason;
 
-use crate::duplex::{Duplex, DuplexState};
 use crate::session::{new, Config, Resources, Runner, Session};
 use crate::tls::{self, CipherSuite, Verification};
 use crate::Error;
 
-/// The TCP stream the TLS layer runs on.
-pub type NetSocket<'d> = Duplex<'d, TcpReader<'d>, TcpWriter<'d>>;
+/// How long a graceful TCP close may take (the FIN and the data before it acknowledged) before
+/// the connection is reset instead: a few retransmission timeouts on a slow link.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the reset itself to go out.
+const ABORT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The [`Runner`] that [`connect`] returns.
-pub type NetRunner<'d, const MSG: usize> = Runner<
-    'd,
-    TlsReader<'d, NetSocket<'d>, CipherSuite>,
-    TlsWriter<'d, NetSocket<'d>, CipherSuite>,
-    MSG,
->;
+/// The TCP connection under TLS: a `Copy` handle on the socket in [`NetResources`], which the
+/// TLS layer's read and write halves share, and which [`NetRunner::run`] closes at the end.
+///
+/// Unlike `TcpSocket::split`, it keeps the socket itself reachable, so it can be closed. Each
+/// poll borrows the socket only while it polls one of embassy-net's socket futures, which
+/// consume data only when they complete: a fresh future per poll is the same future.
+#[derive(Clone, Copy)]
+pub struct NetSocket<'d> {
+    socket: &'d RefCell<TcpSocket<'d>>,
+}
+
+impl<'d> NetSocket<'d> {
+    /// Runs `op` with the socket borrowed, once per poll of the returned future.
+    async fn with<T>(
+        &self,
+        mut op: impl FnMut(&mut TcpSocket<'d>, &mut Context<'_>) -> Poll<T>,
+    ) -> T {
+        poll_fn(|cx| op(&mut self.socket.borrow_mut(), cx)).await
+    }
+
+    /// Closes the connection: FIN after the data queued so far, and waits (at most
+    /// [`CLOSE_TIMEOUT`]) until the peer acknowledged it; otherwise resets it.
+    async fn shutdown(self) {
+        self.socket.borrow_mut().close();
+        let closed = with_timeout(CLOSE_TIMEOUT, self.with(|s, cx| once(s.flush(), cx))).await;
+        if !matches!(closed, Ok(Ok(()))) {
+            debug!("tcp: graceful close timed out, resetting");
+            self.abort().await;
+        }
+    }
+
+    /// Resets the connection and waits (at most [`ABORT_TIMEOUT`]) for the RST to go out.
+    async fn abort(self) {
+        self.socket.borrow_mut().abort();
+        let _ = with_timeout(ABORT_TIMEOUT, self.with(|s, cx| once(s.flush(), cx))).await;
+    }
+}
+
+/// Polls a future once (and drops it).
+fn once<F: Future>(f: F, cx: &mut Context<'_>) -> Poll<F::Output> {
+    pin!(f).poll(cx)
+}
+
+impl ErrorType for NetSocket<'_> {
+    type Error = tcp::Error;
+}
+
+impl Read for NetSocket<'_> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, tcp::Error> {
+        self.with(|s, cx| once(s.read(buf), cx)).await
+    }
+}
+
+impl Write for NetSocket<'_> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, tcp::Error> {
+        self.with(|s, cx| once(s.write(buf), cx)).await
+    }
+
+    async fn flush(&mut self) -> Result<(), tcp::Error> {
+        self.with(|s, cx| once(s.flush(), cx)).await
+    }
+}
+
+/// The runner that [`connect`] returns: a [`Runner`] over TLS over TCP that also closes the TCP
+/// connection when the session ends.
+pub struct NetRunner<'d, const MSG: usize> {
+    runner: Runner<
+        'd,
+        TlsReader<'d, NetSocket<'d>, CipherSuite>,
+        TlsWriter<'d, NetSocket<'d>, CipherSuite>,
+        MSG,
+    >,
+    socket: NetSocket<'d>,
+}
+
+impl<const MSG: usize> NetRunner<'_, MSG> {
+    /// Runs the session to its end like [`Runner::run`] (which sends the WebSocket close frame
+    /// when the session closes), then closes the TCP connection: a FIN, acknowledged within
+    /// 5 s, else a reset. TLS ends without close_notify: embedded-tls 0.19 sends it only from
+    /// an unsplit connection, and the WebSocket close already marks the end of the data.
+    ///
+    /// # Errors
+    /// As [`Runner::run`].
+    pub async fn run(self) -> Result<CloseReason, Error> {
+        let result = self.runner.run().await;
+        self.socket.shutdown().await;
+        debug!("tcp: closed");
+        result
+    }
+}
 
 /// One TLS record in (the protocol maximum, 16 KiB + overhead: servers send full records).
 const TLS_RX: usize = 16640;
@@ -38,14 +131,13 @@ const TLS_RX: usize = 16640;
 const TLS_TX: usize = 4096;
 
 /// Memory for the network layers under one session: TCP buffers (`TCP_RX`, `TCP_TX`), TLS record
-/// buffers (16 KiB + 4 KiB), and the socket, stream and TLS state themselves.
+/// buffers (16 KiB + 4 KiB), and the socket and TLS state themselves.
 pub struct NetResources<'d, const TCP_RX: usize = 4096, const TCP_TX: usize = 4096> {
     tcp_rx: [u8; TCP_RX],
     tcp_tx: [u8; TCP_TX],
     tls_rx: [u8; TLS_RX],
     tls_tx: [u8; TLS_TX],
-    socket: Option<TcpSocket<'d>>,
-    duplex: Option<DuplexState<TcpReader<'d>, TcpWriter<'d>>>,
+    socket: Option<RefCell<TcpSocket<'d>>>,
     tls: Option<tls::Connection<'d, NetSocket<'d>>>,
 }
 
@@ -58,7 +150,6 @@ impl<const TCP_RX: usize, const TCP_TX: usize> NetResources<'_, TCP_RX, TCP_TX> 
             tls_rx: [0; TLS_RX],
             tls_tx: [0; TLS_TX],
             socket: None,
-            duplex: None,
             tls: None,
         }
     }
@@ -145,26 +236,31 @@ where
         tls_rx,
         tls_tx,
         socket,
-        duplex,
         tls: tls_slot,
     } = net;
-    let socket = socket.insert(TcpSocket::new(stack, tcp_rx, tcp_tx));
+    let socket = socket.insert(RefCell::new(TcpSocket::new(stack, tcp_rx, tcp_tx)));
     socket
+        .get_mut()
         .connect((addr, url.port()))
         .await
         .map_err(|_| Error::Connect)?;
-    let (reader, writer) = socket.split();
-    let duplex: &'d DuplexState<_, _> = duplex.insert(DuplexState::new(reader, writer));
+    let socket = NetSocket { socket };
 
     let options = tls::Options {
         server_name: host,
         verification: trust,
     };
-    let conn = tls::connect(Duplex::new(duplex), tls_rx, tls_tx, options, &mut rng)
-        .await
-        .map_err(|_| Error::Tls)?;
+    let conn = match tls::connect(socket, tls_rx, tls_tx, options, &mut rng).await {
+        Ok(conn) => conn,
+        Err(_) => {
+            // Nothing to say to a server we do not trust (or that broke the handshake).
+            socket.abort().await;
+            return Err(Error::Tls);
+        }
+    };
     let conn = tls_slot.insert(conn);
     let halves = conn.split();
     let config = Config::from_response(response);
-    Ok(new(halves, config, resources, rng.next_u64()))
+    let (session, runner) = new(halves, config, resources, rng.next_u64());
+    Ok((session, NetRunner { runner, socket }))
 }

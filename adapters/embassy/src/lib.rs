@@ -30,6 +30,9 @@
 //!    remote output (stdout and stderr merged; [`Session::read_stream`] tells them apart),
 //!    [`embedded_io_async::Write`] sends input (`flush` waits for the agent's acks). Every async
 //!    call has a `try_*` twin.
+//! 4. When the session closes, the runner sends the WebSocket close frame and returns; closing
+//!    the transport is yours (drop or close it). The `connect` helper's `NetRunner` closes its
+//!    TCP connection itself (FIN, or RST after 5 s).
 //!
 //! What it does not do yet: reconnect with ResumeSession when the service closes the WebSocket
 //! (about every 60 minutes): the runner then ends with [`Error::TransportClosed`]. SigV4 signing
@@ -44,7 +47,8 @@
 //! - `tls`: TLS 1.3 via embedded-tls, verifying ECDSA P-256 chains ([`tls`] says exactly what is
 //!   verified); `tls::Verification::DangerousNoVerification` is the only way to turn it off.
 //! - `tls-rsa`: RSA chains too (what AWS endpoints present); needs a global allocator on the
-//!   device (embedded-tls's RSA verifier allocates).
+//!   device (embedded-tls's RSA verifier allocates; its high-water mark for an RSA-2048 chain
+//!   is about 12 KB). `examples/boards/nucleo-f429zi` sets one up without `unsafe`.
 //! - `net`: the [`connect`] helper over an `embassy_net::tcp::TcpSocket`.
 //! - `defmt` / `log`: logging (never the token); exclusive.
 #![no_std]

@@ -620,7 +620,7 @@ impl<'d> Session<'d> {
         })
     }
 
-    /// Waits until every byte written so far is acknowledged by the agent, without waiting.
+    /// Whether every byte written so far is acknowledged by the agent, without waiting.
     ///
     /// # Errors
     /// [`TryError::WouldBlock`] while bytes are unacknowledged; [`TryError::Failed`] when the

@@ -13,8 +13,11 @@
 //!
 //! What is **not** verified: path length constraints, validity periods (a device rarely knows the date; embedded-tls checks
 //! them only with a clock, and this module passes none), revocation, name constraints, key usage.
-//! embedded-tls 0.19 trusts exactly one root and expects the chain in order without a
-//! cross-signed root appended (EMBEDDED.md).
+//! embedded-tls 0.19 trusts exactly one root and walks the chain in order from it. Servers often
+//! append more than the path to that root (a cross-signed copy of the root and its issuer, as
+//! some ACM-issued chains under Amazon Root CA 1 do, or the root itself): this module cuts the
+//! chain after the first certificate whose issuer is the root's subject, before embedded-tls
+//! sees it.
 //!
 //! [`Verification::DangerousNoVerification`] turns all of it off: anyone on the path can then
 //! read the session token. It exists for lab setups only.
@@ -72,14 +75,15 @@ pub struct Options<'a> {
     reason = "lives only during the handshake; no heap to box it on a device"
 )]
 enum Verifier<'a> {
-    Root(CertVerifier<'a, CipherSuite, NoClock, CERT_SIZE>),
+    /// embedded-tls's verifier and the root (DER) it was given.
+    Root(CertVerifier<'a, CipherSuite, NoClock, CERT_SIZE>, &'a [u8]),
     None(NoVerify),
 }
 
 impl TlsVerifier<CipherSuite> for Verifier<'_> {
     fn set_hostname_verification(&mut self, hostname: &str) -> Result<(), TlsError> {
         match self {
-            Verifier::Root(v) => v.set_hostname_verification(hostname),
+            Verifier::Root(v, _) => v.set_hostname_verification(hostname),
             Verifier::None(v) => TlsVerifier::<CipherSuite>::set_hostname_verification(v, hostname),
         }
     }
@@ -87,10 +91,22 @@ impl TlsVerifier<CipherSuite> for Verifier<'_> {
     fn verify_certificate(
         &mut self,
         transcript: &<CipherSuite as embedded_tls::TlsCipherSuite>::Hash,
-        cert: embedded_tls::CertificateRef,
+        mut cert: embedded_tls::CertificateRef,
     ) -> Result<(), TlsError> {
         match self {
-            Verifier::Root(v) => {
+            Verifier::Root(v, root) => {
+                // The path ends at the first certificate the root issued; what follows (a
+                // cross-signed root, its issuer) would make embedded-tls check it against our
+                // root, and fail.
+                if let Some(root_subject) = names(root).map(|n| n.subject) {
+                    let issued_by_root = cert.entries.iter().position(|e| {
+                        matches!(e, embedded_tls::CertificateEntryRef::X509(der)
+                            if names(der).is_some_and(|n| n.issuer == root_subject))
+                    });
+                    if let Some(last) = issued_by_root {
+                        cert.entries.truncate(last + 1);
+                    }
+                }
                 // embedded-tls 0.19 checks signatures along the chain but not that the issuers
                 // are CAs: without this, any end-entity certificate under the root could sign a
                 // certificate for any name.
@@ -117,7 +133,7 @@ impl TlsVerifier<CipherSuite> for Verifier<'_> {
         verify: embedded_tls::CertificateVerifyRef,
     ) -> Result<(), TlsError> {
         match self {
-            Verifier::Root(v) => v.verify_signature(verify),
+            Verifier::Root(v, _) => v.verify_signature(verify),
             Verifier::None(v) => TlsVerifier::<CipherSuite>::verify_signature(v, verify),
         }
     }
@@ -143,6 +159,37 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         return None;
     }
     Some((tag, &rest[..len], &rest[len..]))
+}
+
+/// An X.509 certificate's issuer and subject names (DER contents, compared byte for byte).
+struct Names<'a> {
+    issuer: &'a [u8],
+    subject: &'a [u8],
+}
+
+/// The names of an X.509 certificate (DER); `None` if it is malformed.
+fn names(cert: &[u8]) -> Option<Names<'_>> {
+    const SEQUENCE: u8 = 0x30;
+    const VERSION: u8 = 0xa0; // [0] EXPLICIT in TBSCertificate
+    let (SEQUENCE, cert, _) = tlv(cert)? else {
+        return None;
+    };
+    let (SEQUENCE, tbs, _) = tlv(cert)? else {
+        return None;
+    };
+    let (tag, _, mut rest) = tlv(tbs)?;
+    if tag == VERSION {
+        (_, _, rest) = tlv(rest)?; // serialNumber
+    }
+    let (_, _, rest) = tlv(rest)?; // signature algorithm
+    let (SEQUENCE, issuer, rest) = tlv(rest)? else {
+        return None;
+    };
+    let (_, _, rest) = tlv(rest)?; // validity
+    let (SEQUENCE, subject, _) = tlv(rest)? else {
+        return None;
+    };
+    Some(Names { issuer, subject })
 }
 
 /// Whether an X.509 certificate (DER) carries basicConstraints with `cA` TRUE (RFC 5280
@@ -236,7 +283,7 @@ where
     #[cfg(feature = "tls-rsa")]
     let config = config.enable_rsa_signatures();
     let verifier = match options.verification {
-        Verification::Root(der) => Verifier::Root(CertVerifier::new(Certificate::X509(der))),
+        Verification::Root(der) => Verifier::Root(CertVerifier::new(Certificate::X509(der)), der),
         Verification::DangerousNoVerification => {
             warn!("tls: server certificate NOT verified (dangerous option)");
             Verifier::None(NoVerify)
@@ -250,7 +297,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::is_ca;
+    use super::{is_ca, names};
 
     const ROOT: &[u8] = include_bytes!("../tests/data/rsa/root.der");
 
@@ -259,6 +306,22 @@ mod tests {
         assert!(is_ca(ROOT));
         for cut in 0..ROOT.len() {
             assert!(!is_ca(&ROOT[..cut]), "prefix {cut}");
+        }
+    }
+
+    #[test]
+    fn a_roots_names_are_its_own_and_prefixes_have_none() {
+        let n = names(ROOT).unwrap();
+        assert_eq!(n.issuer, n.subject);
+        // "CN=ssm-session test RSA root" (tests/data/rsa/gen.sh).
+        assert!(n
+            .subject
+            .windows(24)
+            .any(|w| w == b"ssm-session test RSA roo"));
+        for cut in 0..ROOT.len() {
+            if let Some(n) = names(&ROOT[..cut]) {
+                panic!("prefix {cut} has names {:?}", n.subject);
+            }
         }
     }
 

@@ -7,6 +7,8 @@
 //! The addresses are from TEST-NET-1 (192.0.2.0/24): they exist only inside this process.
 #![cfg(feature = "net")]
 
+mod common;
+
 use embassy_futures::join::join;
 use embassy_futures::select::{select, select3, Either};
 use embassy_net::tcp::TcpSocket;
@@ -74,8 +76,22 @@ fn stack(
     embassy_net::new(device, config, leak(StackResources::<4>::new()), seed)
 }
 
+/// How the device's side of the TCP connection ended, as the forwarder saw it.
+#[derive(Debug, PartialEq)]
+enum DeviceEnd {
+    /// A FIN: read returned end of stream.
+    Closed,
+    /// A reset or another error.
+    Failed(embassy_net::tcp::Error),
+}
+
 /// Stack B: accepts one TCP connection on `port` and splices it to the emulator on loopback.
-async fn forwarder(stack: embassy_net::Stack<'static>, port: u16, emulator: core::net::SocketAddr) {
+/// Returns when the device's side ends, saying how.
+async fn forwarder(
+    stack: embassy_net::Stack<'static>,
+    port: u16,
+    emulator: core::net::SocketAddr,
+) -> DeviceEnd {
     let rx = leak([0u8; 16384]);
     let tx = leak([0u8; 16384]);
     let mut socket = TcpSocket::new(stack, rx, tx);
@@ -85,17 +101,15 @@ async fn forwarder(stack: embassy_net::Stack<'static>, port: u16, emulator: core
     let (mut from_dev, mut to_dev) = socket.split();
     let up = async {
         let mut buf = [0u8; 4096];
-        loop {
+        let end = loop {
             match from_dev.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to_emu.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
+                Ok(0) => break DeviceEnd::Closed,
+                Err(e) => break DeviceEnd::Failed(e),
+                Ok(n) => to_emu.write_all(&buf[..n]).await.unwrap(),
             }
-        }
+        };
         let _ = to_emu.shutdown().await;
+        end
     };
     let down = async {
         let mut buf = [0u8; 4096];
@@ -111,9 +125,19 @@ async fn forwarder(stack: embassy_net::Stack<'static>, port: u16, emulator: core
             }
         }
     };
-    join(up, down).await;
+    // The emulator may keep its side open after the channel closed: only the device's end
+    // ends this.
+    let down = async {
+        down.await;
+        core::future::pending::<core::convert::Infallible>().await
+    };
+    let end = match select(up, down).await {
+        Either::First(end) => end,
+        Either::Second(never) => match never {},
+    };
     socket.close();
     let _ = socket.flush().await;
+    end
 }
 
 async fn read_until(mut s: Session<'static>, needle: &[u8]) -> Vec<u8> {
@@ -127,15 +151,20 @@ async fn read_until(mut s: Session<'static>, needle: &[u8]) -> Vec<u8> {
     got
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn shell_session_across_two_embassy_net_stacks() {
+/// The emulator, one shell session on it as the device sees it (by name: the emulator's
+/// certificate names `localhost`; the address comes from the device's configuration,
+/// `connect_to`), and the emulator's root.
+struct Service {
+    emu: Emulator,
+    response: &'static StartSessionResponse<'static>,
+    ca: &'static [u8],
+}
+
+async fn service() -> Service {
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let target = emu.start_session(&StartSession::shell()).unwrap();
     let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
     let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
-
-    // The device reaches the service by name (the emulator's certificate names `localhost`);
-    // the address comes from its own configuration (`connect_to`).
     let port = emu.addr().port();
     let url = target.stream_url.replace(
         &format!("wss://127.0.0.1:{port}/"),
@@ -152,15 +181,63 @@ async fn shell_session_across_two_embassy_net_stacks() {
     })
     .to_string();
     let json: &'static [u8] = Box::leak(json.into_bytes().into_boxed_slice());
-    let response: &'static StartSessionResponse<'static> =
+    let response =
         leak(StartSessionResponse::parse_with(json, None, Endpoints::DangerousAnyHost).unwrap());
+    Service { emu, response, ca }
+}
 
+/// Runs `device` on stack A while stack B forwards its one TCP connection to the emulator.
+/// Returns how the device's side of that connection ended, as the forwarder saw it, and the
+/// device's outcome. Fails when that side has not ended 10 s after `device` returned.
+async fn across_two_stacks<F, T>(
+    emu: &Emulator,
+    device: impl FnOnce(embassy_net::Stack<'static>) -> F,
+) -> (DeviceEnd, T)
+where
+    F: core::future::Future<Output = T>,
+{
     let (dev_a, rx_a, tx_a) = nic([0x02, 0, 0, 0, 0, 0x01]);
     let (dev_b, rx_b, tx_b) = nic([0x02, 0, 0, 0, 0, 0x02]);
     let (stack_a, mut runner_a) = stack(dev_a, DEVICE_IP, 1);
     let (stack_b, mut runner_b) = stack(dev_b, GATEWAY_IP, 2);
 
+    let device_done = tokio::sync::Notify::new();
     let device = async {
+        let result = device(stack_a).await;
+        device_done.notify_one();
+        result
+    };
+    let server_side = async {
+        let deadline = async {
+            device_done.notified().await;
+            tokio::time::sleep(core::time::Duration::from_secs(10)).await;
+        };
+        match select(forwarder(stack_b, emu.addr().port(), emu.addr()), deadline).await {
+            Either::First(end) => end,
+            Either::Second(()) => {
+                panic!("the device's TCP connection still open 10 s after it was done")
+            }
+        }
+    };
+    let network = select3(
+        runner_a.run(),
+        runner_b.run(),
+        join(cable(tx_a, rx_b), cable(tx_b, rx_a)),
+    );
+    let everything = select(network, join(server_side, device));
+    let outcome = tokio::time::timeout(core::time::Duration::from_secs(120), everything)
+        .await
+        .expect("stuck for 120 s across the two stacks");
+    let Either::Second(outcome) = outcome else {
+        panic!("the network stopped first");
+    };
+    outcome
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn shell_session_across_two_embassy_net_stacks() {
+    let Service { emu, response, ca } = service().await;
+    let (end, (run, seen)) = across_two_stacks(&emu, |stack_a| async move {
         let net: &'static mut NetResources<'static> = leak(NetResources::new());
         let resources: &'static mut Resources = leak(Resources::new());
         let (session, runner) = ssm_embassy::connect_to(
@@ -184,24 +261,39 @@ async fn shell_session_across_two_embassy_net_stacks() {
             seen
         };
         join(runner.run(), app).await
-    };
-    let network = select3(
-        runner_a.run(),
-        runner_b.run(),
-        join(cable(tx_a, rx_b), cable(tx_b, rx_a)),
-    );
-    // The device's session ends first; the forwarder would wait for the emulator, which keeps
-    // its side open after the channel closed.
-    let everything = select(
-        network,
-        select(forwarder(stack_b, port, emu.addr()), device),
-    );
-    let outcome = tokio::time::timeout(core::time::Duration::from_secs(120), everything)
-        .await
-        .expect("session across the two stacks stuck for 120 s");
-    let Either::Second(Either::Second((run, seen))) = outcome else {
-        panic!("the network or the forwarder stopped first");
-    };
+    })
+    .await;
     assert!(seen.windows(9).any(|w| w == b"embnet-ok"));
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    // The runner closed its TCP connection when the session ended: a FIN, not a reset, and
+    // not nothing.
+    assert_eq!(end, DeviceEnd::Closed);
+}
+
+/// A server the device does not trust gets a reset, and the connection does not stay open.
+#[tokio::test(flavor = "current_thread")]
+async fn untrusted_server_gets_a_reset() {
+    let Service { emu, response, .. } = service().await;
+    let other_root: &'static [u8] = Box::leak(common::pki().0.into_boxed_slice());
+    let (end, result) = across_two_stacks(&emu, |stack_a| async move {
+        let net: &'static mut NetResources<'static> = leak(NetResources::new());
+        let resources: &'static mut Resources = leak(Resources::new());
+        ssm_embassy::connect_to(
+            stack_a,
+            GATEWAY_IP.into(),
+            response,
+            Verification::Root(other_root),
+            net,
+            resources,
+            OsRng,
+        )
+        .await
+        .map(|_| ())
+    })
+    .await;
+    assert_eq!(result, Err(ssm_embassy::Error::Tls));
+    assert_eq!(
+        end,
+        DeviceEnd::Failed(embassy_net::tcp::Error::ConnectionReset)
+    );
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{pki, spawn_agent, Mode};
+use common::{pki, spawn_agent, with_session, Mode};
 use embassy_futures::join::join;
 use embedded_io_adapters::tokio_1::FromTokio;
 use embedded_io_async::{Read, Write};
@@ -15,58 +15,10 @@ use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 use ssm_embassy::duplex::{Duplex, DuplexState};
 use ssm_embassy::tls::{self, Options, Verification};
-use ssm_embassy::{CloseReason, Config, Resources, Session};
+use ssm_embassy::{CloseReason, Session};
 use tokio::net::TcpStream;
 
 const TOKEN: &str = "test-token-never-logged";
-const PATH: &str = "/v1/data-channel/s-0123456789abcdef0?role=publish_subscribe";
-
-/// Connects TLS to the agent on `port` and runs `app` beside the runner.
-async fn with_session<F, Fut, T>(
-    ca: &[u8],
-    port: u16,
-    app: F,
-) -> (Result<CloseReason, ssm_embassy::Error>, T)
-where
-    F: FnOnce(Session<'static>) -> Fut,
-    Fut: core::future::Future<Output = T>,
-{
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let (r, w) = tcp.into_split();
-    let duplex: &'static DuplexState<_, _> = Box::leak(Box::new(DuplexState::new(
-        FromTokio::new(r),
-        FromTokio::new(w),
-    )));
-    let rx: &'static mut [u8] = Box::leak(vec![0u8; 16640].into_boxed_slice());
-    let tx: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
-    let options = Options {
-        server_name: "localhost",
-        verification: Verification::Root(Box::leak(ca.to_vec().into_boxed_slice())),
-    };
-    let conn = Box::leak(Box::new(
-        tls::connect(Duplex::new(duplex), rx, tx, options, OsRng)
-            .await
-            .unwrap(),
-    ));
-    let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
-    let config = Config {
-        host: "localhost",
-        port,
-        tls: true,
-        path_and_query: PATH,
-        token: TOKEN,
-        headers: &[],
-        session: ssm_proto::session::Config::client(0),
-    };
-    let (session, runner) = ssm_embassy::new(conn.split(), config, resources, 0x5eed);
-    // A stuck session fails the test instead of hanging CI.
-    tokio::time::timeout(
-        core::time::Duration::from_secs(120),
-        join(runner.run(), app(session)),
-    )
-    .await
-    .expect("session stuck for 120 s")
-}
 
 async fn read_exact_len(mut s: Session<'static>, len: usize) -> Vec<u8> {
     let mut got = Vec::with_capacity(len);
@@ -89,7 +41,7 @@ async fn shell_echo_and_a_megabyte_each_way_then_terminate() {
         .collect();
     let big2 = big.clone();
 
-    let (run, (echo, back)) = with_session(&ca, port, |session| async move {
+    let (run, (echo, back)) = with_session(&ca, port, TOKEN, |session| async move {
         let mut s = session;
         s.resize(120, 40);
         s.write_all(b"echo hello\r").await.unwrap();
@@ -122,7 +74,7 @@ async fn shell_echo_and_a_megabyte_each_way_then_terminate() {
 
     let report = agent.await.unwrap();
     assert!(report.token_ok, "agent did not get the token");
-    assert_eq!(report.path, PATH);
+    assert_eq!(report.path, common::PATH);
     assert_eq!(report.received, 11 + big.len());
     let mut h = Sha256::new();
     h.update(b"echo hello\r");
@@ -146,7 +98,7 @@ async fn command_output_then_exit_code() {
         },
     )
     .await;
-    let (run, (got, code)) = with_session(&ca, port, |session| async move {
+    let (run, (got, code)) = with_session(&ca, port, TOKEN, |session| async move {
         let mut s = session;
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];

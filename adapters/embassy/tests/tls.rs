@@ -5,17 +5,12 @@
 
 mod common;
 
-use core::net::SocketAddr;
 use std::sync::Arc;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use embedded_io_async::{Read, Write};
 use rand_core::OsRng;
-#[cfg(feature = "tls-rsa")]
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use ssm_embassy::tls::{self, Options, Verification};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 struct Pki {
     ca_der: Vec<u8>,
@@ -28,55 +23,11 @@ fn pki() -> Pki {
     Pki { ca_der, server }
 }
 
-/// A TLS echo server for one connection.
-async fn echo_server(config: Arc<rustls::ServerConfig>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        let Ok(mut tls) = acceptor.accept(tcp).await else {
-            return;
-        };
-        let mut buf = [0u8; 1024];
-        loop {
-            match tls.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if tls.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                    let _ = tls.flush().await;
-                }
-            }
-        }
-    });
-    addr
-}
-
 /// The RSA-2048 chain of `tests/data/rsa` (root -> intermediate -> leaf), AWS's shape.
 #[cfg(feature = "tls-rsa")]
 fn rsa_pki() -> Pki {
-    use rustls_pki_types::pem::PemObject;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa/");
-    let read = |f: &str| std::fs::read(format!("{dir}{f}")).unwrap();
-    let chain = vec![
-        CertificateDer::from_pem_slice(&read("leaf.pem")).unwrap(),
-        CertificateDer::from_pem_slice(&read("int.pem")).unwrap(),
-    ];
-    let key = PrivateKeyDer::from_pem_slice(&read("leaf.pk8.pem")).unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    Pki {
-        ca_der: read("root.der"),
-        server: Arc::new(server),
-    }
+    let (ca_der, server) = common::rsa_pki();
+    Pki { ca_der, server }
 }
 
 #[cfg(feature = "tls-rsa")]
@@ -104,23 +55,13 @@ async fn attempt(
     name: &str,
     verification: Verification<'_>,
 ) -> Result<(), tls::Error> {
-    let addr = echo_server(server.server.clone()).await;
+    let addr = common::echo_server(server.server.clone()).await;
     let tcp = FromTokio::new(TcpStream::connect(addr).await.unwrap());
-    let mut rx = vec![0u8; 16640];
-    let mut tx = vec![0u8; 4096];
     let options = Options {
         server_name: name,
         verification,
     };
-    let mut conn = tls::connect(tcp, &mut rx, &mut tx, options, OsRng).await?;
-    conn.write_all(b"ping over tls").await?;
-    conn.flush().await?;
-    let mut got = [0u8; 13];
-    conn.read_exact(&mut got)
-        .await
-        .map_err(|_| tls::Error::IoError)?;
-    assert_eq!(&got, b"ping over tls");
-    Ok(())
+    common::tls_echo(tcp, options, OsRng).await
 }
 
 #[tokio::test]
@@ -188,31 +129,65 @@ async fn chain_through_a_non_ca_certificate_is_rejected() {
     let other = CertificateParams::new(vec!["attacker.example".to_string()]).unwrap();
     let other = CertifiedIssuer::signed_by(other, KeyPair::generate().unwrap(), &root).unwrap();
     // The forgery: our host name, signed by that end-entity key.
-    let forged_key = KeyPair::generate().unwrap();
-    let forged = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&forged_key, &other)
-        .unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![
-            rustls_pki_types::CertificateDer::from(forged.der().to_vec()),
-            rustls_pki_types::CertificateDer::from(other.der().to_vec()),
-        ],
-        rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
-            forged_key.serialize_der(),
-        )),
-    )
-    .unwrap();
+    let (forged, forged_key) = common::localhost_leaf(&other);
+    let server = common::tls13_server(vec![forged, other.der().clone()], forged_key);
     let pki = Pki {
         ca_der: root.der().to_vec(),
-        server: Arc::new(server),
+        server,
     };
     let r = attempt(&pki, "localhost", Verification::Root(&pki.ca_der)).await;
     assert!(matches!(r, Err(tls::Error::InvalidCertificate)), "{r:?}");
+}
+
+/// Servers append more than the path to the root: ACM chains send the leaf, the intermediate,
+/// then Amazon Root CA 1 cross-signed by Starfield, then Starfield's root. With Amazon Root CA 1
+/// as the trust anchor, the path ends at the intermediate; the rest must not break it.
+#[tokio::test]
+async fn chain_with_a_cross_signed_root_appended_is_accepted() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, Issuer, KeyPair,
+    };
+    let ca = |name: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p
+    };
+    // The trust anchor, and another root that cross-signs it.
+    let (anchor, anchor_key) = (ca("anchor root"), KeyPair::generate().unwrap());
+    let anchor_der = anchor.self_signed(&anchor_key).unwrap().der().to_vec();
+    let other =
+        CertifiedIssuer::self_signed(ca("other root"), KeyPair::generate().unwrap()).unwrap();
+    let cross = anchor.signed_by(&anchor_key, &other).unwrap();
+    let anchor_issuer = Issuer::from_params(&anchor, &anchor_key);
+    let int = CertifiedIssuer::signed_by(
+        ca("intermediate"),
+        KeyPair::generate().unwrap(),
+        &anchor_issuer,
+    )
+    .unwrap();
+    let (leaf, leaf_key) = common::localhost_leaf(&int);
+    let server = common::tls13_server(
+        vec![
+            leaf,
+            int.der().clone(),
+            cross.der().clone(),
+            other.der().clone(),
+        ],
+        leaf_key,
+    );
+    let pki = Pki {
+        ca_der: anchor_der,
+        server,
+    };
+    attempt(&pki, "localhost", Verification::Root(&pki.ca_der))
+        .await
+        .unwrap();
+    // Trusting the cross-signer instead is a valid path too (through the cross-signed copy).
+    attempt(&pki, "localhost", Verification::Root(other.der()))
+        .await
+        .unwrap();
+    // An unrelated root is not.
+    let r = attempt(&pki, "localhost", Verification::Root(&pki_root_only())).await;
+    assert!(r.is_err(), "{r:?}");
 }

@@ -59,6 +59,31 @@ fn main() {
     code.push_str("];\n");
     fs::write(out.join("vectors.rs"), code).unwrap();
 
+    // The heap for the RSA handshake test: the board example's HEAP_SIZE, unless SSM_HEAP_SIZE
+    // (bytes) overrides it (heap-search.sh looks for the smallest that works).
+    let board = manifest.join("../nucleo-f429zi/src/main.rs");
+    println!("cargo:rerun-if-changed={}", board.display());
+    println!("cargo:rerun-if-env-changed=SSM_HEAP_SIZE");
+    let heap = match env::var("SSM_HEAP_SIZE") {
+        Ok(v) => v
+            .parse::<usize>()
+            .expect("SSM_HEAP_SIZE is a number of bytes"),
+        Err(_) => {
+            let text = fs::read_to_string(&board).expect("the board example's main.rs");
+            let kib = text
+                .lines()
+                .find_map(|l| l.strip_prefix("const HEAP_SIZE: usize = "))
+                .and_then(|l| l.strip_suffix(" * 1024;"))
+                .expect("the board example declares `const HEAP_SIZE: usize = N * 1024;`");
+            kib.parse::<usize>().expect("a number of KiB") * 1024
+        }
+    };
+    fs::write(
+        out.join("heap.rs"),
+        format!("/// Heap bytes for the RSA handshake test (build.rs).\npub const HEAP_SIZE: usize = {heap};\n"),
+    )
+    .unwrap();
+
     fs::copy(manifest.join("memory.x"), out.join("memory.x")).unwrap();
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");

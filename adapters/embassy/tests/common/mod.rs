@@ -3,6 +3,8 @@
 //! a NonInteractiveCommands session (output, exit code, channel closed).
 #![allow(dead_code, reason = "each test file uses part of it")]
 
+pub mod replay;
+
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
@@ -42,23 +44,160 @@ pub fn pki() -> (Vec<u8>, Arc<rustls::ServerConfig>) {
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
+    let (leaf, key) = localhost_leaf(&ca);
+    (ca.der().to_vec(), tls13_server(vec![leaf], key))
+}
+
+/// A fresh P-256 certificate for `localhost` issued by `issuer`, and its key.
+pub fn localhost_leaf(
+    issuer: &rcgen::Issuer<'_, impl rcgen::SigningKey>,
+) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let key = KeyPair::generate().unwrap();
     let leaf = CertificateParams::new(vec!["localhost".to_string()])
         .unwrap()
-        .signed_by(&leaf_key, &ca)
+        .signed_by(&key, issuer)
         .unwrap();
+    (
+        leaf.der().clone(),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+}
+
+/// A TLS 1.3-only rustls server config sending `chain` (leaf first).
+pub fn tls13_server(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Arc<rustls::ServerConfig> {
     let server = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_protocol_versions(&[&rustls::version::TLS13])
     .unwrap()
     .with_no_client_auth()
-    .with_single_cert(
-        vec![CertificateDer::from(leaf.der().to_vec())],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-    )
+    .with_single_cert(chain, key)
     .unwrap();
-    (ca.der().to_vec(), Arc::new(server))
+    Arc::new(server)
+}
+
+/// The RSA-2048 chain of `tests/data/rsa` (root -> intermediate -> leaf for `localhost`), the
+/// shape AWS endpoints present: the root (DER) and a server config that sends leaf + intermediate.
+pub fn rsa_pki() -> (Vec<u8>, Arc<rustls::ServerConfig>) {
+    use rustls_pki_types::pem::PemObject;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa/");
+    let read = |f: &str| std::fs::read(format!("{dir}{f}")).unwrap();
+    let chain = vec![
+        CertificateDer::from_pem_slice(&read("leaf.pem")).unwrap(),
+        CertificateDer::from_pem_slice(&read("int.pem")).unwrap(),
+    ];
+    let key = PrivateKeyDer::from_pem_slice(&read("leaf.pk8.pem")).unwrap();
+    (read("root.der"), tls13_server(chain, key))
+}
+
+/// The client side against [`echo_server`]: a TLS handshake through `ssm_embassy::tls`, then
+/// one record out and its echo back.
+#[cfg(feature = "tls")]
+pub async fn tls_echo<T: embedded_io_async::Read + embedded_io_async::Write>(
+    transport: T,
+    options: ssm_embassy::tls::Options<'_>,
+    rng: impl rand_core::RngCore + rand_core::CryptoRng,
+) -> Result<(), ssm_embassy::tls::Error> {
+    use embedded_io_async::{Read, Write};
+    let mut rx = [0u8; 16640];
+    let mut tx = [0u8; 4096];
+    let mut conn = ssm_embassy::tls::connect(transport, &mut rx, &mut tx, options, rng).await?;
+    conn.write_all(b"ping over tls").await?;
+    conn.flush().await?;
+    let mut got = [0u8; 13];
+    conn.read_exact(&mut got)
+        .await
+        .map_err(|_| ssm_embassy::tls::Error::IoError)?;
+    assert_eq!(&got, b"ping over tls");
+    Ok(())
+}
+
+/// A TLS echo server for one connection on loopback.
+pub async fn echo_server(config: Arc<rustls::ServerConfig>) -> core::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let Ok(mut tls) = acceptor.accept(tcp).await else {
+            return;
+        };
+        let mut buf = [0u8; 1024];
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tls.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    let _ = tls.flush().await;
+                }
+            }
+        }
+    });
+    addr
+}
+
+/// The StreamUrl path and query the sessions of [`with_session`] open.
+pub const PATH: &str = "/v1/data-channel/s-0123456789abcdef0?role=publish_subscribe";
+
+/// Connects TLS (verified against `ca`) to the agent on `port`, opens a session with `token`,
+/// and runs `app` beside the runner.
+#[cfg(feature = "tls")]
+pub async fn with_session<F, Fut, T>(
+    ca: &[u8],
+    port: u16,
+    token: &'static str,
+    app: F,
+) -> (Result<ssm_embassy::CloseReason, ssm_embassy::Error>, T)
+where
+    F: FnOnce(ssm_embassy::Session<'static>) -> Fut,
+    Fut: core::future::Future<Output = T>,
+{
+    use embedded_io_adapters::tokio_1::FromTokio;
+    use ssm_embassy::duplex::{Duplex, DuplexState};
+    use ssm_embassy::tls::{self, Options, Verification};
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (r, w) = tcp.into_split();
+    let duplex: &'static DuplexState<_, _> = Box::leak(Box::new(DuplexState::new(
+        FromTokio::new(r),
+        FromTokio::new(w),
+    )));
+    let rx: &'static mut [u8] = Box::leak(vec![0u8; 16640].into_boxed_slice());
+    let tx: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+    let options = Options {
+        server_name: "localhost",
+        verification: Verification::Root(Box::leak(ca.to_vec().into_boxed_slice())),
+    };
+    let conn = Box::leak(Box::new(
+        tls::connect(Duplex::new(duplex), rx, tx, options, rand_core::OsRng)
+            .await
+            .unwrap(),
+    ));
+    let resources: &'static mut ssm_embassy::Resources =
+        Box::leak(Box::new(ssm_embassy::Resources::new()));
+    let config = ssm_embassy::Config {
+        host: "localhost",
+        port,
+        tls: true,
+        path_and_query: PATH,
+        token,
+        headers: &[],
+        session: ssm_proto::session::Config::client(0),
+    };
+    let (session, runner) = ssm_embassy::new(conn.split(), config, resources, 0x5eed);
+    // A stuck session fails the test instead of hanging CI.
+    tokio::time::timeout(
+        core::time::Duration::from_secs(120),
+        embassy_futures::join::join(runner.run(), app(session)),
+    )
+    .await
+    .expect("session stuck for 120 s")
 }
 
 /// Listens on loopback; serves one TLS connection as an agent. Returns the port and the

@@ -4,13 +4,21 @@
 //! - `config/start-session.json`: a `StartSession` response (`SessionId`, `StreamUrl`,
 //!   `TokenValue`), e.g. from `aws ssm start-session --target ... --document-name ...` captured by
 //!   a script; tokens expire in minutes, so rebuild and flash right after.
-//! - `config/root-ca.der`: the root certificate that signs the endpoint's chain (DER).
+//! - `config/root-ca.der`: the root certificate that signs the endpoint's chain (DER): Amazon
+//!   Root CA 1, which issues the RSA-2048 intermediates of the `ssmmessages` endpoints.
 //!
 //! What it does: DHCP, then `ssm_embassy::connect` (DNS, TCP, TLS 1.3 with the chain verified
 //! against the root, WebSocket, OpenDataChannelInput), then it runs `uname -a` style input: it
 //! sends one line, logs everything the agent sends back over defmt, and ends the session.
+//!
+//! RSA: the endpoints' chains are RSA-2048, and embedded-tls's RSA verifier allocates. The heap
+//! is a `linked_list_allocator` over a `static` buffer handed over as a `&'static mut` slice
+//! (`ConstStaticCell`), so initialising it needs no `unsafe`.
 #![no_std]
 #![no_main]
+#![deny(unsafe_code)]
+
+use core::mem::MaybeUninit;
 
 use defmt::{info, warn};
 use embassy_executor::Spawner;
@@ -21,16 +29,28 @@ use embassy_stm32::rng::Rng;
 use embassy_stm32::time::Hertz;
 use embassy_stm32::{bind_interrupts, eth, peripherals, rng, Config};
 use embedded_io_async::{Read, Write};
+use linked_list_allocator::LockedHeap;
 use ssm_embassy::tls::Verification;
 use ssm_embassy::{NetResources, NetRunner, Resources};
 use ssm_proto::model::StartSessionResponse;
-use static_cell::StaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 use {defmt_rtt as _, panic_probe as _};
 
 /// The StartSession response this build connects with.
 static START_SESSION_RESPONSE: &[u8] = include_bytes!("../config/start-session.json");
 /// The root CA (DER) the server's chain must lead to.
 static ROOT_CA: &[u8] = include_bytes!("../config/root-ca.der");
+
+/// Heap for RSA certificate verification only (nothing else here allocates): twice the
+/// high-water mark of an RSA-2048 chain (root -> intermediate -> leaf) plus the RSA-PSS
+/// CertificateVerify check, 12 096 bytes on a Cortex-M4 (`../qemu-tests/heap-search.sh`;
+/// 11 313 on x86_64, `adapters/embassy/tests/heap.rs`, which fails below twice that).
+const HEAP_SIZE: usize = 24 * 1024;
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP_MEMORY: ConstStaticCell<[MaybeUninit<u8>; HEAP_SIZE]> =
+    ConstStaticCell::new([MaybeUninit::uninit(); HEAP_SIZE]);
 
 bind_interrupts!(struct Irqs {
     ETH => eth::InterruptHandler;
@@ -54,6 +74,7 @@ async fn session_task(runner: NetRunner<'static, 4096>) {
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
+    HEAP.lock().init_from_slice(HEAP_MEMORY.take());
     let mut config = Config::default();
     {
         use embassy_stm32::rcc::*;

@@ -1,4 +1,5 @@
-//! ssm-proto's tests on an emulated Cortex-M4 (`qemu-system-arm -machine mps2-an386`).
+//! ssm-proto's tests on an emulated Cortex-M4 (`qemu-system-arm -machine mps2-an386`), and
+//! ssm-embassy's RSA certificate verification in the board example's heap (`tls_heap.rs`).
 //!
 //! Run with `cargo run --release` from this directory (the runner is in `.cargo/config.toml`), or
 //! `./run.sh`. It prints one line per failure and `N passed, N failed`, then exits 0 or 1 through
@@ -9,6 +10,7 @@
 
 mod engine_tests;
 mod harness;
+mod tls_heap;
 mod vectors;
 mod wire_tests;
 
@@ -20,7 +22,12 @@ use panic_semihosting as _;
 fn main() -> ! {
     let mut passed = 0u32;
     let mut failed = 0u32;
-    for t in wire_tests::TESTS.iter().chain(engine_tests::TESTS) {
+    tls_heap::init_heap();
+    for t in wire_tests::TESTS
+        .iter()
+        .chain(engine_tests::TESTS)
+        .chain(tls_heap::TESTS)
+    {
         match (t.run)() {
             Ok(()) => passed += 1,
             Err(f) => {
