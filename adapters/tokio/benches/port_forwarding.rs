@@ -11,7 +11,9 @@
 //! Without `--bench` on the command line (`cargo bench` passes it, `cargo test` does not) or
 //! with `--quick`, every part runs once at a small size and the process fails on a stall, a timeout
 //! or a digest mismatch: the CI smoke test. Options (after `--`): `--only perf,latency,integrity`,
-//! `--mb N` (per run, ours and downloads), `--baseline-up-mb N`, `--conns 1,8,64`, `--rounds N`
+//! `--mb N` (per run, ours and downloads), `--baseline-up-mb N` (baseline uploads and echoes),
+//! `--conns 1,8,64`, `--dirs up,down,echo` (default `up,down`; `echo`: both directions at
+//! once, the target server echoing, MB/s counted one way), `--rounds N`
 //! (default 3, median reported),
 //! `--samples N`, `--integrity-mb N`, `--integrity-conns N`, `--cut-after FRAMES`,
 //! `--stall-secs N`.
@@ -84,6 +86,7 @@ struct Opts {
     mb: f64,
     baseline_up_mb: f64,
     conns: Vec<usize>,
+    dirs: Vec<Dir>,
     rounds: usize,
     samples: usize,
     integrity_mb: f64,
@@ -112,8 +115,19 @@ impl Opts {
         let conns = value("--conns")
             .map(|v| v.split(',').filter_map(|c| c.parse().ok()).collect())
             .unwrap_or_else(|| if quick { vec![1, 8] } else { vec![1, 8, 64] });
+        let dirs = value("--dirs")
+            .unwrap_or_else(|| "up,down".into())
+            .split(',')
+            .filter_map(|d| match d {
+                "up" => Some(Dir::Up),
+                "down" => Some(Dir::Down),
+                "echo" => Some(Dir::Echo),
+                _ => None,
+            })
+            .collect();
         Opts {
             quick,
+            dirs,
             perf: only.contains("perf"),
             latency: only.contains("latency"),
             integrity: only.contains("integrity"),
@@ -298,6 +312,20 @@ async fn serve_target(mut s: TcpStream, ring: &Ring) -> io::Result<()> {
                 w.write_all(ring.slice(seed, off, n)).await?;
                 TARGET[1].fetch_add(n as u64, Relaxed);
                 off += n as u64;
+            }
+            TARGET[2].fetch_add(1, Relaxed);
+            w.shutdown().await
+        }
+        b'E' => {
+            let mut buf = vec![0u8; IO];
+            loop {
+                let n = r.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                TARGET[0].fetch_add(n as u64, Relaxed);
+                w.write_all(&buf[..n]).await?;
+                TARGET[1].fetch_add(n as u64, Relaxed);
             }
             TARGET[2].fetch_add(1, Relaxed);
             w.shutdown().await
@@ -493,6 +521,18 @@ fn paced(mut input: StreamWriter) -> DuplexStream {
 enum Dir {
     Up,
     Down,
+    /// Both at once: the target server echoes; MB/s counts one direction.
+    Echo,
+}
+
+impl Dir {
+    fn name(self) -> &'static str {
+        match self {
+            Dir::Up => "upload",
+            Dir::Down => "download",
+            Dir::Echo => "echo",
+        }
+    }
 }
 
 struct Spec {
@@ -509,11 +549,7 @@ impl Spec {
         format!(
             "{} {} x{} {:.1} MB{}",
             self.client.name(),
-            if self.dir == Dir::Up {
-                "upload"
-            } else {
-                "download"
-            },
+            self.dir.name(),
             self.conns,
             self.bytes as f64 / MB,
             if self.faults.is_some() { " faults" } else { "" }
@@ -554,11 +590,38 @@ async fn conn(
     let _ = s.set_nodelay(true);
     let (mut r, mut w) = s.into_split();
     let mut head = [0u8; 18];
-    head[0] = if dir == Dir::Up { b'U' } else { b'D' };
+    head[0] = match dir {
+        Dir::Up => b'U',
+        Dir::Down => b'D',
+        Dir::Echo => b'E',
+    };
     head[1] = u8::from(hash);
     head[2..10].copy_from_slice(&len.to_be_bytes());
     head[10..18].copy_from_slice(&seed.to_be_bytes());
     w.write_all(&head).await?;
+    if dir == Dir::Echo {
+        let send = async {
+            let mut h = Sha256::new();
+            let mut off = 0;
+            while off < len {
+                let n = (len - off).min(IO as u64) as usize;
+                let chunk = ring.slice(seed, off, n);
+                if hash {
+                    h.update(chunk);
+                }
+                w.write_all(chunk).await?;
+                p.sent.fetch_add(n as u64, Relaxed);
+                off += n as u64;
+            }
+            w.shutdown().await?;
+            Ok::<_, io::Error>(if hash { h.finalize().into() } else { [0; 32] })
+        };
+        let (sent, got) = tokio::join!(send, read_all(&mut r, hash, &p));
+        return Ok(ConnEnd {
+            sent: (len, sent?),
+            got: got?,
+        });
+    }
     if dir == Dir::Up {
         let mut h = Sha256::new();
         let mut off = 0;
@@ -586,27 +649,35 @@ async fn conn(
         })
     } else {
         w.shutdown().await?;
-        let mut h = Sha256::new();
-        let mut count = 0u64;
-        let mut buf = vec![0u8; IO];
-        loop {
-            let n = r.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            if hash {
-                h.update(&buf[..n]);
-            }
-            count += n as u64;
-            p.received.fetch_add(n as u64, Relaxed);
-        }
         // The digest of what the source sent is computed after the run (outside the timing).
-        let got = if hash { h.finalize().into() } else { [0; 32] };
         Ok(ConnEnd {
             sent: (len, [0; 32]),
-            got: (count, got),
+            got: read_all(&mut r, hash, &p).await?,
         })
     }
+}
+
+/// Reads to EOF: the byte count and, with `hash`, the SHA-256.
+async fn read_all(
+    r: &mut tokio::net::tcp::OwnedReadHalf,
+    hash: bool,
+    p: &Progress,
+) -> io::Result<(u64, [u8; 32])> {
+    let mut h = Sha256::new();
+    let mut count = 0u64;
+    let mut buf = vec![0u8; IO];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        if hash {
+            h.update(&buf[..n]);
+        }
+        count += n as u64;
+        p.received.fetch_add(n as u64, Relaxed);
+    }
+    Ok((count, if hash { h.finalize().into() } else { [0; 32] }))
 }
 
 /// Runs one transfer in a fresh child emulator and a fresh runtime; never hangs: a run that
@@ -1014,13 +1085,13 @@ fn machine_note() -> String {
 
 fn perf(opts: &Opts, ring: &Arc<Ring>) -> bool {
     let mut rows = Vec::new();
-    for dir in [Dir::Up, Dir::Down] {
+    for &dir in &opts.dirs {
         for &conns in &opts.conns {
             let spec = |client: Client| Spec {
                 client,
                 dir,
                 conns,
-                bytes: (if client == Client::Baseline && dir == Dir::Up {
+                bytes: (if client == Client::Baseline && dir != Dir::Down {
                     opts.baseline_up_mb
                 } else {
                     opts.mb
@@ -1064,11 +1135,7 @@ fn perf(opts: &Opts, ring: &Arc<Ring>) -> bool {
         ok &= ours.is_ok() && base.is_ok();
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            if *dir == Dir::Up {
-                "upload"
-            } else {
-                "download"
-            },
+            dir.name(),
             conns,
             fmt_cell(ours, 0, 2),
             fmt_cell(base, 0, 2),
@@ -1146,7 +1213,7 @@ fn integrity(opts: &Opts, ring: &Arc<Ring>) -> bool {
                 ok &= all;
                 lines.push(format!(
                     "{} {:.1} MB in {} connections, {:.1} s ({:.2} MB/s), {} cuts resumed: {}",
-                    if dir == Dir::Up { "upload" } else { "download" },
+                    dir.name(),
                     spec.bytes as f64 / MB,
                     spec.conns,
                     o.secs,
