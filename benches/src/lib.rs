@@ -184,7 +184,11 @@ pub mod engine {
                 now,
                 client: Box::new(Session::new(Config::client(seed), now)),
                 agent: Box::new(Session::new(
-                    Config::agent(seed ^ 0x5a5a, AgentHandshake::SHELL),
+                    Config {
+                        // The links lose messages: send no further ahead than the client holds.
+                        max_ahead: ssm_proto::session::DEFAULT_REORDER,
+                        ..Config::agent(seed ^ 0x5a5a, AgentHandshake::SHELL)
+                    },
                     now,
                 )),
                 to_agent: Ring::new(),

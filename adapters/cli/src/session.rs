@@ -36,6 +36,9 @@ const TERMINATE_GRACE: Duration = Duration::from_millis(300);
 const API_TERMINATE_LIMIT: Duration = Duration::from_secs(2);
 /// How long to wait for the last output once the driver reported the end.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long a stream session (SSH's ProxyCommand) may take to end after stdin's EOF: the
+/// bytes read before it and the TerminateSession flag must be acknowledged.
+const STREAM_END_LIMIT: Duration = Duration::from_secs(10);
 
 /// What to run, and how.
 pub struct Run {
@@ -56,6 +59,8 @@ pub struct Run {
 enum InputEnd {
     /// `~.` typed.
     Escape,
+    /// A port session's stream (stdin) ended: SSH closed its ProxyCommand's input.
+    StreamEof,
     /// Reading or forwarding stdin failed.
     Failed(String),
 }
@@ -127,6 +132,8 @@ pub async fn run(run: Run) -> Result<u8> {
     let mut session_type = String::new();
     let mut exit_code: Option<i32> = None;
     let mut handshake_done = false;
+    // Set once a stream session's input ended: the session must be over by then.
+    let mut end_by: Option<tokio::time::Instant> = None;
 
     // `None` when the driver reported the end; otherwise why we leave early.
     let stop: Option<Failure> = loop {
@@ -237,6 +244,13 @@ pub async fn run(run: Run) -> Result<u8> {
                     tokio::time::sleep(TERMINATE_GRACE).await;
                     break Some(Failure::new(Kind::Escaped, "session left with ~."));
                 }
+                Some(InputEnd::StreamEof) => {
+                    // As the official client, leave at the end of the stream's input, but
+                    // cleanly: what was read goes first, then TerminateSession; the session
+                    // closes once the agent acknowledges it.
+                    control.terminate_after_input();
+                    end_by = Some(tokio::time::Instant::now() + STREAM_END_LIMIT);
+                }
                 Some(InputEnd::Failed(why)) => {
                     control.terminate();
                     tokio::time::sleep(TERMINATE_GRACE).await;
@@ -244,6 +258,15 @@ pub async fn run(run: Run) -> Result<u8> {
                 }
                 None => {}
             },
+            () = sleep_until(end_by) => {
+                break Some(Failure::new(
+                    Kind::ConnectionLost,
+                    format!(
+                        "the session did not end within {} s of the end of input",
+                        STREAM_END_LIMIT.as_secs()
+                    ),
+                ));
+            }
             Some(f) = fwd_end.recv() => {
                 control.terminate();
                 tokio::time::sleep(TERMINATE_GRACE).await;
@@ -319,6 +342,14 @@ pub async fn run(run: Run) -> Result<u8> {
     }
 }
 
+/// Sleeps until `t`; never without one.
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// SIGCONT's number (18 on Linux x86/arm, 19 on some others); tokio has no named kind for it.
 fn libc_sigcont() -> i32 {
     rustix::process::Signal::CONT.as_raw()
@@ -367,7 +398,8 @@ enum Input {
 
 /// Forwards stdin to the session. In raw mode the `~` escapes apply; at EOF of a non-terminal
 /// stdin (a pipe into a shell session) an `exit` line follows, so the remote shell ends as it
-/// would at the end of a script; a port session's stream is copied untouched.
+/// would at the end of a script; a port session's stream is copied untouched, and its EOF ends
+/// the session ([`InputEnd::StreamEof`]).
 async fn pump_in(mut input: ssm_tokio::StreamWriter, mode: Input, end: mpsc::Sender<InputEnd>) {
     let escapes = mode == Input::Escapes;
     let mut stdin = tokio::io::stdin();
@@ -376,6 +408,13 @@ async fn pump_in(mut input: ssm_tokio::StreamWriter, mode: Input, end: mpsc::Sen
     let mut out = Vec::with_capacity(4096);
     loop {
         let n = match stdin.read(&mut buf).await {
+            Ok(0) if mode == Input::Stream => {
+                let _ = input.flush().await;
+                let _ = end.send(InputEnd::StreamEof).await;
+                // Keep the writer until the session ends, as below.
+                std::future::pending::<()>().await;
+                return;
+            }
             Ok(0) => {
                 if mode == Input::Script {
                     // Not Ctrl-D: typed ahead into the PTY before the shell sets its terminal

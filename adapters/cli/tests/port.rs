@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{cmd, EmulatorProcess, TempDir, BIN};
+use common::{cmd, payload, EmulatorProcess, TempDir, BIN};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,6 +42,31 @@ fn echo_server() -> u16 {
         }
     });
     port
+}
+
+/// A TCP server that reads one connection at a time (it sends nothing) and, when one ends,
+/// reports how many bytes it received.
+fn counting_sink_server() -> (u16, mpsc::Receiver<usize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let mut buf = [0u8; 16 * 1024];
+            let mut total = 0;
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+            if tx.send(total).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
 }
 
 /// A running `ssm-session`, stderr read line by line; killed on drop.
@@ -127,19 +152,6 @@ fn echo_once(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
     c.read_exact(&mut back).unwrap();
     writer.join().unwrap().unwrap();
     back
-}
-
-/// A distinct payload per client: its index, then pseudo-random bytes.
-fn payload(i: usize, len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    let mut v = format!("client {i}:").into_bytes();
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.push(x.to_le_bytes()[0]);
-    }
-    v
 }
 
 fn concurrent_echo(addr: SocketAddr, clients: usize, len: usize) {
@@ -285,6 +297,41 @@ fn stdio_mode_is_a_stream_for_proxycommand() {
     drop(writer.join().unwrap());
 }
 
+/// SSH closes its ProxyCommand's stdin when it is done: the session then ends, after the bytes
+/// read before the EOF, and the process exits at once with status 0 (it used to stay forever).
+#[test]
+fn stdio_mode_ends_at_stdin_eof() {
+    let (sink, ends) = counting_sink_server();
+    let mut p = Proc::spawn(&mut demo_forward(sink, &["--stdio"]));
+    let mut stdin = p.child.stdin.take().unwrap();
+    let data = payload(3, 300_000);
+    stdin.write_all(&data).unwrap();
+    drop(stdin);
+    let closed = Instant::now();
+    let status = loop {
+        if let Some(s) = p.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            closed.elapsed() < Duration::from_secs(8),
+            "still running 8 s after stdin closed; stderr: {:?}",
+            p.seen
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "stderr: {:?}", p.seen);
+    // Everything written before the EOF reached the target, whose connection the agent then
+    // closed (TerminateSession).
+    let received = ends
+        .recv_timeout(IO_TIMEOUT)
+        .expect("the target connection was not closed");
+    assert_eq!(received, data.len());
+    p.wait_for(5, |l| {
+        l.starts_with("Exiting session with sessionId")
+            .then_some(())
+    });
+}
+
 /// The drop-in invocation the AWS CLI makes.
 fn plugin(dir: &TempDir, response: &str, request: &str, emu: &EmulatorProcess) -> Command {
     let mut c = cmd(&dir.plugin_link());
@@ -393,12 +440,11 @@ fn basic_mode_serves_one_connection_after_another() {
     let echo = echo_server();
     let mut p = Proc::spawn(&mut demo_forward(echo, &["--agent-version", "3.0.0.0"]));
     let addr = SocketAddr::from(([127, 0, 0, 1], p.opened_port()));
-    for i in 0..4 {
-        let data = payload(i, 3000);
+    // Back to back: each connection's DisconnectToPort flag must reach the agent before the
+    // next connection's first bytes (they once overtook it and went to the old target).
+    for i in 0..20 {
+        let data = payload(i, 3000 + i);
         assert!(echo_once(addr, &data) == data, "connection {i}");
-        // Basic mode: the agent learns of the end by the DisconnectToPort flag; a connection
-        // racing it may be lost (see the README), so the next one waits for it.
-        std::thread::sleep(Duration::from_millis(300));
     }
 }
 

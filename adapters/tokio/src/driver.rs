@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{self, Event, Incoming, Stream, TransmitKind};
-use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -96,6 +95,8 @@ struct Source {
     staged: Vec<u8>,
     off: usize,
     eof: bool,
+    /// Bytes handed to the engine so far (what [`Command::After`] positions count).
+    taken: u64,
 }
 
 impl Source {
@@ -107,6 +108,7 @@ impl Source {
             staged: Vec::new(),
             off: 0,
             eof,
+            taken: 0,
         }
     }
     fn staged(&self) -> &[u8] {
@@ -115,31 +117,9 @@ impl Source {
     fn can_read(&self) -> bool {
         !self.eof && self.off >= self.staged.len()
     }
-    /// True if nothing is staged and the pipe has nothing buffered right now.
-    fn idle(&mut self) -> bool {
-        if self.off < self.staged.len() {
-            return false;
-        }
-        if self.eof {
-            return true;
-        }
-        let Some(p) = self.pipe.as_mut() else {
-            return true;
-        };
-        let mut buf = vec![0u8; 16 * 1024];
-        match p.read(&mut buf).now_or_never() {
-            None => true,
-            Some(Ok(0)) | Some(Err(_)) => {
-                self.eof = true;
-                true
-            }
-            Some(Ok(n)) => {
-                buf.truncate(n);
-                self.staged = buf;
-                self.off = 0;
-                false
-            }
-        }
+    /// Whether the engine has the first `at` bytes of this pipe (or no more will come).
+    fn reached(&self, at: u64) -> bool {
+        self.taken >= at || (self.eof && self.staged().is_empty())
     }
 }
 
@@ -148,6 +128,8 @@ struct Sink {
     pipe: Option<DuplexStream>,
     pending: Vec<u8>,
     off: usize,
+    /// Bytes taken from the engine for this pipe so far (a flag's position in the stream).
+    total: u64,
 }
 
 impl Sink {
@@ -156,12 +138,14 @@ impl Sink {
             pipe,
             pending: Vec::new(),
             off: 0,
+            total: 0,
         }
     }
     fn waiting(&self) -> usize {
         self.pending.len() - self.off
     }
     fn push(&mut self, b: &[u8]) {
+        self.total += b.len() as u64;
         if self.pipe.is_none() {
             return; // nobody listens: discard
         }
@@ -198,8 +182,9 @@ struct Driver {
     /// [0] data, [1] stderr.
     sources: [Source; 2],
     sinks: [Sink; 2],
-    /// Commands that must follow the bytes written before them.
-    ordered: std::collections::VecDeque<Command>,
+    /// Commands that must follow the bytes written before them ([`Command::After`]), with
+    /// how many bytes of each source pipe those are.
+    ordered: std::collections::VecDeque<([u64; 2], Command)>,
     handshake_done: bool,
     writable: bool,
     pace_until: Option<Instant>,
@@ -208,6 +193,8 @@ struct Driver {
     orphaned_at: Option<Instant>,
     closed: Option<String>,
     closed_at: Option<Instant>,
+    /// When the engine's counters are logged next (debug level, once a second).
+    report_at: Instant,
     failure: Option<Error>,
     exit_code: Option<i32>,
     tbuf: Vec<u8>,
@@ -242,6 +229,7 @@ pub(crate) async fn run(
         orphaned_at: Some(Instant::now()),
         closed: None,
         closed_at: None,
+        report_at: Instant::now(),
         failure: None,
         exit_code: None,
         tbuf: vec![0u8; 16 * 1024],
@@ -314,6 +302,16 @@ impl Driver {
             }
             let wake = self.wait().await;
             self.on_wake(wake);
+            if tracing::enabled!(tracing::Level::DEBUG) && self.report_at <= Instant::now() {
+                self.report_at = Instant::now() + Duration::from_secs(1);
+                tracing::debug!(
+                    stats = ?self.session.stats(),
+                    unacked = self.session.unacked_bytes(),
+                    rto = ?self.session.rto(),
+                    srtt = ?self.session.srtt(),
+                    "engine counters"
+                );
+            }
             // Take what else the socket delivered without going back to the select; pump after
             // each message so acks go out and delivered bytes leave the engine's small buffer.
             for _ in 0..256 {
@@ -354,25 +352,20 @@ impl Driver {
                 self.on_event(ev);
             }
             // Engine → application.
-            while self.sinks.iter().all(|s| s.waiting() < PENDING_MAX) {
-                match self.session.read(&mut self.rbuf) {
-                    Some((stream, n)) => {
-                        progress = true;
-                        let i = usize::from(matches!(stream, Stream::StdErr));
-                        let chunk = &self.rbuf[..n];
-                        self.sinks[i].push(chunk);
-                    }
-                    None => break,
-                }
-            }
+            progress |= self.read_engine(PENDING_MAX);
             // Application → engine.
             if self.closed.is_none() && self.handshake_done && self.writable && self.paced() {
                 for i in 0..2 {
-                    if self.sources[i].staged().is_empty() {
+                    // Not past the position of the next ordered command: it goes in between.
+                    let limit = self.ordered.front().map_or(u64::MAX, |(at, _)| {
+                        at[i].saturating_sub(self.sources[i].taken)
+                    });
+                    if self.sources[i].staged().is_empty() || limit == 0 {
                         continue;
                     }
                     let now = self.now();
                     let mut data = self.sources[i].staged();
+                    data = &data[..data.len().min(usize::try_from(limit).unwrap_or(usize::MAX))];
                     if self.setup.pacing.is_some() {
                         // One message per pause, as the official agent does.
                         data = &data[..data.len().min(self.setup.chunk.max(1))];
@@ -387,6 +380,7 @@ impl Driver {
                         Ok(n) => {
                             progress = true;
                             self.sources[i].off += n;
+                            self.sources[i].taken += n as u64;
                             if let Some(p) = self.setup.pacing {
                                 self.pace_until = Some(Instant::now() + p);
                             }
@@ -399,18 +393,14 @@ impl Driver {
                 }
             }
             // Ordered commands go once the bytes before them are in the engine.
-            while !self.ordered.is_empty() && self.closed.is_none() {
-                let staged_before: usize = self.sources.iter().map(|s| s.staged().len()).sum();
-                let idle = self.sources.iter_mut().all(|s| s.idle());
-                let staged_after: usize = self.sources.iter().map(|s| s.staged().len()).sum();
-                if staged_after > staged_before {
-                    // `idle` found bytes: go round again to hand them to the engine.
-                    progress = true;
-                }
-                if !idle {
+            while self.closed.is_none() {
+                let Some((at, _)) = self.ordered.front() else {
+                    break;
+                };
+                if !(0..2).all(|i| self.sources[i].reached(at[i])) {
                     break;
                 }
-                if let Some(c) = self.ordered.pop_front() {
+                if let Some((_, c)) = self.ordered.pop_front() {
                     progress = true;
                     self.apply(c);
                 }
@@ -449,6 +439,24 @@ impl Driver {
                 break;
             }
         }
+    }
+
+    /// Moves delivered bytes from the engine to the sinks while each holds less than `max`
+    /// waiting; whether any moved.
+    fn read_engine(&mut self, max: usize) -> bool {
+        let mut moved = false;
+        while self.sinks.iter().all(|s| s.waiting() < max) {
+            match self.session.read(&mut self.rbuf) {
+                Some((stream, n)) => {
+                    moved = true;
+                    let i = usize::from(matches!(stream, Stream::StdErr));
+                    let chunk = &self.rbuf[..n];
+                    self.sinks[i].push(chunk);
+                }
+                None => break,
+            }
+        }
+        moved
     }
 
     fn paced(&self) -> bool {
@@ -493,7 +501,17 @@ impl Driver {
                 cols: u16::try_from(cols).unwrap_or(u16::MAX),
                 rows: u16::try_from(rows).unwrap_or(u16::MAX),
             }),
-            Event::Flag(f) => self.emit(SessionEvent::Flag(f.into())),
+            Event::Flag(f) => {
+                // The bytes delivered before the flag may still wait in the engine: take them
+                // all first, so the position counts them. (Messages the engine held for
+                // reordering and delivered in the same go as the flag are counted too: the
+                // engine reports no finer position.)
+                self.read_engine(usize::MAX);
+                self.emit(SessionEvent::Flag {
+                    flag: f.into(),
+                    after: self.sinks[0].total,
+                });
+            }
             Event::ExitCode(c) => {
                 self.exit_code = Some(c);
                 self.emit(SessionEvent::ExitCode(c));
@@ -534,6 +552,13 @@ impl Driver {
         }
     }
 
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::After(at, c) => self.ordered.push_back((at, *c)),
+            c => self.apply(c),
+        }
+    }
+
     fn apply(&mut self, c: Command) {
         let now = self.now();
         match c {
@@ -551,6 +576,8 @@ impl Driver {
                 }
             }
             Command::CloseChannel(reason) => self.session.close_channel(now, &reason),
+            // Only `on_command` sees these; an ordered command is never nested.
+            Command::After(at, c) => self.ordered.push_back((at, *c)),
             Command::Attach(ws) => {
                 let had = self.transport.take().is_some();
                 if had {
@@ -607,10 +634,7 @@ impl Driver {
         let now = self.now();
         match wake {
             Wake::Command(None) => self.commands_open = false,
-            Wake::Command(Some(c @ (Command::ExitCode(_) | Command::CloseChannel(_)))) => {
-                self.ordered.push_back(c)
-            }
-            Wake::Command(Some(c)) => self.apply(c),
+            Wake::Command(Some(c)) => self.on_command(c),
             Wake::Timer => {
                 self.sync_clock();
                 self.session.handle_timeout(now);
@@ -675,6 +699,12 @@ impl Driver {
                 s.staged.clear();
                 s.staged.extend_from_slice(&s.scratch[..n]);
                 s.off = 0;
+                // A command sent before these bytes were written was queued before they reached
+                // the pipe, but the select may have picked the read first: take such commands
+                // now, so an ordered one still goes in front of the bytes written after it.
+                while let Ok(c) = self.commands.try_recv() {
+                    self.on_command(c);
+                }
             }
             Wake::Read(i, _) => {
                 let s = &mut self.sources[i];

@@ -34,6 +34,11 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// Whether frames may go missing or arrive out of order (drop, reorder, delay).
+    pub fn loses_or_reorders(&self) -> bool {
+        self.drop > 0.0 || self.reorder > 0.0 || self.delay > 0.0
+    }
+
     /// A mild mix that exercises every repair path without starving throughput: 0.2 % drop,
     /// 1 % duplicate, 1 % reorder, 0.5 % delayed by up to 20 ms.
     pub fn mild(seed: u64) -> Faults {

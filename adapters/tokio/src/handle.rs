@@ -2,6 +2,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
@@ -27,7 +29,16 @@ pub enum SessionEvent {
     },
     /// Agent role: the client sent a flag (1 DisconnectToPort, 2 TerminateSession,
     /// 3 ConnectToPortError).
-    Flag(u32),
+    Flag {
+        /// The flag's value.
+        flag: u32,
+        /// Where it falls in the client's byte stream: it came after this many bytes of
+        /// [`AgentSession::input`] (counted from the session's start). The flag and the bytes
+        /// travel apart (this channel, that pipe): a reader that must act on the flag in stream
+        /// order (DisconnectToPort in basic port forwarding) reads exactly this many bytes
+        /// before acting on it.
+        after: u64,
+    },
     /// Client role: the remote command's exit code (non-interactive commands only).
     ExitCode(i32),
     /// The peer asked to stop sending (`pause_publication`).
@@ -68,6 +79,26 @@ pub struct Outcome {
     pub close_message: Option<String>,
 }
 
+/// Bytes the application has written so far into the driver's two source pipes ([0] the
+/// Output stream, [1] StdErr), counted by the [`StreamWriter`]s. A command that must follow
+/// them carries a snapshot ([`Command::After`]): the pipes and the command channel are read
+/// independently, so without it the command could overtake bytes written before it.
+#[derive(Debug, Default)]
+pub(crate) struct Written([AtomicU64; 2]);
+
+impl Written {
+    fn add(&self, stream: usize, n: usize) {
+        self.0[stream].fetch_add(n as u64, Ordering::AcqRel);
+    }
+
+    fn snapshot(&self) -> [u64; 2] {
+        [
+            self.0[0].load(Ordering::Acquire),
+            self.0[1].load(Ordering::Acquire),
+        ]
+    }
+}
+
 /// Requests from a handle to its driver.
 pub(crate) enum Command {
     Resize(u16, u16),
@@ -77,6 +108,9 @@ pub(crate) enum Command {
     ExitCode(i32),
     CloseChannel(String),
     Attach(crate::transport::BoxWs),
+    /// The command once the driver has handed the engine the first `at[i]` bytes of source
+    /// pipe `i` (everything written before the command was sent), and none after them.
+    After([u64; 2], Box<Command>),
 }
 
 /// A cloneable remote control for a running session.
@@ -85,6 +119,7 @@ pub(crate) enum Command {
 #[derive(Clone, Debug)]
 pub struct Control {
     pub(crate) tx: mpsc::UnboundedSender<Command>,
+    pub(crate) written: Arc<Written>,
 }
 
 impl std::fmt::Debug for Command {
@@ -97,24 +132,41 @@ impl std::fmt::Debug for Command {
             Command::ExitCode(c) => write!(f, "ExitCode({c})"),
             Command::CloseChannel(r) => write!(f, "CloseChannel({r:?})"),
             Command::Attach(_) => f.write_str("Attach(..)"),
+            Command::After(at, c) => write!(f, "After({at:?}, {c:?})"),
         }
     }
 }
 
 impl Control {
+    /// Sends `c` to follow every byte written so far to the input/output/stderr writers.
+    fn after(&self, c: Command) -> bool {
+        let at = self.written.snapshot();
+        self.tx.send(Command::After(at, Box::new(c))).is_ok()
+    }
+
     /// Client role: the terminal is now `cols` × `rows` (sends a Size message).
     pub fn resize(&self, cols: u16, rows: u16) -> bool {
         self.tx.send(Command::Resize(cols, rows)).is_ok()
     }
 
-    /// Client role: ask the agent to end the session (the TerminateSession flag).
+    /// Client role: ask the agent to end the session (the TerminateSession flag) now, ahead of
+    /// input still on its way to the engine (leaving: `~.`, a signal).
     pub fn terminate(&self) -> bool {
         self.tx.send(Command::Terminate).is_ok()
     }
 
-    /// Client role: send a raw flag (1 DisconnectToPort, 2 TerminateSession, 3 ConnectToPortError).
+    /// Client role: end the session after every byte written so far to the input: they go
+    /// first, then the TerminateSession flag (the end of a stream's input, e.g. SSH's
+    /// `ProxyCommand` seeing EOF on stdin).
+    pub fn terminate_after_input(&self) -> bool {
+        self.after(Command::Terminate)
+    }
+
+    /// Client role: send a raw flag (1 DisconnectToPort, 2 TerminateSession, 3 ConnectToPortError)
+    /// after every byte written so far to the input (DisconnectToPort ends the connection those
+    /// bytes belong to).
     pub fn send_flag(&self, flag: u32) -> bool {
-        self.tx.send(Command::Flag(flag)).is_ok()
+        self.after(Command::Flag(flag))
     }
 
     /// Close the session from this side.
@@ -125,13 +177,13 @@ impl Control {
     /// Agent role: send the exit code, after every byte written so far to the output and stderr
     /// writers.
     pub fn send_exit_code(&self, code: i32) -> bool {
-        self.tx.send(Command::ExitCode(code)).is_ok()
+        self.after(Command::ExitCode(code))
     }
 
     /// Agent role: close the channel with a reason shown to the user, after every byte written
     /// so far.
     pub fn close_channel(&self, reason: impl Into<String>) -> bool {
-        self.tx.send(Command::CloseChannel(reason.into())).is_ok()
+        self.after(Command::CloseChannel(reason.into()))
     }
 
     /// Agent role: carry the session over this (new) WebSocket, e.g. after the client resumed.
@@ -171,7 +223,23 @@ pub struct StreamReader(pub(crate) DuplexStream);
 /// Writes one stream into the session (client input, or agent output / stderr). Shutting it
 /// down tells the driver no more bytes follow.
 #[derive(Debug)]
-pub struct StreamWriter(pub(crate) DuplexStream);
+pub struct StreamWriter {
+    pipe: DuplexStream,
+    /// Counts what the pipe took, for commands that must follow it.
+    written: Arc<Written>,
+    /// Which source pipe of the driver this is (0 Output, 1 StdErr).
+    stream: usize,
+}
+
+impl StreamWriter {
+    pub(crate) fn new(pipe: DuplexStream, written: Arc<Written>, stream: usize) -> Self {
+        StreamWriter {
+            pipe,
+            written,
+            stream,
+        }
+    }
+}
 
 impl AsyncRead for StreamReader {
     fn poll_read(
@@ -189,13 +257,18 @@ impl AsyncWrite for StreamWriter {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        let this = &mut *self;
+        let r = Pin::new(&mut this.pipe).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            this.written.add(this.stream, n);
+        }
+        r
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.pipe).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.pipe).poll_shutdown(cx)
     }
 }
 

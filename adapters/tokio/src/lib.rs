@@ -82,6 +82,7 @@
     reason = "a std crate; the workspace lint guards the no_std core"
 )]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 mod driver;
@@ -219,7 +220,7 @@ pub async fn connect(target: Target, options: ConnectOptions) -> Result<ClientSe
     };
     let u = start(config, setup, Some(ws));
     Ok(ClientSession {
-        input: StreamWriter(u.to_engine),
+        input: StreamWriter::new(u.to_engine, u.written, 0),
         output: StreamReader(u.from_engine),
         stderr: StreamReader(u.stderr),
         events: u.events,
@@ -239,6 +240,8 @@ struct UserEnds {
     events: Events,
     control: Control,
     finished: Finished,
+    /// What the application wrote into `to_engine` (and agent `stderr`), shared with `control`.
+    written: Arc<handle::Written>,
 }
 
 /// Creates the engine and spawns its driver; `ws` is the first transport.
@@ -264,13 +267,18 @@ fn start(config: EngineConfig<'_>, setup: driver::Setup, ws: Option<transport::B
     };
     let session = new_engine(config);
     let task = tokio::spawn(driver::run(session, setup, ends, ws));
+    let written = Arc::new(handle::Written::default());
     UserEnds {
         to_engine,
         from_engine,
         stderr,
         events: Events { rx: ev_rx },
-        control: Control { tx: cmd_tx },
+        control: Control {
+            tx: cmd_tx,
+            written: written.clone(),
+        },
         finished: Finished(task),
+        written,
     }
 }
 
@@ -314,8 +322,8 @@ impl AgentSession {
         let u = start(config, setup, None);
         AgentSession {
             input: StreamReader(u.from_engine),
-            output: StreamWriter(u.to_engine),
-            stderr: StreamWriter(u.stderr),
+            output: StreamWriter::new(u.to_engine, u.written.clone(), 0),
+            stderr: StreamWriter::new(u.stderr, u.written, 1),
             events: u.events,
             control: u.control,
             finished: u.finished,

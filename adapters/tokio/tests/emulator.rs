@@ -183,19 +183,6 @@ async fn resize_reaches_the_pty() {
     let _ = timeout(T, out.read_to_end(&mut v)).await;
 }
 
-/// Send window of both ends in the bulk tests. With the engine's default (256 KiB) both
-/// directions saturated on a loaded 2-core machine fall into a retransmission storm (the engine
-/// resends every message whose timer expired; see the host report), so the bulk tests use a
-/// window that keeps the queues short. Revisit when the engine limits resends.
-const BULK_WINDOW: usize = 16 * 1024;
-
-fn bulk_config() -> ssm_tokio::EngineConfig<'static> {
-    ssm_tokio::EngineConfig {
-        window: BULK_WINDOW,
-        ..ssm_tokio::EngineConfig::client(1)
-    }
-}
-
 /// Deterministic test data.
 fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -243,12 +230,10 @@ async fn ten_mb(faults: Option<Faults>, tls: bool) -> Duration {
         .and_then(|v| v.parse::<usize>().ok());
     let n = n_env.unwrap_or(10) * 1024 * 1024;
     let faulty = faults.is_some();
-    let window = Some(BULK_WINDOW);
     let emu = emulator(EmulatorConfig {
         pacing: None,
         faults,
         tls,
-        window,
         ..Default::default()
     })
     .await;
@@ -262,7 +247,6 @@ async fn ten_mb(faults: Option<Faults>, tls: bool) -> Duration {
         target,
         ConnectOptions {
             tls: emu.client_tls(),
-            config: Some(bulk_config()),
             ..Default::default()
         },
     )
@@ -302,7 +286,6 @@ async fn cut_and_reconnect_loses_nothing() {
             cut_after: Some(1500),
             ..Default::default()
         }),
-        window: Some(BULK_WINDOW),
         ..Default::default()
     })
     .await;
@@ -317,7 +300,6 @@ async fn cut_and_reconnect_loses_nothing() {
         ConnectOptions {
             tls: emu.client_tls(),
             resume: Some(emu.resume_fn(&id)),
-            config: Some(bulk_config()),
             ..Default::default()
         },
     )

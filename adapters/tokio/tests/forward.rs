@@ -5,13 +5,15 @@
     reason = "a std test; the workspace lint guards the no_std core"
 )]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ssm_proto::smux::Config;
 use ssm_tokio::forward::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 mod common;
@@ -285,13 +287,55 @@ async fn slots_are_recycled() {
     assert_eq!(client.stream_count(), 0);
 }
 
+/// A stream that counts the bytes written through it (the position a DisconnectToPort flag
+/// carries, as `ssm_tokio::Control` counts a session's input).
+struct Counted<T> {
+    inner: T,
+    written: Arc<AtomicU64>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.written.fetch_add(n as u64, Ordering::SeqCst);
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Basic mode end to end: the client forwarder and the agent side, the DisconnectToPort flag
-/// carried by a channel as the session's control path would; each local connection gets its own
-/// target connection.
+/// (with its position in the stream) carried by a channel as the session's control path would;
+/// each local connection gets its own target connection.
 #[tokio::test]
 async fn basic_mode_against_agent_side() {
     let target = echo_server().await;
     let (a, b) = tokio::io::duplex(64 * 1024);
+    let written = Arc::new(AtomicU64::new(0));
+    let a = Counted {
+        inner: a,
+        written: written.clone(),
+    };
     let (flag_tx, flag_rx) = tokio::sync::mpsc::unbounded_channel();
     let connects = Arc::new(AtomicUsize::new(0));
     let c2 = connects.clone();
@@ -316,7 +360,7 @@ async fn basic_mode_against_agent_side() {
         listener,
         move || {
             flag_tx
-                .send(())
+                .send(BasicFlag::Disconnect(written.load(Ordering::SeqCst)))
                 .map_err(|_| std::io::Error::other("agent gone"))
         },
         stats.clone(),

@@ -123,17 +123,27 @@ async fn multiplexed_through_the_emulator() {
     run.abort();
 }
 
-#[tokio::test]
-async fn basic_mode_with_an_old_agent() {
-    let echo = echo_port().await;
+/// A basic-mode port session (an agent too old for smux) to `target` on this host, forwarded
+/// from a free local port: the emulator (keep it), the local address, the counters, the
+/// forwarder's task.
+async fn basic_session(
+    target: u16,
+    tls: bool,
+) -> (
+    Emulator,
+    std::net::SocketAddr,
+    Arc<Stats>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let emu = Emulator::start(EmulatorConfig {
         agent_version: "2.3.930.0".into(),
+        tls,
         ..EmulatorConfig::default()
     })
     .await
     .unwrap();
-    let (session, info) = open(&emu, &StartSession::port_forwarding(echo)).await;
-    // The emulated agent's target is "localhost": the echo server listens on 127.0.0.1.
+    let (session, info) = open(&emu, &StartSession::port_forwarding(target)).await;
+    // The emulated agent's target is "localhost": the servers listen on 127.0.0.1.
     assert_eq!(PortMode::of(&info).unwrap(), PortMode::Basic);
     let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
         .await
@@ -144,6 +154,13 @@ async fn basic_mode_with_an_old_agent() {
         let stats = stats.clone();
         async move { run_port_session(session, &info, listener, stats).await }
     });
+    (emu, addr, stats, run)
+}
+
+#[tokio::test]
+async fn basic_mode_with_an_old_agent() {
+    let echo = echo_port().await;
+    let (_emu, addr, stats, run) = basic_session(echo, true).await;
     for round in 0..3 {
         let data = payload(round, 20_000);
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -201,4 +218,91 @@ async fn idle_port_session_sends_nothing() {
     let mut buf = [0u8; 4096];
     let r = timeout(Duration::from_millis(1500), session.output.read(&mut buf)).await;
     assert!(r.is_err(), "idle session delivered {r:?}");
+}
+
+/// A TCP server that echoes each connection and records, per connection in accept order, every
+/// byte it received (complete once the connection has closed).
+async fn recording_echo_server() -> (u16, Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let i = {
+                let mut v = record.lock().unwrap();
+                v.push(Vec::new());
+                v.len() - 1
+            };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            record.lock().unwrap()[i].extend_from_slice(&buf[..n]);
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Basic mode, one connection right after the other (no pause): the DisconnectToPort flag that
+/// ends connection N and the first bytes of connection N+1 must reach the agent in that order,
+/// else N+1's bytes land in N's target connection. Each target connection must see exactly one
+/// client's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_mode_keeps_back_to_back_connections_apart() {
+    let (target, seen) = recording_echo_server().await;
+    let (_emu, addr, stats, run) = basic_session(target, false).await;
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    for round in 0..rounds {
+        let data = payload(round, 500 + round * 7);
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&data).await.unwrap();
+        let mut got = vec![0u8; data.len()];
+        timeout(T, s.read_exact(&mut got))
+            .await
+            .unwrap_or_else(|_| {
+                let lens: Vec<usize> = seen.lock().unwrap().iter().map(Vec::len).collect();
+                panic!("round {round}: no echo; bytes per target connection: {lens:?}")
+            })
+            .unwrap();
+        assert!(got == data, "round {round}: echo differs");
+        drop(s);
+    }
+    // The last connection's flag closes its target connection too.
+    timeout(T, async {
+        while seen.lock().unwrap().len() < rounds || stats.active.load(Ordering::SeqCst) != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every connection reached the target");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = seen.lock().unwrap().clone();
+    for (i, got) in seen.iter().enumerate() {
+        let want = payload(i, 500 + i * 7);
+        assert!(
+            *got == want,
+            "target connection {i} got {} bytes, want {} (client {i}'s); {} target connections \
+             for {rounds} clients",
+            got.len(),
+            want.len(),
+            seen.len()
+        );
+    }
+    assert_eq!(seen.len(), rounds);
+    run.abort();
 }

@@ -59,8 +59,9 @@ impl AgentHandshake<'static> {
 /// agent gates features on it, so it must not be lower.
 pub const DEFAULT_CLIENT_VERSION: &str = "1.2.764.0";
 
-/// The `REORDER` capacity of a default [`Session`](super::Session).
-pub(crate) const DEFAULT_REORDER: usize = 16;
+/// The `REORDER` capacity of a default [`Session`](super::Session): incoming messages it holds
+/// out of order.
+pub const DEFAULT_REORDER: usize = 16;
 
 /// Session configuration. Every field is public; start from [`Config::client`] or
 /// [`Config::agent`], which fill in the documented defaults.
@@ -83,7 +84,12 @@ pub struct Config<'a> {
     pub initial_rtt: Duration,
     /// Initial retransmission timeout. Default 200 ms (official `DefaultTransmissionTimeout`).
     pub initial_rto: Duration,
-    /// Ceiling of the retransmission timeout. Default 1 s (official `MaxTransmissionTimeout`).
+    /// Ceiling of the retransmission timeout computed from the estimator. Default 1 s (official
+    /// `MaxTransmissionTimeout`). Two things can make a message wait longer: the timeout is
+    /// never shorter than the latest measured round trip plus its variance term (a queue longer
+    /// than a second must not make every message in it time out), and it doubles with each
+    /// timeout that no acknowledgement answers (up to 16 times it), so a frozen path is not
+    /// flooded.
     pub max_rto: Duration,
     /// Floor of the variance term of the timeout. Default 10 ms (official `ClockGranularity`).
     pub rttvar_floor: Duration,
@@ -99,12 +105,14 @@ pub struct Config<'a> {
     /// everything the peer had to drop behind it. Retransmissions go out oldest first and
     /// within the same bound, after a reconnect too.
     ///
-    /// Default for [`Config::client`]: 10 000, the official agent's
-    /// `IncomingMessageBufferCapacity` (PROTOCOL.md §4): the window binds first, and uploads
-    /// are not slowed. Default for [`Config::agent`]: 16, the `REORDER` capacity of a default
-    /// [`Session`](super::Session), the client this library's agent role talks to; against a
-    /// session built with other capacities, use its `REORDER` (a smaller bound caps throughput
-    /// at `max_ahead` messages per round trip, which a local emulator does not notice).
+    /// Default 10 000 for both roles: the official agent's `IncomingMessageBufferCapacity`
+    /// (PROTOCOL.md §4), so in practice the window binds first. The official agent sets no
+    /// such bound on what it sends, and neither does this library's agent role by default: a
+    /// bound of a few messages caps throughput at that many messages per round trip, and the
+    /// round trip grows with every byte queued in the other direction (acknowledgements wait
+    /// behind data on a saturated link). Over a WebSocket nothing is lost while the connection
+    /// lives, so the peer holds nothing out of order; set this to the peer's `REORDER` plus
+    /// one for a lossy test network (as the fault-injecting emulator does).
     pub max_ahead: usize,
     /// How long the handshake may take, counted from the first
     /// [`handle_connected`](super::Session::handle_connected): client, until HandshakeComplete
@@ -165,7 +173,7 @@ impl<'a> Config<'a> {
             max_rto: c.max_rto,
             rttvar_floor: c.rttvar_floor,
             give_up: c.give_up,
-            max_ahead: DEFAULT_REORDER,
+            max_ahead: c.max_ahead,
             handshake_timeout: c.handshake_timeout,
             client_version: c.client_version,
             encryption: c.encryption,

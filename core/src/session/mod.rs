@@ -22,7 +22,9 @@ mod rtt;
 mod send;
 mod text;
 
-pub use config::{AgentHandshake, Config, Encryption, Role, DEFAULT_CLIENT_VERSION};
+pub use config::{
+    AgentHandshake, Config, Encryption, Role, DEFAULT_CLIENT_VERSION, DEFAULT_REORDER,
+};
 pub use event::{
     CloseReason, Error, Event, Incoming, Stats, Stream, Transmit, TransmitKind, WriteError,
 };
@@ -74,9 +76,6 @@ const PENDING_FLAGS: usize = 4;
 const MAX_ACTIONS: usize = 8;
 /// Room reserved in the send buffer to write one control payload.
 const CONTROL_MAX: usize = MAX_PROPERTIES_LEN + 2 * MAX_TEXT_LEN + 256;
-/// Newer messages acknowledged past a missing one before it is resent without waiting for its
-/// timeout: TCP's three duplicate acks (RFC 5681), which tolerates mild reordering.
-const FAST_RETRANSMIT_ACKS: usize = 3;
 /// The frames' SchemaVersion: what the official client sends.
 const SCHEMA_VERSION: u32 = 1;
 
@@ -199,8 +198,9 @@ enum Closing {
 ///   `min(Config::window, SEND)`. Default 256 KiB, the default window.
 /// - `UNACKED`: outgoing messages in flight.
 /// - `REORDER`: incoming messages held out of order (each slot [`REORDER_SLOT_LEN`] bytes).
-///   Default 16; a peer that keeps [`Config::max_ahead`] at most this never makes it drop one
-///   (this library's agent role does by default).
+///   Default [`DEFAULT_REORDER`] (16). Over a live WebSocket nothing arrives out of order;
+///   on a lossy path, a peer whose [`Config::max_ahead`] is at most this never makes it drop
+///   one.
 /// - `RECV`: delivered stream bytes waiting for [`read`](Self::read); at least
 ///   [`REORDER_SLOT_LEN`] (one message of the agent's).
 /// - `TXQ`: acknowledgements and other unsequenced frames waiting for `poll_transmit`.
@@ -776,7 +776,7 @@ impl<
         if self.is_closed() || self.paused {
             return Ok(None);
         }
-        if let Some(seq) = self.send.next_due(now, self.rtt.rto(), self.max_ahead) {
+        if let Some(seq) = self.send.next_due(now, self.rtt.timeout(), self.max_ahead) {
             let t = self.emit_stored(seq, buf)?;
             return Ok(Some(t));
         }
@@ -797,7 +797,10 @@ impl<
                 Role::Agent => self.peer_opened && !self.opened_event_pending,
             };
         if sending {
-            t = min_opt(t, self.send.next_deadline(self.rtt.rto(), self.max_ahead));
+            t = min_opt(
+                t,
+                self.send.next_deadline(self.rtt.timeout(), self.max_ahead),
+            );
         }
         if self.transport_up && self.peer_opened {
             t = min_opt(t, self.channel_closed_due);
@@ -960,7 +963,9 @@ impl<
         self.send.unacked_bytes()
     }
 
-    /// The current retransmission timeout.
+    /// The current retransmission timeout from the estimator (official formula and ceiling).
+    /// A message's actual timeout is at least this; see [`Config::max_rto`] for what can make
+    /// it longer.
     pub fn rto(&self) -> Duration {
         self.rtt.rto()
     }
@@ -1575,15 +1580,18 @@ impl<
             self.stats.unknown_acks = self.stats.unknown_acks.wrapping_add(1);
             return Ok(());
         }
-        match self
-            .send
-            .on_ack(ack.sequence_number, ack.message_id, self.now)
-        {
+        let (reordering, min_rtt) = (self.rtt.reordering(), self.rtt.min_rtt());
+        match self.send.on_ack(
+            ack.sequence_number,
+            ack.message_id,
+            self.now,
+            reordering,
+            min_rtt,
+        ) {
             AckOutcome::New(sample) => {
                 if let Some(s) = sample {
                     self.rtt.on_sample(s);
                 }
-                self.send.fast_retransmit(FAST_RETRANSMIT_ACKS);
                 // A held message may have waited for send-buffer room (a handshake answer).
                 self.drain();
                 self.progress_at = self.now;

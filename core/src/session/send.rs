@@ -3,6 +3,45 @@
 //! Payloads live in one byte ring (`BYTES`), each message contiguous; their metadata in a ring
 //! of `SLOTS` entries indexed by sequence number. A message is freed when it and every older one
 //! are acknowledged, so memory is released in order even when acks arrive out of order.
+//!
+//! # When a message goes out again
+//!
+//! Over a WebSocket nothing is lost while the connection lives, but a message taken from
+//! `poll_transmit` may wait a long time behind others (the adapter's queue, the kernel's send
+//! buffer, the slowest hop) before the peer sees it, and its acknowledgement may wait behind the
+//! peer's data. A timer that runs from each message's own transmission would then expire for
+//! every queued message at once, resend the whole window into the same queue and make it longer
+//! (a retransmission storm that never ends, because Karn's rule then forbids the samples that
+//! would raise the timeout). Two rules instead:
+//!
+//! - **Loss by a later delivery** (RACK, RFC 8985): once a message that went out once is
+//!   acknowledged, an unacknowledged message sent before it is lost when its own acknowledgement
+//!   is later than that one's round trip plus a small reordering allowance — the path is first
+//!   in, first out, so it would have arrived first. It goes out again about one round trip after
+//!   its first transmission, without waiting for a timeout.
+//! - **Loss by silence** (RFC 6298 §5.3–5.5): a message's retransmission timeout counts from
+//!   its last transmission *or the last acknowledgement received, whichever is later*, so while
+//!   acknowledgements keep coming (the queue drains) nothing times out. The first timeout sends
+//!   the oldest unacknowledged message alone, as a probe, and starts a recovery in which every
+//!   other message sent before it goes out again too, but clocked by acknowledgements: two for
+//!   each copy acknowledged (TCP's slow start, RFC 5681 §3.1). A copy acknowledged sooner than
+//!   the smallest round trip after it went out was not needed (the first transmission was only
+//!   late): the recovery ends there. A queue that suddenly grew (a burst after an idle spell)
+//!   so costs a copy or three instead of a window, and a peer that dropped a run of messages
+//!   gets them back in 1, 2, 4, 8... per round trip. While the silence lasts only the probe
+//!   repeats, each time after twice the timeout (up to [`MAX_BACKOFF`] doublings, also for
+//!   messages sent meanwhile), so a dead or frozen path sees a few copies, not a flood. Any new
+//!   acknowledgement ends the doublings; one of a message sent once (fresh data got through,
+//!   the path is clear) ends the recovery. A new transport ends both: everything
+//!   unacknowledged goes out again at once on it.
+//!
+//! Both hold while acknowledgements come in order, as they do over a WebSocket. Once one comes
+//! out of order (an older message still unacknowledged), the path itself loses or reorders
+//! messages (a lossy test network, the emulator's faults): until [`IN_ORDER_TO_CLEAR`] come in
+//! order again, every message runs on its own timer, without doublings or a recovery, and all
+//! whose timers expired go out again at once — what the official client always does, and what
+//! repairs fastest where losses, not queues, are the problem. Behind a queue longer than the
+//! timeout, that same rule is the storm described above.
 
 use crate::time::{Duration, Instant};
 use crate::uuid::Uuid;
@@ -19,6 +58,13 @@ pub(crate) struct Sent {
     pub(crate) sent_at: Option<Instant>,
     /// Transmissions so far, over every transport (Karn: sample RTT only when 1).
     pub(crate) transmissions: u32,
+    /// Its timeout is the RTO doubled this many times, while `epoch` is the buffer's.
+    backoff: u8,
+    /// The buffer's `epoch` when `backoff` was set: an acknowledgement since clears it.
+    epoch: u32,
+    /// Its last transmission repaired a loss found by a later delivery: the first one surely
+    /// never arrived, so an acknowledgement a round trip later is this copy's.
+    rack_copy: bool,
     pub(crate) acked: bool,
 }
 
@@ -31,6 +77,9 @@ impl Sent {
         len: 0,
         sent_at: None,
         transmissions: 0,
+        backoff: 0,
+        epoch: 0,
+        rack_copy: false,
         acked: false,
     };
 
@@ -62,6 +111,64 @@ pub(crate) struct SendBuffer<const BYTES: usize, const SLOTS: usize> {
     base_seq: i64,
     /// Payload bytes of messages not yet acknowledged.
     unacked_bytes: usize,
+    /// When the last acknowledgement arrived (new or repeated): the peer was alive and the path
+    /// draining then, so retransmission timers count from no earlier.
+    ack_at: Option<Instant>,
+    /// The last-sent message among those acknowledged after a single transmission.
+    delivered: Option<Delivered>,
+    /// Doublings in force: raised by each timeout, cleared by the next acknowledgement (RFC 6298
+    /// §5.5). Messages sent meanwhile start with it: without that, once a queue outgrew the
+    /// timeout, every new message would time out too, and Karn's rule would refuse every
+    /// sample that could raise the estimate.
+    backoff: u8,
+    /// Counts acknowledgements (and new transports): a message's own doublings hold only
+    /// within the epoch they were set in.
+    epoch: u32,
+    /// The recovery under way, if any (see the module documentation).
+    recovery: Option<Recovery>,
+    /// The path loses or reorders messages: an acknowledgement arrived while an older message
+    /// was unacknowledged, and fewer than [`IN_ORDER_TO_CLEAR`] in order since.
+    lossy: bool,
+    /// Acknowledgements in order since the last one out of order.
+    in_order: u16,
+}
+
+/// In-order acknowledgements after which a path that lost or reordered counts as clean again.
+const IN_ORDER_TO_CLEAR: u16 = 256;
+
+/// A recovery: the probe went out at `start`; messages sent before then and not acknowledged
+/// go out again as acknowledgements allow.
+#[derive(Debug, Clone, Copy)]
+struct Recovery {
+    start: Instant,
+    /// How many of them may go out now.
+    budget: u16,
+}
+
+/// Most timed-out messages a recovery lets go out ahead of the acknowledgements.
+const MAX_BUDGET: u16 = 1024;
+
+/// What RACK keeps of the last-sent message acknowledged after a single transmission.
+#[derive(Debug, Clone, Copy)]
+struct Delivered {
+    sent_at: Instant,
+    seq: i64,
+    /// Its round trip.
+    rtt: Duration,
+    /// The reordering allowance when it was acknowledged.
+    reordering: Duration,
+}
+
+/// Most doublings of a message's retransmission timeout (RFC 6298 §5.5): with the default 1 s
+/// ceiling of the estimator, a dead path sees copies after 1, 2, 4, 8 and then every 16 s.
+pub(crate) const MAX_BACKOFF: u8 = 4;
+
+/// `rto` doubled `backoff` times (at most [`MAX_BACKOFF`]).
+fn backed_off(rto: Duration, backoff: u8) -> Duration {
+    Duration::from_millis(
+        rto.total_millis()
+            .saturating_mul(1 << backoff.min(MAX_BACKOFF)),
+    )
 }
 
 impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
@@ -73,6 +180,13 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
             len: 0,
             base_seq: 0,
             unacked_bytes: 0,
+            ack_at: None,
+            delivered: None,
+            backoff: 0,
+            epoch: 0,
+            recovery: None,
+            lossy: false,
+            in_order: 0,
         }
     }
 
@@ -160,6 +274,9 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
             len: n as u32,
             sent_at: None,
             transmissions: 0,
+            backoff: 0,
+            epoch: 0,
+            rack_copy: false,
             acked: false,
         };
         self.len += 1;
@@ -185,53 +302,156 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
     /// oldest unacknowledged message, so that a peer holding `ahead - 1` messages out of order
     /// never has to drop one for lack of room.
     fn sendable(&self, ahead: usize) -> core::ops::Range<usize> {
-        let first = (0..self.len)
+        0..self.len.min(self.oldest().saturating_add(ahead))
+    }
+
+    /// When the message `s` (sent, not acknowledged) times out: its RTO, doubled once per
+    /// earlier timeout, counted from its last transmission or the last acknowledgement,
+    /// whichever is later.
+    fn timeout_at(&self, s: &Sent, rto: Duration) -> Option<Instant> {
+        let sent = s.sent_at?;
+        if self.lossy {
+            // Losses, not queues: every message on its own timer, as the official client.
+            return Some(sent + rto);
+        }
+        let from = match self.ack_at {
+            Some(a) if a > sent => a,
+            _ => sent,
+        };
+        Some(from + backed_off(rto, self.backoff_of(s)))
+    }
+
+    /// The doublings of `s`'s timeout: none once an acknowledgement came after they were set.
+    fn backoff_of(&self, s: &Sent) -> u8 {
+        if s.epoch == self.epoch {
+            s.backoff
+        } else {
+            0
+        }
+    }
+
+    /// When the message `s` with sequence number `seq` counts as lost because a message sent
+    /// after it was delivered: its transmission plus that one's round trip plus the reordering
+    /// allowance. `None` while no message sent after it has been acknowledged.
+    fn lost_at(&self, s: &Sent, seq: i64) -> Option<Instant> {
+        let (t, d) = (s.sent_at?, self.delivered?);
+        let before = t < d.sent_at || (t == d.sent_at && seq < d.seq);
+        before.then(|| t + d.rtt + d.reordering)
+    }
+
+    /// When the message at position `i` goes out again: `None` once acknowledged, before its
+    /// first transmission on this transport (then it is due at once), or while a recovery holds
+    /// it for an acknowledgement. `oldest` is the position of the oldest unacknowledged one.
+    fn resend_at(&self, i: usize, oldest: usize, rto: Duration) -> Option<Instant> {
+        let s = &self.slots[self.idx(i)];
+        if s.acked {
+            return None;
+        }
+        let lost = self.lost_at(s, self.base_seq + i as i64);
+        let timeout = match (self.recovery, s.sent_at) {
+            // Waiting for another go: now if the budget allows, else at an acknowledgement
+            // (the oldest also by its own timer, so that silence still sends the probe).
+            (Some(r), Some(t)) if t < r.start && !self.lossy => {
+                if r.budget > 0 {
+                    Some(r.start)
+                } else if i == oldest {
+                    self.timeout_at(s, rto)
+                } else {
+                    None
+                }
+            }
+            _ => self.timeout_at(s, rto),
+        };
+        match (lost, timeout) {
+            (Some(l), Some(t)) => Some(l.min(t)),
+            (l, t) => l.or(t),
+        }
+    }
+
+    /// The position of the oldest unacknowledged message (`len` when none).
+    fn oldest(&self) -> usize {
+        (0..self.len)
             .find(|&i| !self.slots[self.idx(i)].acked)
-            .unwrap_or(self.len);
-        0..self.len.min(first.saturating_add(ahead))
+            .unwrap_or(self.len)
     }
 
     /// The oldest unacknowledged message that is due, among those fewer than `ahead` past the
-    /// oldest unacknowledged one: never sent on this transport, or sent `rto` ago or more.
-    /// Returns its sequence number.
+    /// oldest unacknowledged one: never sent on this transport, found lost, or timed out and
+    /// let go by the recovery (see the module documentation). Returns its sequence number.
     pub(crate) fn next_due(&self, now: Instant, rto: Duration, ahead: usize) -> Option<i64> {
+        let oldest = self.oldest();
         self.sendable(ahead).find_map(|i| {
             let s = &self.slots[self.idx(i)];
-            let due = !s.acked && s.sent_at.is_none_or(|t| t + rto <= now);
+            let due = !s.acked
+                && (s.sent_at.is_none()
+                    || self.resend_at(i, oldest, rto).is_some_and(|t| t <= now));
             due.then_some(self.base_seq + i as i64)
         })
     }
 
-    /// Records a transmission of `seq` at `now`.
+    /// Records a transmission of `seq` at `now`. A message sent before that is not found lost
+    /// went out again because its timeout passed: its next timeout doubles, and so do those of
+    /// messages sent from now on until an acknowledgement arrives; the first starts a recovery,
+    /// the others use its budget. Any other transmission starts with the doublings in force.
     pub(crate) fn mark_sent(&mut self, seq: i64, now: Instant) {
-        if let Some(off) = seq.checked_sub(self.base_seq) {
-            if off >= 0 && (off as usize) < self.len {
-                let i = self.idx(off as usize);
-                let s = &mut self.slots[i];
-                s.sent_at = Some(now);
-                s.transmissions = s.transmissions.saturating_add(1);
+        let Some(off) = seq.checked_sub(self.base_seq) else {
+            return;
+        };
+        if off < 0 || off as usize >= self.len {
+            return;
+        }
+        let i = self.idx(off as usize);
+        let sent = &self.slots[i];
+        let found_lost = self.lost_at(sent, seq).is_some_and(|t| t <= now);
+        let waiting = matches!((self.recovery, sent.sent_at), (Some(r), Some(t)) if t < r.start);
+        if sent.sent_at.is_some() && !found_lost {
+            if let (true, Some(r)) = (waiting, self.recovery.as_mut()) {
+                if r.budget > 0 {
+                    // Let go by an acknowledgement.
+                    r.budget -= 1;
+                    let s = &mut self.slots[i];
+                    s.backoff = self.backoff;
+                    s.epoch = self.epoch;
+                    s.sent_at = Some(now);
+                    s.transmissions = s.transmissions.saturating_add(1);
+                    s.rack_copy = false;
+                    return;
+                }
+            }
+            // Its timeout passed: the next doubles; the first starts a recovery.
+            let b = self.backoff_of(&self.slots[i]).saturating_add(1);
+            self.backoff = b.max(self.backoff).min(MAX_BACKOFF);
+            if self.recovery.is_none() && !self.lossy {
+                self.recovery = Some(Recovery {
+                    start: now,
+                    budget: 0,
+                });
             }
         }
+        let s = &mut self.slots[i];
+        s.rack_copy = found_lost;
+        s.backoff = self.backoff;
+        s.epoch = self.epoch;
+        s.sent_at = Some(now);
+        s.transmissions = s.transmissions.saturating_add(1);
     }
 
     /// The earliest retransmission deadline among messages already sent that may go out again
     /// (see [`next_due`](Self::next_due)).
     pub(crate) fn next_deadline(&self, rto: Duration, ahead: usize) -> Option<Instant> {
+        let oldest = self.oldest();
         self.sendable(ahead)
-            .filter_map(|i| {
-                let s = &self.slots[self.idx(i)];
-                if s.acked {
-                    None
-                } else {
-                    s.sent_at.map(|t| t + rto)
-                }
-            })
+            .filter_map(|i| self.resend_at(i, oldest, rto))
             .min()
     }
 
     /// Forgets every transmission time so that all unacknowledged messages go out again (a new
-    /// transport). Transmission counts stay, so Karn's rule still holds across the reconnect.
+    /// transport), with fresh timeouts. Transmission counts stay, so Karn's rule still holds
+    /// across the reconnect.
     pub(crate) fn mark_all_unsent(&mut self) {
+        self.backoff = 0;
+        self.epoch = self.epoch.wrapping_add(1);
+        self.recovery = None;
         for i in 0..self.len {
             let j = self.idx(i);
             self.slots[j].sent_at = None;
@@ -239,60 +459,107 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
     }
 
     /// Applies an acknowledgement naming `seq` and `id`, then frees the acknowledged prefix.
-    pub(crate) fn on_ack(&mut self, seq: i64, id: Uuid, now: Instant) -> AckOutcome {
+    /// `reordering` is how much later than a message sent after it a message may arrive before
+    /// it counts as lost, `min_rtt` the smallest round trip measured (see the module
+    /// documentation).
+    pub(crate) fn on_ack(
+        &mut self,
+        seq: i64,
+        id: Uuid,
+        now: Instant,
+        reordering: Duration,
+        min_rtt: Option<Duration>,
+    ) -> AckOutcome {
         let Some(off) = seq.checked_sub(self.base_seq) else {
             return AckOutcome::Unknown;
         };
         if off < 0 {
             // Older than everything live: acknowledged (and freed) already.
+            self.ack_at = Some(now);
             return AckOutcome::Duplicate;
         }
         if off as usize >= self.len {
             return AckOutcome::Unknown;
         }
+        let oldest = self.oldest();
         let i = self.idx(off as usize);
         let s = &mut self.slots[i];
         if s.id != id {
             return AckOutcome::Unknown;
         }
+        if !s.acked {
+            if off as usize == oldest {
+                self.in_order = self.in_order.saturating_add(1);
+                if self.in_order >= IN_ORDER_TO_CLEAR {
+                    self.lossy = false;
+                }
+            } else {
+                self.lossy = true;
+                self.in_order = 0;
+                self.recovery = None;
+            }
+        }
+        let s = &mut self.slots[i];
         if s.acked {
+            self.ack_at = Some(now);
             return AckOutcome::Duplicate;
         }
         s.acked = true;
-        self.unacked_bytes -= s.len as usize;
-        let sample = match (s.transmissions, s.sent_at) {
-            (1, Some(t)) => Some(now - t),
+        let s_transmissions = s.transmissions;
+        let s_sent_at = s.sent_at;
+        let once_sent_at = match (s.transmissions, s.sent_at) {
+            (1, Some(t)) => Some(t),
             _ => None,
         };
+        // A copy that repaired a loss, acknowledged at least a round trip after it went out,
+        // tells when the peer last received something, like a message sent once (RFC 8985
+        // §6.2's rule for retransmissions).
+        let delivered_at = once_sent_at.or(match (s.rack_copy, s.sent_at) {
+            (true, Some(t)) if min_rtt.is_none_or(|m| now - t >= m) => Some(t),
+            _ => None,
+        });
+        self.unacked_bytes -= s.len as usize;
+        // The peer is alive and the path drains: timers count from now and the doublings end;
+        // a copy sent by a recovery lets two more go.
+        self.ack_at = Some(now);
+        self.backoff = 0;
+        self.epoch = self.epoch.wrapping_add(1);
+        if let (true, Some(r), Some(t)) = (s_transmissions > 1, self.recovery.as_mut(), s_sent_at) {
+            if min_rtt.is_some_and(|m| now - t < m) {
+                // Sooner than any round trip after the copy went out: this acknowledges the
+                // first transmission, which was only late (RFC 4015's reasoning). Nothing was
+                // lost; the recovery ends before it resends more.
+                self.recovery = None;
+            } else {
+                r.budget = r.budget.saturating_add(2).min(MAX_BUDGET);
+            }
+        }
+        if let Some(d) = self.delivered.as_mut() {
+            d.reordering = reordering;
+        }
+        if once_sent_at.is_some() {
+            // Fresh data got through: the path is clear.
+            self.recovery = None;
+        }
+        if let Some(t) = delivered_at {
+            let later = self
+                .delivered
+                .is_none_or(|d| t > d.sent_at || (t == d.sent_at && seq > d.seq));
+            if later {
+                self.delivered = Some(Delivered {
+                    sent_at: t,
+                    seq,
+                    rtt: now - t,
+                    reordering,
+                });
+            }
+        }
         while self.len > 0 && self.slots[self.first].acked {
             self.first = (self.first + 1) % SLOTS;
             self.len -= 1;
             self.base_seq += 1;
         }
-        AckOutcome::New(sample)
-    }
-
-    /// Fast retransmission: when at least `threshold` messages newer than the oldest
-    /// unacknowledged one are acknowledged, the peer is holding them behind a gap and that one
-    /// was lost. If it went out only once, it becomes due now (once: after that its timeout
-    /// governs). Returns whether it did. Repairs the gap in one round trip, before the peer's
-    /// reorder slots overflow and it has to drop (and we resend) everything behind.
-    pub(crate) fn fast_retransmit(&mut self, threshold: usize) -> bool {
-        let Some(i) = (0..self.len).find(|&i| !self.slots[self.idx(i)].acked) else {
-            return false;
-        };
-        let j = self.idx(i);
-        if self.slots[j].transmissions != 1 || self.slots[j].sent_at.is_none() {
-            return false;
-        }
-        let newer_acked = (i + 1..self.len)
-            .filter(|&k| self.slots[self.idx(k)].acked)
-            .count();
-        if newer_acked < threshold {
-            return false;
-        }
-        self.slots[j].sent_at = None;
-        true
+        AckOutcome::New(once_sent_at.map(|t| now - t))
     }
 
     /// When the oldest unacknowledged message was first queued or sent, for the give-up timer.
@@ -307,7 +574,9 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
 mod tests {
     use super::*;
 
-    fn push(b: &mut SendBuffer<64, 4>, n: usize, byte: u8) -> Option<i64> {
+    const REO: Duration = Duration::from_millis(1);
+
+    fn push<const S: usize>(b: &mut SendBuffer<64, S>, n: usize, byte: u8) -> Option<i64> {
         b.push(Uuid([byte; 16]), 1, 0, n, |d| {
             d.fill(byte);
             Some(n)
@@ -326,22 +595,22 @@ mod tests {
         assert_eq!(b.room(20), 4);
         // Acking the middle one frees nothing yet but counts.
         assert_eq!(
-            b.on_ack(1, Uuid([2; 16]), Instant::ZERO),
+            b.on_ack(1, Uuid([2; 16]), Instant::ZERO, REO, None),
             AckOutcome::New(None)
         );
         assert_eq!(b.unacked_bytes(), 40);
         assert_eq!(
-            b.on_ack(1, Uuid([2; 16]), Instant::ZERO),
+            b.on_ack(1, Uuid([2; 16]), Instant::ZERO, REO, None),
             AckOutcome::Duplicate
         );
         assert_eq!(push(&mut b, 20, 4), None);
         // Wrong id: ignored.
         assert_eq!(
-            b.on_ack(0, Uuid([9; 16]), Instant::ZERO),
+            b.on_ack(0, Uuid([9; 16]), Instant::ZERO, REO, None),
             AckOutcome::Unknown
         );
         assert!(matches!(
-            b.on_ack(0, Uuid([1; 16]), Instant::ZERO),
+            b.on_ack(0, Uuid([1; 16]), Instant::ZERO, REO, None),
             AckOutcome::New(_)
         ));
         // 0 and 1 freed: 40 bytes before the head now.
@@ -360,53 +629,208 @@ mod tests {
         b.mark_sent(1, Instant::from_millis(10));
         b.mark_sent(1, Instant::from_millis(300));
         assert_eq!(
-            b.on_ack(0, Uuid([1; 16]), Instant::from_millis(50)),
+            b.on_ack(0, Uuid([1; 16]), Instant::from_millis(50), REO, None),
             AckOutcome::New(Some(Duration::from_millis(40)))
         );
         assert_eq!(
-            b.on_ack(1, Uuid([2; 16]), Instant::from_millis(350)),
+            b.on_ack(1, Uuid([2; 16]), Instant::from_millis(350), REO, None),
             AckOutcome::New(None)
         );
         assert!(b.is_empty());
     }
 
     #[test]
-    fn fast_retransmit_after_three_newer_acks_once() {
+    fn a_later_delivery_finds_a_loss_at_once() {
         let mut b = SendBuffer::<64, 4>::new();
+        for k in 0..4 {
+            push(&mut b, 1, k);
+            b.mark_sent(k as i64, Instant::from_millis(k as u64 * 2));
+        }
+        let rto = Duration::from_millis(200);
+        // 1 (sent at 2 ms) arrives: 0 (sent at 0 ms) was sent before it, beyond the 1 ms
+        // allowance, so it is lost; 2 and 3 were sent after and may still be on their way.
+        b.on_ack(1, Uuid([1; 16]), Instant::from_millis(30), REO, None);
+        assert_eq!(b.next_due(Instant::from_millis(30), rto, 4), Some(0));
+        b.mark_sent(0, Instant::from_millis(30));
+        assert_eq!(b.next_due(Instant::from_millis(30), rto, 4), None);
+        // An acknowledgement out of order: the path loses, every message runs on its own timer
+        // (2's, sent at 4 ms, comes first; 0's copy was found lost, not timed out: not doubled).
+        assert_eq!(b.next_deadline(rto, 4), Some(Instant::from_millis(204)));
+        assert_eq!(b.get(0).unwrap().backoff, 0);
+        // 3 arrives, 2 did not: 2 is lost too; 0 went out again after 3, so it is not.
+        b.on_ack(3, Uuid([3; 16]), Instant::from_millis(36), REO, None);
+        assert_eq!(b.next_due(Instant::from_millis(36), rto, 4), Some(2));
+        b.mark_sent(2, Instant::from_millis(36));
+        assert_eq!(b.next_due(Instant::from_millis(36), rto, 4), None);
+        assert_eq!(b.get(0).unwrap().transmissions, 2);
+    }
+
+    #[test]
+    fn within_the_reordering_allowance_nothing_is_lost() {
+        let mut b = SendBuffer::<64, 4>::new();
+        for k in 0..2 {
+            push(&mut b, 1, k);
+        }
+        b.mark_sent(0, Instant::from_millis(10));
+        b.mark_sent(1, Instant::from_millis(12));
+        let rto = Duration::from_millis(200);
+        b.on_ack(
+            1,
+            Uuid([1; 16]),
+            Instant::from_millis(40),
+            Duration::from_millis(5),
+            None,
+        );
+        assert_eq!(b.next_due(Instant::from_millis(40), rto, 4), None);
+        // A copy's acknowledgement says nothing about when it was sent (Karn): no loss either.
+        let mut b = SendBuffer::<64, 4>::new();
+        for k in 0..2 {
+            push(&mut b, 1, k);
+        }
+        b.mark_sent(0, Instant::from_millis(10));
+        b.mark_sent(1, Instant::from_millis(10));
+        b.mark_sent(1, Instant::from_millis(300));
+        let min_rtt = Some(Duration::from_millis(20));
+        b.on_ack(1, Uuid([1; 16]), Instant::from_millis(301), REO, min_rtt);
+        // (Its own timer, 1 s here, has not expired either.)
+        let long = Duration::from_millis(1000);
+        assert_eq!(b.next_due(Instant::from_millis(301), long, 4), None);
+    }
+
+    #[test]
+    fn acknowledgements_hold_back_the_timeouts_of_queued_messages() {
+        let mut b = SendBuffer::<64, 4>::new();
+        for k in 0..3 {
+            push(&mut b, 1, k);
+            b.mark_sent(k as i64, Instant::ZERO);
+        }
+        let rto = Duration::from_millis(200);
+        // 0 is acknowledged late (it waited in a queue); 1 and 2 are still queued behind it.
+        b.on_ack(0, Uuid([0; 16]), Instant::from_millis(190), REO, None);
+        assert_eq!(b.next_due(Instant::from_millis(250), rto, 4), None);
+        assert_eq!(b.next_deadline(rto, 4), Some(Instant::from_millis(390)));
+        // A repeated acknowledgement also shows the peer alive.
+        b.on_ack(0, Uuid([0; 16]), Instant::from_millis(300), REO, None);
+        assert_eq!(b.next_deadline(rto, 4), Some(Instant::from_millis(500)));
+        // Silence for a whole RTO: the oldest goes out as a probe.
+        assert_eq!(b.next_due(Instant::from_millis(500), rto, 4), Some(1));
+        b.mark_sent(1, Instant::from_millis(500));
+        assert_eq!(b.next_due(Instant::from_millis(500), rto, 4), None);
+    }
+
+    #[test]
+    fn timeouts_back_off_until_a_new_transport() {
+        let mut b = SendBuffer::<64, 4>::new();
+        push(&mut b, 1, 0);
+        let rto = Duration::from_millis(200);
+        let mut t = 0;
+        b.mark_sent(0, Instant::from_millis(t));
+        for k in 1..=6u32 {
+            let next = b.next_deadline(rto, 4).unwrap().total_millis();
+            let doublings = (k - 1).min(u32::from(MAX_BACKOFF));
+            assert_eq!(next - t, 200 << doublings, "timeout {k}");
+            assert_eq!(b.next_due(Instant::from_millis(next - 1), rto, 4), None);
+            assert_eq!(b.next_due(Instant::from_millis(next), rto, 4), Some(0));
+            t = next;
+            b.mark_sent(0, Instant::from_millis(t));
+        }
+        b.mark_all_unsent();
+        assert_eq!(b.next_due(Instant::from_millis(t), rto, 4), Some(0));
+        b.mark_sent(0, Instant::from_millis(t));
+        assert_eq!(b.next_deadline(rto, 4), Some(Instant::from_millis(t + 200)));
+    }
+
+    #[test]
+    fn new_messages_inherit_the_backoff_until_an_acknowledgement() {
+        let mut b = SendBuffer::<64, 4>::new();
+        let rto = Duration::from_millis(200);
+        push(&mut b, 1, 0);
+        push(&mut b, 1, 1);
+        b.mark_sent(0, Instant::ZERO);
+        b.mark_sent(0, Instant::from_millis(200));
+        // Sent after a silent timeout: doubled from the start.
+        b.mark_sent(1, Instant::from_millis(300));
+        assert_eq!(b.next_deadline(rto, 4), Some(Instant::from_millis(600)));
+        // Any acknowledgement ends the doublings, of the messages in flight too.
+        b.on_ack(0, Uuid([0; 16]), Instant::from_millis(310), REO, None);
+        assert_eq!(b.next_deadline(rto, 4), Some(Instant::from_millis(510)));
+        push(&mut b, 1, 2);
+        b.mark_sent(2, Instant::from_millis(320));
+        assert_eq!(b.get(2).unwrap().backoff, 0);
+    }
+
+    #[test]
+    fn a_probe_first_then_the_others_clocked_by_acknowledgements() {
+        let mut b = SendBuffer::<64, 8>::new();
+        for k in 0..5 {
+            push(&mut b, 1, k);
+        }
+        let rto = Duration::from_millis(200);
+        for s in 0..5 {
+            assert_eq!(b.next_due(Instant::ZERO, rto, 8), Some(s));
+            b.mark_sent(s, Instant::from_millis(s as u64));
+        }
+        assert_eq!(b.next_due(Instant::from_millis(100), rto, 8), None);
+        assert_eq!(b.next_deadline(rto, 8), Some(Instant::from_millis(200)));
+        // The first timeout: the oldest goes out alone, as a probe...
+        assert_eq!(b.next_due(Instant::from_millis(200), rto, 8), Some(0));
+        b.mark_sent(0, Instant::from_millis(200));
+        // ...and the others, past their timeouts, wait for an acknowledgement.
+        assert_eq!(b.next_due(Instant::from_millis(300), rto, 8), None);
+        assert_eq!(b.next_deadline(rto, 8), Some(Instant::from_millis(600)));
+        // Silence: only the probe repeats, its timeout doubled again.
+        assert_eq!(b.next_due(Instant::from_millis(600), rto, 8), Some(0));
+        b.mark_sent(0, Instant::from_millis(600));
+        assert_eq!(b.next_deadline(rto, 8), Some(Instant::from_millis(1400)));
+        // The probe is answered a round trip later (the peer had dropped the rest): two more
+        // go at once.
+        let min_rtt = Some(Duration::from_millis(20));
+        b.on_ack(0, Uuid([0; 16]), Instant::from_millis(650), REO, min_rtt);
+        for s in [1, 2] {
+            assert_eq!(b.next_due(Instant::from_millis(650), rto, 8), Some(s));
+            b.mark_sent(s, Instant::from_millis(650));
+        }
+        assert_eq!(b.next_due(Instant::from_millis(650), rto, 8), None);
+        // Each copy acknowledged lets two more go: 3 and 4.
+        b.on_ack(1, Uuid([1; 16]), Instant::from_millis(680), REO, min_rtt);
+        for s in [3, 4] {
+            assert_eq!(b.next_due(Instant::from_millis(680), rto, 8), Some(s));
+            b.mark_sent(s, Instant::from_millis(680));
+        }
+        assert_eq!(b.next_due(Instant::from_millis(680), rto, 8), None);
+        // A message sent once gets through: the recovery is over, a timeout probes again.
+        push(&mut b, 1, 5);
+        b.mark_sent(5, Instant::from_millis(690));
+        b.on_ack(5, Uuid([5; 16]), Instant::from_millis(700), REO, min_rtt);
+        for s in 2..=4 {
+            b.on_ack(
+                s,
+                Uuid([s as u8; 16]),
+                Instant::from_millis(700),
+                REO,
+                min_rtt,
+            );
+        }
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_copy_acknowledged_too_soon_ends_the_recovery() {
+        let mut b = SendBuffer::<64, 8>::new();
         for k in 0..4 {
             push(&mut b, 1, k);
             b.mark_sent(k as i64, Instant::ZERO);
         }
         let rto = Duration::from_millis(200);
-        b.on_ack(1, Uuid([1; 16]), Instant::from_millis(5));
-        b.on_ack(2, Uuid([2; 16]), Instant::from_millis(5));
-        assert!(!b.fast_retransmit(3));
-        b.on_ack(3, Uuid([3; 16]), Instant::from_millis(5));
-        assert!(b.fast_retransmit(3));
-        assert_eq!(b.next_due(Instant::from_millis(5), rto, 4), Some(0));
-        b.mark_sent(0, Instant::from_millis(5));
-        // Sent twice now: only its timeout brings it back.
-        assert!(!b.fast_retransmit(3));
-        assert_eq!(b.next_due(Instant::from_millis(6), rto, 4), None);
-    }
-
-    #[test]
-    fn every_expired_message_is_due() {
-        let mut b = SendBuffer::<64, 4>::new();
-        for k in 0..3 {
-            push(&mut b, 1, k);
-        }
-        let rto = Duration::from_millis(200);
-        for s in 0..3 {
-            assert_eq!(b.next_due(Instant::ZERO, rto, 4), Some(s));
-            b.mark_sent(s, Instant::from_millis(s as u64));
-        }
-        assert_eq!(b.next_due(Instant::from_millis(100), rto, 4), None);
-        assert_eq!(b.next_deadline(rto, 4), Some(Instant::from_millis(200)));
+        let min_rtt = Some(Duration::from_millis(20));
+        // The first timeout sends the probe; its first transmission was only queued and its
+        // acknowledgement comes 5 ms after the copy went out, less than any round trip.
+        assert_eq!(b.next_due(Instant::from_millis(200), rto, 8), Some(0));
         b.mark_sent(0, Instant::from_millis(200));
-        assert_eq!(b.next_due(Instant::from_millis(202), rto, 4), Some(1));
-        b.mark_sent(1, Instant::from_millis(202));
-        assert_eq!(b.next_due(Instant::from_millis(202), rto, 4), Some(2));
+        b.on_ack(0, Uuid([0; 16]), Instant::from_millis(205), REO, min_rtt);
+        // Nothing else goes out: the others' acknowledgements are on their way too.
+        assert_eq!(b.next_due(Instant::from_millis(205), rto, 8), None);
+        assert_eq!(b.next_deadline(rto, 8), Some(Instant::from_millis(405)));
     }
 
     #[test]
@@ -425,10 +849,10 @@ mod tests {
         // ...and the deadline is that of those two, not of a held one.
         assert_eq!(b.next_deadline(rto, 2), Some(Instant::from_millis(200)));
         // 1 is acknowledged, 0 is not: the peer holds 1, so 2 still waits.
-        b.on_ack(1, Uuid([1; 16]), Instant::from_millis(5));
+        b.on_ack(1, Uuid([1; 16]), Instant::from_millis(5), REO, None);
         assert_eq!(b.next_due(Instant::from_millis(5), rto, 2), None);
         // 0 acknowledged: the limit moves past 2 and 3.
-        b.on_ack(0, Uuid([0; 16]), Instant::from_millis(6));
+        b.on_ack(0, Uuid([0; 16]), Instant::from_millis(6), REO, None);
         assert_eq!(b.next_due(Instant::from_millis(6), rto, 2), Some(2));
         b.mark_sent(2, Instant::from_millis(6));
         assert_eq!(b.next_due(Instant::from_millis(6), rto, 2), Some(3));

@@ -13,14 +13,26 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_ssm-session");
 
 /// What a finished process left.
-#[derive(Debug)]
 pub struct Run {
     /// Exit status.
     pub status: ExitStatus,
     /// Everything on stdout.
     pub stdout: String,
+    /// The same bytes, unconverted.
+    pub stdout_raw: Vec<u8>,
     /// Everything on stderr.
     pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    /// Without `stdout_raw` (it can be megabytes); `stdout` holds the same text.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("status", &self.status)
+            .field("stdout", &self.stdout)
+            .field("stderr", &self.stderr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Run {
@@ -65,7 +77,8 @@ pub fn run_with(cmd: &mut Command, stdin: &[u8], secs: u64, during: impl FnOnce(
     during();
     let status = wait_deadline(&mut child, Duration::from_secs(secs));
     let _ = writer.join();
-    let stdout = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
+    let stdout_raw = out_t.join().unwrap();
+    let stdout = String::from_utf8_lossy(&stdout_raw).into_owned();
     let stderr = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
     let Some(status) = status else {
         panic!("timed out after {secs}s\nstdout: {stdout}\nstderr: {stderr}");
@@ -73,6 +86,7 @@ pub fn run_with(cmd: &mut Command, stdin: &[u8], secs: u64, during: impl FnOnce(
     Run {
         status,
         stdout,
+        stdout_raw,
         stderr,
     }
 }
@@ -243,6 +257,19 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A distinct payload per client `i`: its index, then pseudo-random bytes.
+pub fn payload(i: usize, len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut v = format!("client {i}:").into_bytes();
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.push(x.to_le_bytes()[0]);
+    }
+    v
 }
 
 /// A command for the binary with a clean AWS environment (no real credentials picked up).

@@ -9,7 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::Kind;
 use crate::{AgentSession, SessionEvent};
 
-/// The flag value of TerminateSession (PROTOCOL.md §3).
+/// The flag values of DisconnectToPort and TerminateSession (PROTOCOL.md §3).
+const FLAG_DISCONNECT: u32 = 1;
 const FLAG_TERMINATE: u32 = 2;
 /// How long output may keep flowing after the process exited (a background job can hold the PTY).
 const DRAIN: Duration = Duration::from_secs(3);
@@ -220,7 +221,11 @@ fn on_event(
             *events_open = false;
             let _ = child.start_kill();
         }
-        Some(SessionEvent::Flag(FLAG_TERMINATE)) | Some(SessionEvent::Closed(_)) => {
+        Some(SessionEvent::Flag {
+            flag: FLAG_TERMINATE,
+            ..
+        })
+        | Some(SessionEvent::Closed(_)) => {
             let _ = child.start_kill();
         }
         Some(_) => {}
@@ -262,27 +267,79 @@ async fn run_port(
         }
     };
     let io = tokio::io::join(input, output);
-    let (flag_tx, flag_rx) = tokio::sync::mpsc::unbounded_channel();
-    let serve = async {
-        if mux {
-            let config = ssm_proto::smux::Config::for_agent(agent_version);
-            serve_mux(io, config, connect).await
-        } else {
-            serve_basic(io, connect, flag_rx).await
-        }
-    };
+    if !mux {
+        // Basic: the flags come straight from the events, so that a DisconnectToPort lands at
+        // its place in the stream (see `serve_basic`).
+        let mut flags = FlagEvents { events, end: None };
+        serve_basic(io, connect, &mut flags).await?;
+        return Ok(flags.end.unwrap_or_else(|| "port session ended".into()));
+    }
+    let config = ssm_proto::smux::Config::for_agent(agent_version);
+    let serve = serve_mux(io, config, connect);
     tokio::pin!(serve);
     loop {
         tokio::select! {
             r = &mut serve => return r.map(|()| "port session ended".into()),
             ev = events.next() => match ev {
-                Some(SessionEvent::Flag(1)) => {
-                    let _ = flag_tx.send(());
+                Some(SessionEvent::Flag { flag: FLAG_TERMINATE, .. }) => {
+                    return Ok(TERMINATED.into())
                 }
                 Some(SessionEvent::Closed(r)) => return Ok(r),
                 None => return Ok("session ended".into()),
                 Some(_) => {}
             },
+        }
+    }
+}
+
+/// Why a port session ended when the client sent TerminateSession.
+const TERMINATED: &str = "the client terminated the session";
+
+/// A basic port session's events as [`crate::forward::BasicFlags`]: DisconnectToPort and
+/// TerminateSession with their positions; the session's end, or the end of the events, end it
+/// (with the reason kept in `end`).
+struct FlagEvents<'a> {
+    events: &'a mut crate::Events,
+    end: Option<String>,
+}
+
+impl crate::forward::BasicFlags for FlagEvents<'_> {
+    fn poll_flag(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<crate::forward::BasicFlag>> {
+        use crate::forward::BasicFlag;
+        use std::task::Poll;
+        if self.end.is_some() {
+            return Poll::Ready(None);
+        }
+        loop {
+            let ev = match self.events.rx.poll_recv(cx) {
+                Poll::Ready(ev) => ev,
+                Poll::Pending => return Poll::Pending,
+            };
+            return Poll::Ready(match ev {
+                Some(SessionEvent::Flag {
+                    flag: FLAG_DISCONNECT,
+                    after,
+                }) => Some(BasicFlag::Disconnect(after)),
+                Some(SessionEvent::Flag {
+                    flag: FLAG_TERMINATE,
+                    after,
+                }) => {
+                    self.end = Some(TERMINATED.into());
+                    Some(BasicFlag::Terminate(after))
+                }
+                Some(SessionEvent::Closed(r)) => {
+                    self.end = Some(r);
+                    None
+                }
+                None => {
+                    self.end = Some("session ended".into());
+                    None
+                }
+                Some(_) => continue,
+            });
         }
     }
 }

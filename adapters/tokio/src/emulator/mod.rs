@@ -731,6 +731,14 @@ fn spawn_agent(
         },
     );
     c.chunk_size = config.chunk;
+    if config
+        .faults
+        .as_ref()
+        .is_some_and(Faults::loses_or_reorders)
+    {
+        // Dropped or overtaken frames leave gaps a default client holds only so far ahead.
+        c.max_ahead = ssm_proto::session::DEFAULT_REORDER;
+    }
     if let Some(w) = config.window {
         c.window = w;
     }

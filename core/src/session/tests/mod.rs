@@ -8,6 +8,7 @@ use std::vec::Vec;
 use super::*;
 use crate::wire::FrameRepr;
 
+mod bottleneck;
 mod property;
 mod scenarios;
 mod sim;

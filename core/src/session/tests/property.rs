@@ -98,6 +98,115 @@ fn hostile_network_fixed_seeds() {
     assert!(cuts >= 8, "the network should have cut connections: {cuts}");
 }
 
+/// Reordering without loss (5.5 % of messages late by up to a quarter second), one-byte
+/// messages, and a sender allowed far past the receiver's 8 reorder slots: most messages arrive
+/// out of order and many are dropped for lack of room, so repairs come from timeouts over and
+/// over. Found by the property test when timeouts doubled until a round-trip sample (never,
+/// here, once every message had gone out twice): it crawled past the limit.
+#[test]
+fn late_one_byte_messages_past_the_reorder_slots_finish() {
+    let net = NetConfig {
+        latency: (1, 1),
+        reorder: 55,
+        reorder_delay: (12, 249),
+        ..NetConfig::PERFECT
+    };
+    let w = workload(0, 0, &[(false, 739)], 1);
+    let o = SmallSim::new(
+        0,
+        net,
+        |c| {
+            c.chunk_size = 1;
+            c.window = 1652;
+            c.max_ahead = 1024;
+        },
+        &w,
+    )
+    .run(LIMIT_MS);
+    check(&w, &o);
+    std::println!(
+        "{} ms, retransmits {}/{}",
+        o.now,
+        o.client_stats.retransmits,
+        o.agent_stats.retransmits
+    );
+}
+
+/// One-byte messages both ways through cuts every 560 ms (down up to 444 ms) and 7.4 % of
+/// frames late by up to 138 ms: every reconnect resends what is unacknowledged, and the agent
+/// drops what arrives before the open message or too far ahead. Found by the property test
+/// when a recovery let messages go only once their timeouts, restarted by each acknowledgement,
+/// passed again: the last few crawled past the limit.
+#[test]
+fn one_byte_messages_through_cuts_and_late_frames_finish() {
+    let net = NetConfig {
+        latency: (1, 2),
+        reorder: 74,
+        reorder_delay: (0, 138),
+        cut_every: Some((560, 560)),
+        down_for: (0, 444),
+        ..NetConfig::PERFECT
+    };
+    let w = workload(0, 19_735, &[(false, 4408), (false, 1049)], 1);
+    let o = SmallSim::new(
+        0,
+        net,
+        |c| {
+            c.chunk_size = 64;
+            c.window = 21_142;
+            c.max_ahead = 1024;
+        },
+        &w,
+    )
+    .run(LIMIT_MS);
+    check(&w, &o);
+    std::println!(
+        "{} ms, {} cuts, retransmits {}/{}",
+        o.now,
+        o.cuts,
+        o.client_stats.retransmits,
+        o.agent_stats.retransmits
+    );
+}
+
+/// Loss, duplication, late frames and cuts with one-byte messages and a sender allowed far past
+/// the receiver's 8 reorder slots: after each loss the receiver drops what lies beyond them.
+/// The first case the property test generates; the engine must keep up with the one that
+/// resent every expired message on its own timer.
+#[test]
+fn one_byte_messages_past_the_reorder_slots_on_a_hostile_network_finish() {
+    let net = NetConfig {
+        latency: (21, 157),
+        loss: 75,
+        dup: 126,
+        reorder: 104,
+        reorder_delay: (12, 502),
+        cut_every: Some((2636, 6019)),
+        down_for: (409, 3628),
+    };
+    let seed = 2_658_350_485_283_644_381;
+    let w = workload(seed, 19_825, &[(true, 4554), (true, 1198)], 1);
+    let o = SmallSim::new(
+        seed,
+        net,
+        |c| {
+            c.chunk_size = 64;
+            c.window = 21_142;
+            c.max_ahead = 1024;
+        },
+        &w,
+    )
+    .run(LIMIT_MS);
+    check(&w, &o);
+    std::println!(
+        "{} ms, {} cuts, retransmits {}/{}",
+        o.now,
+        o.cuts,
+        o.client_stats.retransmits,
+        o.agent_stats.retransmits
+    );
+}
+
 fn ending_strategy() -> impl Strategy<Value = Ending> {
     prop_oneof![
         Just(Ending::AgentCloses),
