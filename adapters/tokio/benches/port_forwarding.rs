@@ -600,22 +600,7 @@ async fn conn(
     head[10..18].copy_from_slice(&seed.to_be_bytes());
     w.write_all(&head).await?;
     if dir == Dir::Echo {
-        let send = async {
-            let mut h = Sha256::new();
-            let mut off = 0;
-            while off < len {
-                let n = (len - off).min(IO as u64) as usize;
-                let chunk = ring.slice(seed, off, n);
-                if hash {
-                    h.update(chunk);
-                }
-                w.write_all(chunk).await?;
-                p.sent.fetch_add(n as u64, Relaxed);
-                off += n as u64;
-            }
-            w.shutdown().await?;
-            Ok::<_, io::Error>(if hash { h.finalize().into() } else { [0; 32] })
-        };
+        let send = send_all(&mut w, &ring, seed, len, hash, &p);
         let (sent, got) = tokio::join!(send, read_all(&mut r, hash, &p));
         return Ok(ConnEnd {
             sent: (len, sent?),
@@ -623,26 +608,13 @@ async fn conn(
         });
     }
     if dir == Dir::Up {
-        let mut h = Sha256::new();
-        let mut off = 0;
-        while off < len {
-            let n = (len - off).min(IO as u64) as usize;
-            let chunk = ring.slice(seed, off, n);
-            if hash {
-                h.update(chunk);
-            }
-            w.write_all(chunk).await?;
-            p.sent.fetch_add(n as u64, Relaxed);
-            off += n as u64;
-        }
-        w.shutdown().await?;
+        let sent = send_all(&mut w, &ring, seed, len, hash, &p).await?;
         let mut reply = [0u8; 40];
         r.read_exact(&mut reply).await?;
         p.received.fetch_add(40, Relaxed);
         let count = u64::from_be_bytes(reply[..8].try_into().unwrap_or_default());
         let mut got = [0u8; 32];
         got.copy_from_slice(&reply[8..]);
-        let sent = if hash { h.finalize().into() } else { [0; 32] };
         Ok(ConnEnd {
             sent: (len, sent),
             got: (count, got),
@@ -655,6 +627,31 @@ async fn conn(
             got: read_all(&mut r, hash, &p).await?,
         })
     }
+}
+
+/// Writes `len` bytes of the pattern, then shuts the write side: with `hash`, their SHA-256.
+async fn send_all(
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    ring: &Ring,
+    seed: u64,
+    len: u64,
+    hash: bool,
+    p: &Progress,
+) -> io::Result<[u8; 32]> {
+    let mut h = Sha256::new();
+    let mut off = 0;
+    while off < len {
+        let n = (len - off).min(IO as u64) as usize;
+        let chunk = ring.slice(seed, off, n);
+        if hash {
+            h.update(chunk);
+        }
+        w.write_all(chunk).await?;
+        p.sent.fetch_add(n as u64, Relaxed);
+        off += n as u64;
+    }
+    w.shutdown().await?;
+    Ok(if hash { h.finalize().into() } else { [0; 32] })
 }
 
 /// Reads to EOF: the byte count and, with `hash`, the SHA-256.

@@ -98,6 +98,30 @@ fn hostile_network_fixed_seeds() {
     assert!(cuts >= 8, "the network should have cut connections: {cuts}");
 }
 
+/// Runs one fixed case of `every_byte_arrives_once_in_order` with a sender allowed 1024
+/// messages ahead (far past the receiver's 8 reorder slots), checks it, and prints its figures.
+fn fixed_case(seed: u64, net: NetConfig, w: &Workload, chunk: usize, window: usize) {
+    let o = SmallSim::new(
+        seed,
+        net,
+        |c| {
+            c.chunk_size = chunk;
+            c.window = window;
+            c.max_ahead = 1024;
+        },
+        w,
+    )
+    .run(LIMIT_MS);
+    check(w, &o);
+    std::println!(
+        "{} ms, {} cuts, retransmits {}/{}",
+        o.now,
+        o.cuts,
+        o.client_stats.retransmits,
+        o.agent_stats.retransmits
+    );
+}
+
 /// Reordering without loss (5.5 % of messages late by up to a quarter second), one-byte
 /// messages, and a sender allowed far past the receiver's 8 reorder slots: most messages arrive
 /// out of order and many are dropped for lack of room, so repairs come from timeouts over and
@@ -111,25 +135,7 @@ fn late_one_byte_messages_past_the_reorder_slots_finish() {
         reorder_delay: (12, 249),
         ..NetConfig::PERFECT
     };
-    let w = workload(0, 0, &[(false, 739)], 1);
-    let o = SmallSim::new(
-        0,
-        net,
-        |c| {
-            c.chunk_size = 1;
-            c.window = 1652;
-            c.max_ahead = 1024;
-        },
-        &w,
-    )
-    .run(LIMIT_MS);
-    check(&w, &o);
-    std::println!(
-        "{} ms, retransmits {}/{}",
-        o.now,
-        o.client_stats.retransmits,
-        o.agent_stats.retransmits
-    );
+    fixed_case(0, net, &workload(0, 0, &[(false, 739)], 1), 1, 1652);
 }
 
 /// One-byte messages both ways through cuts every 560 ms (down up to 444 ms) and 7.4 % of
@@ -148,25 +154,7 @@ fn one_byte_messages_through_cuts_and_late_frames_finish() {
         ..NetConfig::PERFECT
     };
     let w = workload(0, 19_735, &[(false, 4408), (false, 1049)], 1);
-    let o = SmallSim::new(
-        0,
-        net,
-        |c| {
-            c.chunk_size = 64;
-            c.window = 21_142;
-            c.max_ahead = 1024;
-        },
-        &w,
-    )
-    .run(LIMIT_MS);
-    check(&w, &o);
-    std::println!(
-        "{} ms, {} cuts, retransmits {}/{}",
-        o.now,
-        o.cuts,
-        o.client_stats.retransmits,
-        o.agent_stats.retransmits
-    );
+    fixed_case(0, net, &w, 64, 21_142);
 }
 
 /// Loss, duplication, late frames and cuts with one-byte messages and a sender allowed far past
@@ -186,25 +174,7 @@ fn one_byte_messages_past_the_reorder_slots_on_a_hostile_network_finish() {
     };
     let seed = 2_658_350_485_283_644_381;
     let w = workload(seed, 19_825, &[(true, 4554), (true, 1198)], 1);
-    let o = SmallSim::new(
-        seed,
-        net,
-        |c| {
-            c.chunk_size = 64;
-            c.window = 21_142;
-            c.max_ahead = 1024;
-        },
-        &w,
-    )
-    .run(LIMIT_MS);
-    check(&w, &o);
-    std::println!(
-        "{} ms, {} cuts, retransmits {}/{}",
-        o.now,
-        o.cuts,
-        o.client_stats.retransmits,
-        o.agent_stats.retransmits
-    );
+    fixed_case(seed, net, &w, 64, 21_142);
 }
 
 fn ending_strategy() -> impl Strategy<Value = Ending> {
