@@ -13,19 +13,16 @@
 //! frames waiting for the socket. The watchdog turns a stall into a failure after 120 s.
 #![cfg(feature = "tls")]
 
+mod common;
+
 use embassy_futures::join::join;
-use embedded_io_adapters::tokio_1::FromTokio;
 use embedded_io_async::{Read, Write};
-use rand_core::OsRng;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
-use ssm_embassy::duplex::{Duplex, DuplexState};
-use ssm_embassy::tls::{self, Options, Verification};
 use ssm_embassy::{CloseReason, Config, Resources, Session};
 use ssm_proto::model::StartSessionResponse;
 use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
-use tokio::net::TcpStream;
 
 /// Starts a session on the emulator and runs `app` beside the runner.
 async fn with_emulator_session<F, Fut, T>(
@@ -57,27 +54,9 @@ where
             .unwrap();
     let config = Config::from_response(&response);
 
-    let tcp = TcpStream::connect((config.host, config.port))
-        .await
-        .unwrap();
-    let (r, w) = tcp.into_split();
-    let duplex: &'static DuplexState<_, _> = Box::leak(Box::new(DuplexState::new(
-        FromTokio::new(r),
-        FromTokio::new(w),
-    )));
-    let rx: &'static mut [u8] = Box::leak(vec![0u8; 16640].into_boxed_slice());
-    let tx: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
-    // The emulator's certificate names `localhost` (embedded-tls matches DNS names only, and
-    // the StreamUrl's host is the IP literal 127.0.0.1).
-    let options = Options {
-        server_name: "localhost",
-        verification: Verification::Root(ca),
-    };
-    let conn = Box::leak(Box::new(
-        tls::connect(Duplex::new(duplex), rx, tx, options, OsRng)
-            .await
-            .unwrap(),
-    ));
+    // The emulator's certificate names `localhost`; the StreamUrl's host is 127.0.0.1.
+    assert_eq!(config.host, "127.0.0.1");
+    let conn = common::tls_to_localhost(config.port, ca).await;
     let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
     let (session, runner) = ssm_embassy::new(conn.split(), config, resources, 0x5eed_0001);
     // A watchdog: a stuck session fails the test with the engine's state instead of hanging.

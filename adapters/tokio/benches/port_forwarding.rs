@@ -59,7 +59,7 @@ use ssm_tokio::forward::{forward_mux, ListenAddr, Listener, PortMode, Stats};
 use ssm_tokio::{
     ConnectOptions, EngineConfig, Faults, SessionEvent, StreamWriter, Target, TlsOptions,
 };
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The child process runs the emulator when this variable is set (its value: the faults).
@@ -282,26 +282,11 @@ async fn serve_target(mut s: TcpStream, ring: &Ring) -> io::Result<()> {
     let (mut r, mut w) = s.split();
     match head[0] {
         b'U' => {
-            let mut h = Sha256::new();
-            let mut count = 0u64;
-            let mut buf = vec![0u8; IO];
-            loop {
-                let n = r.read(&mut buf).await?;
-                if n == 0 {
-                    break;
-                }
-                if hash {
-                    h.update(&buf[..n]);
-                }
-                count += n as u64;
-                TARGET[0].fetch_add(n as u64, Relaxed);
-            }
+            let (count, digest) = read_all(&mut r, hash, &TARGET[0]).await?;
             TARGET[2].fetch_add(1, Relaxed);
             let mut reply = [0u8; 40];
             reply[..8].copy_from_slice(&count.to_be_bytes());
-            if hash {
-                reply[8..].copy_from_slice(&h.finalize());
-            }
+            reply[8..].copy_from_slice(&digest);
             w.write_all(&reply).await?;
             w.shutdown().await
         }
@@ -601,7 +586,7 @@ async fn conn(
     w.write_all(&head).await?;
     if dir == Dir::Echo {
         let send = send_all(&mut w, &ring, seed, len, hash, &p);
-        let (sent, got) = tokio::join!(send, read_all(&mut r, hash, &p));
+        let (sent, got) = tokio::join!(send, read_all(&mut r, hash, &p.received));
         return Ok(ConnEnd {
             sent: (len, sent?),
             got: got?,
@@ -624,7 +609,7 @@ async fn conn(
         // The digest of what the source sent is computed after the run (outside the timing).
         Ok(ConnEnd {
             sent: (len, [0; 32]),
-            got: read_all(&mut r, hash, &p).await?,
+            got: read_all(&mut r, hash, &p.received).await?,
         })
     }
 }
@@ -655,10 +640,10 @@ async fn send_all(
 }
 
 /// Reads to EOF: the byte count and, with `hash`, the SHA-256.
-async fn read_all(
-    r: &mut tokio::net::tcp::OwnedReadHalf,
+async fn read_all<R: AsyncRead + Unpin>(
+    r: &mut R,
     hash: bool,
-    p: &Progress,
+    received: &AtomicU64,
 ) -> io::Result<(u64, [u8; 32])> {
     let mut h = Sha256::new();
     let mut count = 0u64;
@@ -672,7 +657,7 @@ async fn read_all(
             h.update(&buf[..n]);
         }
         count += n as u64;
-        p.received.fetch_add(n as u64, Relaxed);
+        received.fetch_add(n as u64, Relaxed);
     }
     Ok((count, if hash { h.finalize().into() } else { [0; 32] }))
 }

@@ -27,6 +27,27 @@ async fn echo_port() -> u16 {
     echo_server().await.port()
 }
 
+/// Runs the port session behind a listener on a free loopback port.
+async fn forward_on_loopback(
+    session: ClientSession,
+    info: HandshakeInfo,
+) -> (
+    std::net::SocketAddr,
+    Arc<Stats>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stats = Arc::new(Stats::default());
+    let run = tokio::spawn({
+        let stats = stats.clone();
+        async move { run_port_session(session, &info, listener, stats).await }
+    });
+    (addr, stats, run)
+}
+
 async fn open(emu: &Emulator, req: &StartSession) -> (ClientSession, HandshakeInfo) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -95,15 +116,7 @@ async fn multiplexed(conns: usize, size: usize, pacing: bool) {
     .await;
     assert_eq!(info.session_type, "Port");
     assert_eq!(PortMode::of(&info).unwrap(), PortMode::Multiplexed);
-    let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stats = Arc::new(Stats::default());
-    let run = tokio::spawn({
-        let stats = stats.clone();
-        async move { run_port_session(session, &info, listener, stats).await }
-    });
+    let (addr, stats, run) = forward_on_loopback(session, info).await;
     let mut tasks = Vec::new();
     for i in 0..conns {
         tasks.push(tokio::spawn(async move {
@@ -155,15 +168,7 @@ async fn basic_session(
     let (session, info) = open(&emu, &StartSession::port_forwarding(target)).await;
     // The emulated agent's target is "localhost": the servers listen on 127.0.0.1.
     assert_eq!(PortMode::of(&info).unwrap(), PortMode::Basic);
-    let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stats = Arc::new(Stats::default());
-    let run = tokio::spawn({
-        let stats = stats.clone();
-        async move { run_port_session(session, &info, listener, stats).await }
-    });
+    let (addr, stats, run) = forward_on_loopback(session, info).await;
     (emu, addr, stats, run)
 }
 

@@ -147,16 +147,20 @@ pub const PATH: &str = "/v1/data-channel/s-0123456789abcdef0?role=publish_subscr
 /// Connects TLS (verified against `ca`) to the agent on `port`, opens a session with `token`,
 /// and runs `app` beside the runner.
 #[cfg(feature = "tls")]
-pub async fn with_session<F, Fut, T>(
-    ca: &[u8],
-    port: u16,
-    token: &'static str,
-    app: F,
-) -> (Result<ssm_embassy::CloseReason, ssm_embassy::Error>, T)
-where
-    F: FnOnce(ssm_embassy::Session<'static>) -> Fut,
-    Fut: core::future::Future<Output = T>,
-{
+/// The client's TLS connection in these tests: embedded-tls over a tokio socket.
+pub type TestConnection = ssm_embassy::tls::Connection<
+    'static,
+    ssm_embassy::duplex::Duplex<
+        'static,
+        embedded_io_adapters::tokio_1::FromTokio<tokio::net::tcp::OwnedReadHalf>,
+        embedded_io_adapters::tokio_1::FromTokio<tokio::net::tcp::OwnedWriteHalf>,
+    >,
+>;
+
+/// Connects to `127.0.0.1:port` and runs the TLS handshake for the name `localhost` (what the
+/// test certificates name; embedded-tls matches DNS names only), verified against `ca`. Leaks
+/// its buffers, as a device's would be `static`.
+pub async fn tls_to_localhost(port: u16, ca: &'static [u8]) -> &'static mut TestConnection {
     use embedded_io_adapters::tokio_1::FromTokio;
     use ssm_embassy::duplex::{Duplex, DuplexState};
     use ssm_embassy::tls::{self, Options, Verification};
@@ -172,13 +176,27 @@ where
     let tx: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
     let options = Options {
         server_name: "localhost",
-        verification: Verification::Root(Box::leak(ca.to_vec().into_boxed_slice())),
+        verification: Verification::Root(ca),
     };
-    let conn = Box::leak(Box::new(
+    Box::leak(Box::new(
         tls::connect(Duplex::new(duplex), rx, tx, options, rand_core::OsRng)
             .await
             .unwrap(),
-    ));
+    ))
+}
+
+pub async fn with_session<F, Fut, T>(
+    ca: &[u8],
+    port: u16,
+    token: &'static str,
+    app: F,
+) -> (Result<ssm_embassy::CloseReason, ssm_embassy::Error>, T)
+where
+    F: FnOnce(ssm_embassy::Session<'static>) -> Fut,
+    Fut: core::future::Future<Output = T>,
+{
+    let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
+    let conn = tls_to_localhost(port, ca).await;
     let resources: &'static mut ssm_embassy::Resources =
         Box::leak(Box::new(ssm_embassy::Resources::new()));
     let config = ssm_embassy::Config {
