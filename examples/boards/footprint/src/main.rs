@@ -42,6 +42,12 @@ fn main() -> ! {
     if let Ok(Status::Complete(_)) = handshake::parse_response(black_box(&rx[..]), &key) {
         black_box(1);
     }
+    #[cfg(feature = "model")]
+    {
+        // The StartSession answer, as a device that calls the API parses it.
+        let r = ssm_proto::model::OwnedStartSessionResponse::<512, 512>::parse(black_box(&rx[..]));
+        black_box(&r);
+    }
     let _ = engine.handle_connected(Instant::from_millis(1), black_box("token"));
     let mut mask = 0x1234_5678u32;
     for step in 0..black_box(4u64) {
