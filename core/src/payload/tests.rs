@@ -196,10 +196,11 @@ fn malformed_json_is_an_error_never_a_panic() {
         Size::parse(br#"{"cols":1,"rows":null}"#),
         Err(Error::MissingField("rows"))
     );
-    // Last key wins, as in Go.
+    // A key twice is refused (Go keeps the last, other readers the first), also when it differs
+    // only in case (keys match ignoring ASCII case, as in Go).
     assert_eq!(
-        Size::parse(br#"{"cols":1,"rows":2,"cols":3}"#),
-        Ok(Size { cols: 3, rows: 2 })
+        Size::parse(br#"{"cols":1,"rows":2,"COLS":3}"#),
+        Err(Error::DuplicateField("cols"))
     );
     // Huge numbers in ignored keys are fine; huge digit strings in fields are range errors.
     let huge = format!("{{\"cols\":1,\"rows\":2,\"x\":1{}e999}}", "0".repeat(5000));
