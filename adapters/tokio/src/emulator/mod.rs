@@ -42,6 +42,7 @@
 mod agent;
 mod cert;
 mod http;
+mod kms;
 
 use std::collections::HashMap;
 use std::io;
@@ -80,6 +81,13 @@ pub struct EmulatorConfig {
     pub customer_message: String,
     /// A session whose client stays away this long ends (its process is killed).
     pub reconnect_timeout: Duration,
+    /// A KMS key id (id, ARN or `alias/NAME`): the emulator's local KMS (`TrentService.*` on
+    /// the same port) holds this key, and every non-port session requires KMS encryption with
+    /// it. `None`: no KMS, sessions in the clear.
+    pub kms_key_id: Option<String>,
+    /// With `kms_key_id`: refuse clients that do not acknowledge the KMS challenge (the agent's
+    /// `Kms.RequireKMSChallengeResponse`).
+    pub require_kms_challenge: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -101,6 +109,8 @@ impl Default for EmulatorConfig {
             shell: shell.into(),
             customer_message: String::new(),
             reconnect_timeout: Duration::from_secs(60),
+            kms_key_id: None,
+            require_kms_challenge: false,
         }
     }
 }
@@ -299,6 +309,8 @@ struct State {
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
     seed: Mutex<crate::faults::Rng>,
+    /// The local KMS, when a key is configured.
+    kms: Option<kms::LocalKms>,
 }
 
 /// A running emulator. Dropping it stops accepting connections; running sessions end with
@@ -336,12 +348,17 @@ impl Emulator {
         let certs = cert::generate()?;
         let listener = TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
+        let kms = config
+            .kms_key_id
+            .as_deref()
+            .map(|k| kms::LocalKms::new(k, EMULATED_REGION));
         let state = Arc::new(State {
             config: Mutex::new(config),
             sessions: Mutex::new(HashMap::new()),
             addr,
             tls: certs.server,
             seed: Mutex::new(crate::faults::Rng::new(crate::random_seed())),
+            kms,
         });
         let st = state.clone();
         let accept = tokio::spawn(async move {
@@ -435,6 +452,9 @@ fn random_hex(state: &State, bytes: usize) -> String {
         .map(|_| format!("{:02x}", rng.next_u64() as u8))
         .collect()
 }
+
+/// The region the emulator's answers name (KMS key ARNs).
+const EMULATED_REGION: &str = "us-east-1";
 
 fn stream_url(state: &State, id: &str) -> String {
     let scheme = if lock(&state.config).tls { "wss" } else { "ws" };
@@ -591,7 +611,19 @@ fn api(state: &State, req: &http::Request) -> Result<serde_json::Value, ApiError
             .map_err(|e| ApiError::new("SerializationException", e.to_string()))?
     };
     let str_field = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_string);
-    match req.header("x-amz-target").unwrap_or("") {
+    let target = req.header("x-amz-target").unwrap_or("");
+    if let Some(op) = target.strip_prefix("TrentService.") {
+        let kms = state.kms.as_ref().ok_or_else(|| {
+            ApiError::new(
+                "UnknownOperationException",
+                "no KMS key is configured (start the emulator with a KMS key id)",
+            )
+        })?;
+        return kms
+            .api(op, &body)
+            .map_err(|(kind, m)| ApiError::new(kind, m));
+    }
+    match target {
         "AmazonSSM.StartSession" => {
             let parameters = body
                 .get("Parameters")
