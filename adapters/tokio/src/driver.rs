@@ -813,10 +813,7 @@ async fn sleep_opt(deadline: Option<Instant>) {
 
 fn handshake_info(s: &Engine) -> HandshakeInfo {
     HandshakeInfo {
-        session_type: s
-            .session_type()
-            .map(|t| t.as_str().to_string())
-            .unwrap_or_default(),
+        session_type: s.session_type(),
         properties: s.properties().unwrap_or_default().to_string(),
         agent_version: s.agent_version().unwrap_or_default().to_string(),
         client_version: s.client_version().unwrap_or_default().to_string(),
