@@ -29,6 +29,7 @@ mod rtt;
 mod send;
 mod text;
 
+pub use crate::payload::{Flag, SessionType};
 pub use config::{
     AgentHandshake, Config, Encryption, Role, DEFAULT_CLIENT_VERSION, DEFAULT_REORDER,
 };
@@ -38,8 +39,7 @@ pub use event::{
 };
 pub use port::{PortMode, PortModeError};
 pub use recv::REORDER_SLOT_LEN;
-
-pub use crate::payload::{Flag, SessionType};
+pub use rng::SplitMix64;
 
 use heapless::Deque;
 
@@ -52,7 +52,6 @@ use crate::wire::{InsufficientSize, PayloadType, HEADER_LEN};
 use emit::Control;
 use lifecycle::{min_opt, Closing};
 use recv::{ReadBuffer, Reorder};
-use rng::SplitMix64;
 use rtt::RttEstimator;
 use send::SendBuffer;
 use text::Text;
