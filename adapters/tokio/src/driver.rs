@@ -420,7 +420,7 @@ impl Driver {
                                 TransmitKind::Text => Outgoing::Message(Message::text(
                                     String::from_utf8_lossy(bytes).into_owned(),
                                 )),
-                                TransmitKind::Binary if is_ack(bytes) => {
+                                TransmitKind::Binary if t.class.may_overtake() => {
                                     Outgoing::Priority(Message::binary(bytes.to_vec()))
                                 }
                                 TransmitKind::Binary => {
@@ -512,11 +512,8 @@ impl Driver {
                 rows: u16::try_from(rows).unwrap_or(u16::MAX),
             }),
             Event::Flag(f) => {
-                // The bytes delivered before the flag may still wait in the engine: take them
-                // all first, so the position counts them. (Messages the engine held for
-                // reordering and delivered in the same go as the flag are counted too: the
-                // engine reports no finer position.)
-                self.read_engine(usize::MAX);
+                // The engine reports a flag in stream order (every byte before it already read,
+                // none after it readable yet), so the bytes taken so far are its position.
                 self.emit(SessionEvent::Flag {
                     flag: f.into(),
                     after: self.sinks[0].total,
@@ -791,14 +788,6 @@ impl Driver {
     }
 }
 
-/// Whether a frame is an `acknowledge` (unsequenced).
-fn is_ack(frame: &[u8]) -> bool {
-    frame.len() >= ssm_proto::wire::HEADER_LEN
-        && ssm_proto::wire::Frame::new_unchecked(frame)
-            .message_type()
-            .is_ok_and(|t| t == ssm_proto::wire::MessageType::Acknowledge)
-}
-
 async fn read_src(s: &mut Source) -> std::io::Result<usize> {
     let Some(p) = s.pipe.as_mut() else {
         return std::future::pending().await;
@@ -824,10 +813,7 @@ async fn sleep_opt(deadline: Option<Instant>) {
 
 fn handshake_info(s: &Engine) -> HandshakeInfo {
     HandshakeInfo {
-        session_type: s
-            .session_type()
-            .map(|t| t.as_str().to_string())
-            .unwrap_or_default(),
+        session_type: s.session_type(),
         properties: s.properties().unwrap_or_default().to_string(),
         agent_version: s.agent_version().unwrap_or_default().to_string(),
         client_version: s.client_version().unwrap_or_default().to_string(),
