@@ -1185,6 +1185,7 @@ impl<
             if self.kms_requested {
                 let _ = actions.push(Action::KmsEncryption {
                     kms_key_id: JsonStr::new(self.kms_key_id.as_str()),
+                    challenge: None,
                 });
             }
             let req = HandshakeRequest {
@@ -1450,7 +1451,7 @@ impl<
                         error: JsonStr::EMPTY,
                     }
                 }
-                Action::KmsEncryption { kms_key_id } => {
+                Action::KmsEncryption { kms_key_id, .. } => {
                     kms = true;
                     self.kms_key_id.set_json(&kms_key_id);
                     match self.encryption {
