@@ -2,6 +2,7 @@
 //! bytes waiting for `read`.
 
 use super::Stream;
+use crate::wire::PayloadType;
 
 /// Largest payload a reorder slot holds: the agent reads and sends at most 1024 bytes per message
 /// (PROTOCOL.md §4). A bigger message that arrives early is dropped unacknowledged and comes again.
@@ -11,7 +12,7 @@ pub const REORDER_SLOT_LEN: usize = 1024;
 #[derive(Clone, Copy)]
 pub(crate) struct Held {
     pub(crate) seq: i64,
-    pub(crate) payload_type: u32,
+    pub(crate) payload_type: PayloadType,
     len: u16,
     occupied: bool,
     data: [u8; REORDER_SLOT_LEN],
@@ -20,7 +21,7 @@ pub(crate) struct Held {
 impl Held {
     const EMPTY: Held = Held {
         seq: 0,
-        payload_type: 0,
+        payload_type: PayloadType::Null,
         len: 0,
         occupied: false,
         data: [0; REORDER_SLOT_LEN],
@@ -84,7 +85,7 @@ impl<const N: usize> Reorder<N> {
     }
 
     /// Holds a message; `false` (nothing stored) if its payload exceeds a slot.
-    pub(crate) fn hold(&mut self, seq: i64, payload_type: u32, payload: &[u8]) -> bool {
+    pub(crate) fn hold(&mut self, seq: i64, payload_type: PayloadType, payload: &[u8]) -> bool {
         if N == 0 || payload.len() > REORDER_SLOT_LEN {
             return false;
         }
@@ -205,13 +206,13 @@ mod tests {
         assert_eq!(r.position(5, 5), Position::InOrder);
         assert_eq!(r.position(5, 8), Position::Ahead);
         assert_eq!(r.position(5, 9), Position::TooFar);
-        assert!(r.hold(7, 1, b"seven"));
+        assert!(r.hold(7, PayloadType::Output, b"seven"));
         assert_eq!(r.position(5, 7), Position::Duplicate);
         assert_eq!(r.get(7).unwrap().payload(), b"seven");
         assert!(r.get(11).is_none());
         r.release(7);
         assert!(r.get(7).is_none());
-        assert!(!r.hold(6, 1, &[0; REORDER_SLOT_LEN + 1]));
+        assert!(!r.hold(6, PayloadType::Output, &[0; REORDER_SLOT_LEN + 1]));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
-use crate::wire::FrameRepr;
+use crate::payload;
+use crate::wire::{FrameRepr, MessageType};
 
 mod bottleneck;
 mod property;
