@@ -250,6 +250,11 @@ impl ClientKms {
     pub fn cipher(&mut self) -> Option<&mut SessionCipher> {
         self.cipher.as_mut()
     }
+
+    /// Takes the cipher out, for the data phase.
+    pub fn take_cipher(&mut self) -> Option<SessionCipher> {
+        self.cipher.take()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -436,6 +441,15 @@ impl AgentKms {
     /// The cipher, once the data key is set.
     pub fn cipher(&mut self) -> Option<&mut SessionCipher> {
         self.cipher.as_mut()
+    }
+
+    /// Takes the cipher out once the client proved it holds the key (`None` before).
+    pub fn take_cipher(&mut self) -> Option<SessionCipher> {
+        if self.is_verified() {
+            self.cipher.take()
+        } else {
+            None
+        }
     }
 }
 
