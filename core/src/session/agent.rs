@@ -3,6 +3,7 @@
 //! the client's in-order messages (input, size, flags).
 
 use super::channel::push_payload;
+use super::kms::KmsState;
 use super::{
     CloseReason, Closing, Control, Error, Event, Phase, Role, Session, Stream, WriteError,
 };
@@ -48,6 +49,7 @@ impl<
     }
 
     pub(super) fn send_handshake_request(&mut self) {
+        self.agent_kms_start();
         let (id, created) = self.next_ids();
         let pushed = {
             let session_type = self.session_type.unwrap_or(SessionType::StandardStream);
@@ -57,10 +59,8 @@ impl<
                 session_type,
                 properties: (!props.is_empty() && props != "null").then_some(props),
             });
-            if self.kms_requested {
-                let _ = actions.push(Action::KmsEncryption {
-                    kms_key_id: JsonStr::new(self.kms_key_id.as_str()),
-                });
+            if let KmsState::AgentRequested(k) = &self.kms {
+                let _ = actions.push(k.action(self.kms_key_id.as_str()));
             }
             let req = HandshakeRequest {
                 agent_version: JsonStr::new(self.agent_version.as_str()),
@@ -117,6 +117,15 @@ impl<
             self.agent_close(CloseReason::HandshakeFailed);
             return Ok(true);
         }
+        if self.kms_requested && self.agent_kms_result(&resp)? {
+            // HandshakeComplete follows the encryption challenge.
+            return Ok(true);
+        }
+        Ok(self.send_handshake_complete())
+    }
+
+    /// Queues HandshakeComplete and opens the session; `false` when it does not fit now.
+    pub(super) fn send_handshake_complete(&mut self) -> bool {
         let elapsed_ns = (self.now - self.handshake_started)
             .total_millis()
             .saturating_mul(1_000_000);
@@ -132,11 +141,10 @@ impl<
             PayloadType::HandshakeComplete,
             |b| complete.emit(b),
         );
-        if !pushed {
-            return Ok(false);
+        if pushed {
+            self.establish();
         }
-        self.establish();
-        Ok(true)
+        pushed
     }
 
     /// Agent role: acts on one in-order stream message (see `deliver`).
@@ -147,6 +155,7 @@ impl<
         match pt {
             PayloadType::Output => self.deliver_data(Stream::Output, payload),
             PayloadType::HandshakeResponse => self.on_handshake_response(payload),
+            PayloadType::EncChallengeResponse => self.on_enc_challenge_response(payload),
             PayloadType::Size => {
                 if !self.event_room(1) {
                     return Ok(false);

@@ -2,6 +2,7 @@
 //! in, acknowledgements both ways, in-order delivery through the reorder buffer into the read
 //! buffer. The roles' own payloads are handed to `deliver_client` / `deliver_agent`.
 
+use super::kms::OPEN_LEN;
 use super::recv::{Position, REORDER_SLOT_LEN};
 use super::send::{AckOutcome, SendBuffer};
 use super::{
@@ -100,20 +101,20 @@ impl<
             self.want_writable = true;
             return Err(WriteError::Blocked);
         }
+        // Encrypted payloads carry nonce and tag beyond the `chunk_size` bytes of data.
+        let extra = self.seal_overhead(payload_type);
         let mut taken = 0;
         while taken < data.len() {
-            let window_room = self.window.saturating_sub(self.send.unacked_bytes());
+            let window_room = self
+                .window
+                .saturating_sub(self.send.unacked_bytes() + extra);
             let want = (data.len() - taken).min(self.chunk_size).min(window_room);
-            let n = self.send.room(want);
+            let n = self.send.room(want + extra).saturating_sub(extra).min(want);
             if n == 0 {
                 break;
             }
             let chunk = &data[taken..taken + n];
-            let pushed = self.push_message(payload_type, n, |b| {
-                b[..n].copy_from_slice(chunk);
-                Some(n)
-            });
-            if !pushed {
+            if !self.push_stream_payload(payload_type, chunk) {
                 break;
             }
             taken += n;
@@ -200,7 +201,15 @@ impl<
     pub(super) fn on_stream(&mut self, h: &Header, payload: &[u8]) -> Result<(), Error> {
         let seq = h.sequence_number;
         let pt = h.payload_type;
-        match self.reorder.position(self.expected, seq) {
+        let position = self.reorder.position(self.expected, seq);
+        let mut plain = [0u8; OPEN_LEN];
+        let payload = match position {
+            // An encrypted payload that does not open is dropped unacknowledged, and the
+            // sender resends it (see `open_stream`).
+            Position::InOrder | Position::Ahead => self.open_stream(pt, payload, &mut plain)?,
+            Position::Duplicate | Position::TooFar => payload,
+        };
+        match position {
             Position::Duplicate => {
                 self.stats.duplicates = self.stats.duplicates.wrapping_add(1);
                 if self.reorder.get(seq).is_none_or(|held| !held.ack_owed) {

@@ -29,6 +29,10 @@ impl<
                 return Err(Error::Handshake(e));
             }
         };
+        if self.client_wants_kms(&req) {
+            // The response waits for the driver's data key (`set_data_key`).
+            return self.client_kms_requested(&req);
+        }
         let mut processed: heapless::Vec<ProcessedAction<'_>, MAX_ACTIONS> = heapless::Vec::new();
         let mut session_type = None;
         let mut props_kept = false;
@@ -48,11 +52,13 @@ impl<
                         error: JsonStr::EMPTY,
                     }
                 }
-                Action::KmsEncryption { kms_key_id } => {
+                Action::KmsEncryption { kms_key_id, .. } => {
                     kms = true;
                     self.kms_key_id.set_json(&kms_key_id);
+                    // Here only unsupported: a KMS-enabled client took the other path above
+                    // (a `Port` session is never encrypted).
                     match self.encryption {
-                        Encryption::Unsupported => ProcessedAction {
+                        Encryption::Unsupported | Encryption::Kms { .. } => ProcessedAction {
                             action_type: ActionType::KmsEncryption,
                             status: ActionStatus::Unsupported,
                             result: ActionResult::None,
@@ -72,20 +78,7 @@ impl<
             }
         }
         self.agent_version.set_json(&req.agent_version);
-        let (id, created) = self.next_ids();
-        let resp = HandshakeResponse {
-            client_version: JsonStr::new(self.client_version.as_str()),
-            processed_client_actions: List::new(&processed),
-            errors: List::empty(),
-        };
-        let pushed = push_payload(
-            &mut self.send,
-            id,
-            created,
-            PayloadType::HandshakeResponse,
-            |b| resp.emit(b),
-        );
-        if !pushed {
+        if !self.push_handshake_response(&processed) {
             return Ok(false);
         }
         self.progress_at = self.now;
@@ -94,6 +87,23 @@ impl<
         self.kms_requested = kms;
         self.phase = Phase::Handshaking;
         Ok(true)
+    }
+
+    /// Queues the HandshakeResponse; `false` when it does not fit now.
+    pub(super) fn push_handshake_response(&mut self, processed: &[ProcessedAction<'_>]) -> bool {
+        let (id, created) = self.next_ids();
+        let resp = HandshakeResponse {
+            client_version: JsonStr::new(self.client_version.as_str()),
+            processed_client_actions: List::new(processed),
+            errors: List::empty(),
+        };
+        push_payload(
+            &mut self.send,
+            id,
+            created,
+            PayloadType::HandshakeResponse,
+            |b| resp.emit(b),
+        )
     }
 
     pub(super) fn on_handshake_complete(&mut self, payload: &[u8]) -> Result<bool, Error> {
@@ -139,6 +149,7 @@ impl<
             PayloadType::StdErr => self.deliver_data(Stream::StdErr, payload),
             PayloadType::HandshakeRequest => self.on_handshake_request(payload),
             PayloadType::HandshakeComplete => self.on_handshake_complete(payload),
+            PayloadType::EncChallengeRequest => self.on_enc_challenge_request(payload),
             PayloadType::ExitCode => {
                 if !self.event_room(1) {
                     return Ok(false);

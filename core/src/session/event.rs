@@ -96,6 +96,8 @@ pub enum CloseReason {
     HandshakeFailed,
     /// The peer broke the protocol (e.g. an unreadable HandshakeRequest).
     ProtocolViolation,
+    /// KMS encryption could not be set up (PROTOCOL.md §6).
+    Encryption(super::EncryptionFailure),
 }
 
 impl CloseReason {
@@ -109,6 +111,7 @@ impl CloseReason {
             CloseReason::HandshakeTimeout => "the handshake did not complete in time",
             CloseReason::HandshakeFailed => "handshake failed",
             CloseReason::ProtocolViolation => "the peer violated the protocol",
+            CloseReason::Encryption(f) => f.as_str(),
         }
     }
 }
@@ -152,6 +155,18 @@ pub enum Event {
     Flag(Flag),
     /// Client role: the remote command's exit code (after all its output).
     ExitCode(i32),
+    /// Client role: the agent asks for KMS encryption. Call KMS `GenerateDataKey` with
+    /// [`Session::data_key_request`](super::Session::data_key_request), then
+    /// [`Session::set_data_key`](super::Session::set_data_key) (or
+    /// [`Session::refuse_data_key`](super::Session::refuse_data_key)) before the handshake
+    /// times out.
+    DataKeyNeeded,
+    /// Agent role: the client sent its data key. Call KMS `Decrypt` on
+    /// [`Session::data_key_ciphertext`](super::Session::data_key_ciphertext) under
+    /// [`Session::data_key_context`](super::Session::data_key_context), then
+    /// [`Session::set_decrypted_data_key`](super::Session::set_decrypted_data_key) (or
+    /// [`Session::refuse_data_key`](super::Session::refuse_data_key)).
+    DataKeyToDecrypt,
     /// Client role: the agent asked us to stop sending data.
     PublicationPaused,
     /// Client role: the agent lets us send data again.
@@ -185,6 +200,14 @@ pub enum Error {
     /// The token is empty or not visible ASCII without `"` and `\` (see
     /// [`model::Token`](crate::model::Token)).
     BadToken,
+    /// Peer sent garbage (or an attacker altered it): an encrypted payload that does not
+    /// authenticate under the session key. Dropped **unacknowledged**, as the agent does, so the
+    /// sender resends it: a corrupted copy costs one retransmission, and a peer that keeps
+    /// sending what does not open ends in its give-up.
+    Decrypt(crate::kms::Error),
+    /// KMS encryption failed during the handshake; the session is closed with
+    /// [`CloseReason::Encryption`].
+    Encryption(super::EncryptionFailure),
 }
 
 impl Error {
@@ -198,12 +221,14 @@ impl Error {
             Error::Closed => "session closed",
             Error::TokenTooLong => "token longer than the session can store",
             Error::BadToken => "token empty or not printable ascii",
+            Error::Decrypt(e) => e.as_str(),
+            Error::Encryption(f) => f.as_str(),
         }
     }
 
     /// Whether the error ended the session.
     pub const fn is_fatal(&self) -> bool {
-        matches!(self, Error::Handshake(_))
+        matches!(self, Error::Handshake(_) | Error::Encryption(_))
     }
 }
 

@@ -90,7 +90,9 @@ impl<
                 self.pending_flags.pop_front();
             }
             if let Some(code) = self.pending_exit {
-                if self.push_control(PayloadType::ExitCode, |b| ExitCode(code).emit(b)) {
+                let mut text = [0u8; 24]; // `EXIT_CODE: -2147483648` is 22 bytes.
+                let n = ExitCode(code).emit(&mut text).unwrap_or(0);
+                if self.push_stream_payload(PayloadType::ExitCode, &text[..n]) {
                     self.pending_exit = None;
                 }
             }
@@ -140,6 +142,7 @@ impl<
 
     /// The handshake is over: data may flow.
     pub(super) fn establish(&mut self) {
+        self.kms_established();
         self.phase = Phase::Established;
         let _ = self.events.push_back(Event::HandshakeComplete);
         self.writable_pending = true;

@@ -21,6 +21,7 @@ mod client;
 mod config;
 mod emit;
 mod event;
+mod kms;
 mod lifecycle;
 mod port;
 mod recv;
@@ -37,6 +38,7 @@ pub use event::{
     CloseReason, Error, Event, Incoming, Stats, Stream, Transmit, TransmitClass, TransmitKind,
     WriteError,
 };
+pub use kms::EncryptionFailure;
 pub use port::{PortMode, PortModeError};
 pub use recv::REORDER_SLOT_LEN;
 pub use rng::SplitMix64;
@@ -50,6 +52,7 @@ use crate::uuid::Uuid;
 use crate::wire::{InsufficientSize, PayloadType, HEADER_LEN};
 
 use emit::Control;
+use kms::KmsState;
 use lifecycle::{min_opt, Closing};
 use recv::{ReadBuffer, Reorder};
 use rtt::RttEstimator;
@@ -241,6 +244,11 @@ pub struct Session<
     customer_message: Text<MAX_TEXT_LEN>,
     kms_key_id: Text<MAX_TEXT_LEN>,
     kms_requested: bool,
+    /// The KMS handshake under way (PROTOCOL.md §6).
+    kms: KmsState,
+    /// Seals and opens the stream payloads once KMS encryption is set up; kept across
+    /// reconnects. Wiped on drop.
+    cipher: Option<crate::kms::SessionCipher>,
     close_message: Text<MAX_TEXT_LEN>,
     unix: Option<(Instant, u64)>,
     now: Instant,
@@ -346,6 +354,8 @@ impl<
             customer_message: Text::new(),
             kms_key_id: Text::new(),
             kms_requested: false,
+            kms: KmsState::Off,
+            cipher: None,
             close_message: Text::new(),
             unix: None,
             now,

@@ -10,6 +10,7 @@ use crate::payload;
 use crate::wire::{FrameRepr, MessageType};
 
 mod bottleneck;
+mod kms;
 mod property;
 mod scenarios;
 mod sim;

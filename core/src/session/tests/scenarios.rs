@@ -94,7 +94,13 @@ fn client_opens_with_text_then_answers_the_handshake() {
 }
 
 /// A frame from the peer, as the official serializer would write it.
-fn peer_frame(t: MessageType, seq: i64, id: Uuid, pt: PayloadType, payload: &[u8]) -> Msg {
+pub(super) fn peer_frame(
+    t: MessageType,
+    seq: i64,
+    id: Uuid,
+    pt: PayloadType,
+    payload: &[u8],
+) -> Msg {
     let repr = FrameRepr {
         header: Header {
             message_type: t,

@@ -101,9 +101,40 @@ fn main() -> ! {
             engine.terminate(now);
         }
     }
+    #[cfg(feature = "kms")]
+    kms(&mut app);
     black_box(&engine);
     loop {
         cortex_m::asm::wfi();
+    }
+}
+
+/// The client's KMS steps (PROTOCOL.md §6) on opaque inputs: challenge, action result,
+/// EncChallenge answer, then sealing one chunk and opening another.
+#[cfg(feature = "kms")]
+fn kms(app: &mut [u8; 1024]) {
+    use ssm_proto::kms::{ClientKms, ENC_CHALLENGE_TEXT_LEN, OVERHEAD};
+    use ssm_proto::payload::{EncChallenge, JsonStr};
+
+    let mut client = ClientKms::new();
+    let _ = client.request(Some(JsonStr::new(black_box("AAECAwQFBgcICQoLDA0ODw=="))));
+    let _ = client.set_data_key(black_box(&[3u8; 64]), black_box([0; 12]));
+    let mut text = [0u8; 512];
+    if let Ok(r) = client.action_result(black_box(&app[..200]), &mut text) {
+        black_box(r);
+    }
+    let mut answer = [0u8; ENC_CHALLENGE_TEXT_LEN];
+    let request = EncChallenge {
+        challenge: JsonStr::new(black_box("AAAA")),
+    };
+    if let Ok(a) = client.answer_challenge(&request, &mut answer) {
+        black_box(a);
+    }
+    if let Some(c) = client.cipher() {
+        let n = black_box(app.len() - OVERHEAD);
+        let _ = c.seal(app, n);
+        black_box(&app[..]);
+        let _ = c.open(&mut app[..black_box(500)]).map(|p| black_box(p.len()));
     }
 }
 
