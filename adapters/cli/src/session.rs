@@ -17,11 +17,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use ssm_tokio::{ConnectOptions, SessionEvent, Target};
+use ssm_tokio::{ConnectOptions, Grant, SessionEvent};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::api::SsmClient;
+use crate::aws::Aws;
 use crate::port::{self, PortOptions};
 use ssm_proto::smux;
 use ssm_tokio::forward::{disconnect_flag, forward_basic, forward_mux, PortMode, Stats};
@@ -44,13 +44,16 @@ const STREAM_END_LIMIT: Duration = Duration::from_secs(10);
 pub struct Run {
     /// The session id (for the status lines).
     pub session_id: String,
-    /// URL and token.
-    pub target: Target,
+    /// The validated URL and token.
+    pub grant: Grant,
     /// Connection options (TLS policy, resume callback).
     pub options: ConnectOptions,
     /// The SSM API, to end the session there too when we leave abruptly (`~.`, a signal), in
     /// case the TerminateSession flag cannot reach a frozen agent.
-    pub api: Option<Arc<SsmClient>>,
+    pub api: Option<Aws>,
+    /// Set when ResumeSession said the session ended (an empty token): the run then ends with
+    /// exit code 0, as the official plugin does.
+    pub ended: Option<Arc<AtomicBool>>,
     /// Port sessions: where to listen, `--stats`.
     pub port: PortOptions,
 }
@@ -73,10 +76,11 @@ enum InputEnd {
 pub async fn run(run: Run) -> Result<u8> {
     let Run {
         session_id,
-        target,
+        grant,
         mut options,
         api,
         mut port,
+        ended,
     } = run;
     eprintln!("\r\nStarting session with SessionId: {session_id}\r");
     // Resume only a session that was established: a connection closed before the handshake is
@@ -99,7 +103,7 @@ pub async fn run(run: Run) -> Result<u8> {
     if options.terminal_size.is_none() && term::stdin_is_tty() {
         options.terminal_size = term::size();
     }
-    let session = ssm_tokio::connect(target, options)
+    let session = ssm_tokio::connect(grant, options)
         .await
         .map_err(driver_failure)?;
     let ssm_tokio::ClientSession {
@@ -318,6 +322,10 @@ pub async fn run(run: Run) -> Result<u8> {
     })
     .await;
     drop(raw);
+    if result.is_err() && ended.is_some_and(|e| e.load(Ordering::Acquire)) {
+        eprintln!("\r\nSession {session_id} ended on the service's side.\r");
+        return Ok(0);
+    }
     let outcome = result.map_err(|e| {
         if handshake_done {
             driver_failure(e)

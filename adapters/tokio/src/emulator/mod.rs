@@ -55,7 +55,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::{AgentOptions, AgentSession, Control, Faults, Target, TlsOptions};
+use crate::{AgentOptions, AgentSession, Control, Faults, Grant, TlsOptions};
 
 /// What the emulator does. `Default` is like a real agent on loopback: TLS, 1 ms pacing.
 #[derive(Clone, Debug)]
@@ -399,7 +399,7 @@ impl Emulator {
     ///
     /// # Errors
     /// An unknown document or a missing `command` parameter (`InvalidInput`).
-    pub fn start_session(&self, request: &StartSession) -> io::Result<Target> {
+    pub fn start_session(&self, request: &StartSession) -> io::Result<Grant> {
         Ok(start_session(&self.state, request)?.1)
     }
 
@@ -407,7 +407,7 @@ impl Emulator {
     ///
     /// # Errors
     /// The session does not exist (`InvalidInput`).
-    pub fn resume_session(&self, session_id: &str) -> io::Result<Target> {
+    pub fn resume_session(&self, session_id: &str) -> io::Result<Grant> {
         Ok(resume_session(&self.state, session_id)?)
     }
 
@@ -494,11 +494,25 @@ fn kind_of(request: &StartSession) -> Result<Kind, ApiError> {
     }
 }
 
-fn start_session(state: &State, request: &StartSession) -> Result<(String, Target), ApiError> {
+/// The grant of session `id` with `token`: this emulator's own URL, so any host is accepted.
+fn grant(state: &State, id: &str, token: &str) -> Result<Grant, ApiError> {
+    let url = stream_url(state, id);
+    let internal = |e: ssm_proto::model::Error| ApiError::new("InternalServerError", e.to_string());
+    let r = ssm_proto::model::StartSessionResponse::new(
+        id,
+        &url,
+        token,
+        crate::Endpoints::DangerousAnyHost,
+    )
+    .map_err(internal)?;
+    Grant::from_borrowed(&r).map_err(internal)
+}
+
+fn start_session(state: &State, request: &StartSession) -> Result<(String, Grant), ApiError> {
     let kind = kind_of(request)?;
     let id = format!("emulator-{}", random_hex(state, 9));
     let token = random_hex(state, 32);
-    let target = Target::new(stream_url(state, &id), token.clone());
+    let target = grant(state, &id, &token)?;
     tracing::info!(session_id = %id, session_type = kind.session_type(), "session started");
     lock(&state.sessions).insert(
         id.clone(),
@@ -511,7 +525,7 @@ fn start_session(state: &State, request: &StartSession) -> Result<(String, Targe
     Ok((id, target))
 }
 
-fn resume_session(state: &State, id: &str) -> Result<Target, ApiError> {
+fn resume_session(state: &State, id: &str) -> Result<Grant, ApiError> {
     let token = random_hex(state, 32);
     let sessions = lock(&state.sessions);
     let entry = sessions.get(id).ok_or_else(|| {
@@ -520,9 +534,10 @@ fn resume_session(state: &State, id: &str) -> Result<Target, ApiError> {
             format!("session {id} does not exist"),
         )
     })?;
-    lock(&entry.tokens).push(token.clone());
+    let g = grant(state, id, &token)?;
+    lock(&entry.tokens).push(token);
     tracing::info!(session_id = %id, "session resumed");
-    Ok(Target::new(stream_url(state, id), token))
+    Ok(g)
 }
 
 fn terminate_session(state: &State, id: &str) {
@@ -617,18 +632,13 @@ fn api(state: &State, req: &http::Request) -> Result<serde_json::Value, ApiError
                 document_name: str_field("DocumentName"),
                 parameters,
             };
-            let (id, t) = start_session(state, &request)?;
-            Ok(serde_json::json!({
-                "SessionId": id, "StreamUrl": t.stream_url, "TokenValue": t.token.expose()
-            }))
+            let (_, g) = start_session(state, &request)?;
+            grant_json(&g)
         }
         "AmazonSSM.ResumeSession" => {
             let id = str_field("SessionId")
                 .ok_or_else(|| ApiError::new("ValidationException", "SessionId is required"))?;
-            let t = resume_session(state, &id)?;
-            Ok(serde_json::json!({
-                "SessionId": id, "StreamUrl": t.stream_url, "TokenValue": t.token.expose()
-            }))
+            grant_json(&resume_session(state, &id)?)
         }
         "AmazonSSM.TerminateSession" => {
             let id = str_field("SessionId")
@@ -641,6 +651,11 @@ fn api(state: &State, req: &http::Request) -> Result<serde_json::Value, ApiError
             format!("operation {other:?} is not emulated"),
         )),
     }
+}
+
+/// The AWS JSON of a grant (token in the clear: this is the answer that hands it out).
+fn grant_json(g: &Grant) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(g).map_err(|e| ApiError::new("InternalServerError", e.to_string()))
 }
 
 async fn serve_data_channel<S>(
