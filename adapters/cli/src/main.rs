@@ -113,7 +113,43 @@ struct DemoArgs {
     #[arg(long)]
     no_sign_upgrade: bool,
     #[command(flatten)]
+    strict: StrictArgs,
+    #[command(flatten)]
     port: port::PortArgs,
+}
+
+/// The emulator's AWS-like strictness (shared by `demo` and `emulator`).
+#[derive(Debug, Args, Clone)]
+struct StrictArgs {
+    /// Verify SigV4 on every API call and WebSocket upgrade against these keys, as AWS does
+    /// (`AKID:SECRET` or `AKID:SECRET:SESSION_TOKEN`); `demo` also signs with them.
+    #[arg(long, value_name = "AKID:SECRET[:TOKEN]")]
+    credentials: Option<String>,
+    /// Close every data channel after SECS seconds with `close 1000 "Bye"` (the service does so
+    /// hourly); the client resumes.
+    #[arg(long, value_name = "SECS")]
+    close_every: Option<f64>,
+}
+
+impl StrictArgs {
+    /// Applies the options to an emulator configuration.
+    fn apply(&self, config: &mut EmulatorConfig) -> Result<()> {
+        if let Some(c) = &self.credentials {
+            config.credentials = Some(
+                ssm_tokio::emulator::sigv4::Credentials::parse(c)
+                    .map_err(|e| Failure::new(Kind::Usage, format!("--credentials: {e}")))?,
+            );
+        }
+        if let Some(secs) = self.close_every {
+            config.close_every = Some(
+                std::time::Duration::try_from_secs_f64(secs)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| Failure::new(Kind::Usage, "--close-every wants seconds > 0"))?,
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +184,8 @@ struct EmulatorArgs {
     /// Seed of the fault injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[command(flatten)]
+    strict: StrictArgs,
 }
 
 #[derive(Debug, Args)]
@@ -441,6 +479,24 @@ async fn demo(mut a: DemoArgs) -> Result<u8> {
     if let Some(v) = &a.agent_version {
         config.agent_version.clone_from(v);
     }
+    a.strict.apply(&mut config)?;
+    // The client signs with the emulator's keys (strict) or throwaway ones: never yours.
+    let credentials = match &config.credentials {
+        Some(c) => aws_credential_types::Credentials::new(
+            c.access_key_id.clone(),
+            c.secret_access_key.clone(),
+            c.session_token.clone(),
+            None,
+            "ssm-session demo",
+        ),
+        None => aws_credential_types::Credentials::new(
+            "AKIDEMULATOR",
+            "emulator-secret",
+            None,
+            None,
+            "ssm-session demo",
+        ),
+    };
     let emu = start_emulator(config).await?;
     eprintln!(
         "ssm-session demo: local Session Manager emulator at {} ({})",
@@ -455,14 +511,7 @@ async fn demo(mut a: DemoArgs) -> Result<u8> {
         region: Some("us-east-1".into()),
         profile: None,
         endpoint_url: Some(emu.endpoint_url()),
-        // The in-process emulator's own keys: no credentials of yours are read.
-        credentials: Some(aws_credential_types::Credentials::new(
-            "AKIDEMULATOR",
-            "emulator-secret",
-            None,
-            None,
-            "ssm-session demo",
-        )),
+        credentials: Some(credentials),
         sign_upgrade: sign_upgrade(a.no_sign_upgrade),
     })
     .await?;
@@ -503,6 +552,7 @@ async fn emulator(a: EmulatorArgs) -> Result<u8> {
     if !faults.is_none() {
         config.faults = Some(faults);
     }
+    a.strict.apply(&mut config)?;
     let tls = config.tls;
     let emu = start_emulator(config).await?;
     let mut ca_written = None;

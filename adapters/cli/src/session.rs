@@ -136,6 +136,7 @@ pub async fn run(run: Run) -> Result<u8> {
     let mut session_type = String::new();
     let mut exit_code: Option<i32> = None;
     let mut handshake_done = false;
+    let mut lost_quietly: Option<String> = None;
     // Set once a stream session's input ended: the session must be over by then.
     let mut end_by: Option<tokio::time::Instant> = None;
 
@@ -235,10 +236,19 @@ pub async fn run(run: Run) -> Result<u8> {
                     }
                 }
                 Some(SessionEvent::ExitCode(c)) => exit_code = Some(c),
+                // The service's routine close (1000, about hourly) gets one line, once resumed;
+                // any other loss is announced at once.
                 Some(SessionEvent::TransportLost(why)) if handshake_done => {
-                    eprintln!("ssm-session: connection lost ({why}); resuming\r");
+                    if why.contains("(1000 ") {
+                        lost_quietly = Some(why);
+                    } else {
+                        eprintln!("ssm-session: connection lost ({why}); resuming\r");
+                    }
                 }
-                Some(SessionEvent::Reconnected) => eprintln!("ssm-session: reconnected\r"),
+                Some(SessionEvent::Reconnected) => match lost_quietly.take() {
+                    Some(why) => eprintln!("ssm-session: resumed after the data channel was {why}\r"),
+                    None => eprintln!("ssm-session: reconnected\r"),
+                },
                 Some(SessionEvent::Closed(_)) | None => break None,
                 Some(_) => {}
             },

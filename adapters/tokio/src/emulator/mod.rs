@@ -15,7 +15,14 @@
 //!
 //! What it serves (every connection: plain HTTP, or TLS when the first byte is a TLS handshake):
 //! - `POST /` with `X-Amz-Target: AmazonSSM.StartSession` / `ResumeSession` /
-//!   `TerminateSession` (AWS JSON 1.1). The SigV4 `Authorization` header is accepted unchecked.
+//!   `TerminateSession` (AWS JSON 1.1). The SigV4 `Authorization` header is accepted unchecked,
+//!   unless [`EmulatorConfig::credentials`] is set (strict mode): then every API call and every
+//!   WebSocket upgrade must be SigV4-signed with those keys (or keys it issued through STS), for
+//!   services `ssm`, `sts` and `ssmmessages`, within 5 minutes of its clock, and failures answer
+//!   with AWS's error types (`UnrecognizedClientException`, `InvalidSignatureException`, ...).
+//! - `POST /` with a form body `Action=AssumeRole` (the STS Query API): temporary credentials
+//!   (XML answer) that strict mode accepts from then on, so `role_arn` + `source_profile`
+//!   profiles work through `AWS_ENDPOINT_URL_STS`.
 //!   StartSession answers `{"SessionId","StreamUrl","TokenValue"}`; the `StreamUrl` is
 //!   `wss://127.0.0.1:PORT/v1/data-channel/<id>?role=publish_subscribe` (`ws://` when
 //!   [`EmulatorConfig::tls`] is off). Clients trust [`Emulator::ca_pem`], a CA made at start.
@@ -36,12 +43,17 @@
 //!   each stream (smux-multiplexed when `agent_version` ≥ 3.0.196.0 and the client reports
 //!   ≥ 1.1.70, else basic with DisconnectToPort), as [`crate::forward`] describes.
 //!
+//! [`EmulatorConfig::close_every`] closes each data-channel WebSocket after that long with
+//! `close 1000 "Bye"`, as the service does about every hour; clients resume.
+//!
 //! Faults ([`EmulatorConfig::faults`]) apply between the agent's engine and the socket, in both
 //! directions, to sessions started after they are set.
 
 mod agent;
+mod bye;
 mod cert;
 mod http;
+pub mod sigv4;
 
 use std::collections::HashMap;
 use std::io;
@@ -80,6 +92,10 @@ pub struct EmulatorConfig {
     pub customer_message: String,
     /// A session whose client stays away this long ends (its process is killed).
     pub reconnect_timeout: Duration,
+    /// Strict mode: the keys every request must be SigV4-signed with; `None` accepts anything.
+    pub credentials: Option<sigv4::Credentials>,
+    /// Close every data-channel WebSocket after this long (`close 1000 "Bye"`).
+    pub close_every: Option<Duration>,
 }
 
 impl Default for EmulatorConfig {
@@ -101,6 +117,8 @@ impl Default for EmulatorConfig {
             shell: shell.into(),
             customer_message: String::new(),
             reconnect_timeout: Duration::from_secs(60),
+            credentials: None,
+            close_every: None,
         }
     }
 }
@@ -299,6 +317,8 @@ struct State {
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
     seed: Mutex<crate::faults::Rng>,
+    /// Temporary credentials handed out by AssumeRole (strict mode accepts them too).
+    issued: Mutex<Vec<sigv4::Credentials>>,
 }
 
 /// A running emulator. Dropping it stops accepting connections; running sessions end with
@@ -342,6 +362,7 @@ impl Emulator {
             addr,
             tls: certs.server,
             seed: Mutex::new(crate::faults::Rng::new(crate::random_seed())),
+            issued: Mutex::new(Vec::new()),
         });
         let st = state.clone();
         let accept = tokio::spawn(async move {
@@ -574,9 +595,35 @@ where
         };
         let path = req.path.split('?').next().unwrap_or("").to_string();
         if let Some(id) = path.strip_prefix("/v1/data-channel/") {
+            if let Err(r) = check_signature(&state, &req, "ssmmessages") {
+                tracing::info!(kind = r.kind, "upgrade refused");
+                let body = serde_json::json!({"__type": r.kind, "message": r.message}).to_string();
+                http::respond(&mut s, r.status, &[], body.as_bytes()).await?;
+                return Ok(());
+            }
             return serve_data_channel(state, s, req, id.to_string(), buf).await;
         }
+        if is_sts(&req) {
+            let (status, body) = match check_signature(&state, &req, "sts") {
+                Ok(()) => sts_answer(&state, &req),
+                Err(r) => (r.status, sts_error(r.kind, &r.message)),
+            };
+            http::respond(
+                &mut s,
+                status,
+                &[("Content-Type", "text/xml")],
+                body.as_bytes(),
+            )
+            .await?;
+            continue;
+        }
         let json = [("Content-Type", "application/x-amz-json-1.1")];
+        if let Err(r) = check_signature(&state, &req, "ssm") {
+            tracing::info!(kind = r.kind, "api call refused");
+            let body = serde_json::json!({"__type": r.kind, "message": r.message}).to_string();
+            http::respond(&mut s, r.status, &json, body.as_bytes()).await?;
+            continue;
+        }
         if req.method != "POST" {
             http::respond(
                 &mut s,
@@ -658,6 +705,93 @@ fn grant_json(g: &Grant) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(g).map_err(|e| ApiError::new("InternalServerError", e.to_string()))
 }
 
+/// Strict mode: the request must be signed for `service` with a known key.
+fn check_signature(
+    state: &State,
+    req: &http::Request,
+    service: &str,
+) -> Result<(), sigv4::Refusal> {
+    let Some(own) = lock(&state.config).credentials.clone() else {
+        return Ok(());
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut keys = vec![own];
+    keys.extend(lock(&state.issued).iter().cloned());
+    sigv4::verify(req, service, &keys, now)
+}
+
+/// An STS Query API call (form-encoded `Action=...`), not an SSM JSON one.
+fn is_sts(req: &http::Request) -> bool {
+    req.method == "POST"
+        && req.header("x-amz-target").is_none()
+        && req
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// `AssumeRole`: fresh temporary credentials for the role, valid for an hour.
+fn sts_answer(state: &State, req: &http::Request) -> (u16, String) {
+    let form = String::from_utf8_lossy(&req.body).into_owned();
+    let field = |name: &str| {
+        form.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| sigv4::form_decode(v))
+        })
+    };
+    if field("Action").as_deref() != Some("AssumeRole") {
+        return (
+            400,
+            sts_error("InvalidAction", "only AssumeRole is emulated"),
+        );
+    }
+    let (Some(arn), Some(session)) = (field("RoleArn"), field("RoleSessionName")) else {
+        return (
+            400,
+            sts_error(
+                "ValidationError",
+                "RoleArn and RoleSessionName are required",
+            ),
+        );
+    };
+    let creds = sigv4::Credentials {
+        access_key_id: format!("ASIAEMU{}", random_hex(state, 6).to_ascii_uppercase()),
+        secret_access_key: random_hex(state, 20),
+        session_token: Some(random_hex(state, 32)),
+    };
+    lock(&state.issued).push(creds.clone());
+    let role = arn.rsplit('/').next().unwrap_or("role");
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 3600;
+    tracing::info!(role, "role assumed");
+    let body = format!(
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+         <AssumedRoleUser><AssumedRoleId>AROAEMULATOR:{session}</AssumedRoleId>\
+         <Arn>arn:aws:sts::123456789012:assumed-role/{role}/{session}</Arn></AssumedRoleUser>\
+         <Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>\
+         <SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials>\
+         </AssumeRoleResult><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata>\
+         </AssumeRoleResponse>",
+        creds.access_key_id,
+        creds.secret_access_key,
+        creds.session_token.as_deref().unwrap_or(""),
+        sigv4::iso8601(expires),
+        random_hex(state, 16),
+    );
+    (200, body)
+}
+
+/// An STS error document.
+fn sts_error(code: &str, message: &str) -> String {
+    format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+         <Code>{code}</Code><Message>{message}</Message></Error><RequestId>0</RequestId></ErrorResponse>"
+    )
+}
+
 async fn serve_data_channel<S>(
     state: Arc<State>,
     mut s: S,
@@ -684,12 +818,17 @@ where
         Some(crate::transport::ws_config()),
     )
     .await;
+    let close_every = lock(&state.config).close_every;
+    let ws: crate::transport::BoxWs = match close_every {
+        Some(after) => Box::pin(bye::ByeAfter::new(ws, after)),
+        None => crate::transport::boxed(ws),
+    };
     let mut sessions = lock(&state.sessions);
     let Some(entry) = sessions.get_mut(&id) else {
         return Ok(());
     };
     if let Some(agent) = &entry.agent {
-        if agent.attach(ws) {
+        if attach(agent, ws) {
             tracing::debug!(session_id = %id, "client reconnected");
             return Ok(());
         }
@@ -710,7 +849,7 @@ where
             reconnect_timeout: Some(config.reconnect_timeout),
         },
     );
-    agent.control.attach(ws);
+    attach(&agent.control, ws);
     entry.agent = Some(agent.control.clone());
     let kind = entry.kind.clone();
     drop(sessions);
@@ -721,6 +860,11 @@ where
         tracing::info!(session_id = %id, "session ended");
     });
     Ok(())
+}
+
+/// Hands a (possibly wrapped) WebSocket to the agent; `false` if the agent has ended.
+fn attach(control: &Control, ws: crate::transport::BoxWs) -> bool {
+    control.tx.send(crate::handle::Command::Attach(ws)).is_ok()
 }
 
 fn random_seed(state: &State) -> u64 {
