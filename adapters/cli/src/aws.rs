@@ -338,6 +338,13 @@ impl Aws {
             ),
             SdkError::DispatchFailure(d) => {
                 let text = cut(&error_chain(&e));
+                // Identity resolution fails inside the dispatch: that is a credentials problem.
+                if text.contains("loading credentials") || text.contains("access token") {
+                    return Failure::new(
+                        Kind::Auth,
+                        format!("{op}: no usable credentials ({text}); {}", self.hint()),
+                    );
+                }
                 let tls = text.contains("certificate") || text.to_ascii_lowercase().contains("tls");
                 let kind = if tls {
                     Kind::Tls
