@@ -134,13 +134,18 @@ async fn errors_name_the_problem() {
 #[tokio::test]
 async fn data_channel_for_an_unknown_session_is_404() {
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let target = ssm_tokio::Target::new(
-        format!(
-            "wss://{}/v1/data-channel/nope?role=publish_subscribe",
-            emu.addr()
-        ),
-        "t",
+    let url = format!(
+        "wss://{}/v1/data-channel/nope?role=publish_subscribe",
+        emu.addr()
     );
+    let r = ssm_proto::model::StartSessionResponse::new(
+        "nope",
+        &url,
+        "t",
+        ssm_tokio::Endpoints::DangerousAnyHost,
+    )
+    .unwrap();
+    let target = ssm_tokio::Grant::from_borrowed(&r).unwrap();
     let err = ssm_tokio::connect(
         target,
         ssm_tokio::ConnectOptions {
