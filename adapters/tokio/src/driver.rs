@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::faults::Faults;
 use crate::handle::{Command, HandshakeInfo, Outcome, SessionEvent};
+use crate::kms::{AgentKms, ClientKms, DataKey, DataKeyRequest, DecryptRequest};
 use crate::transport::{self, BoxWs, Outgoing, Transport, TransportEvent};
 use crate::{Error, Grant, TlsOptions};
 
@@ -64,10 +65,22 @@ pub(crate) enum Role {
         /// The grant of the current connection (its token is wiped when replaced).
         grant: Box<Grant>,
         initial_size: Option<(u16, u16)>,
+        /// KMS encryption when the agent asks for it; `None` answers "unsupported".
+        kms: Option<ClientKms>,
     },
     Agent {
         authorize: Option<AuthorizeFn>,
+        /// Decrypts the client's KMS data key (sessions configured to require KMS).
+        kms: Option<AgentKms>,
     },
+}
+
+/// A KMS call under way: the data key (client) or the decrypted key (agent).
+type KeyJob = Pin<Box<dyn Future<Output = std::io::Result<KeyAnswer>> + Send>>;
+
+enum KeyAnswer {
+    Generated(DataKey),
+    Decrypted(zeroize::Zeroizing<Vec<u8>>),
 }
 
 /// Everything the driver needs besides the engine.
@@ -180,6 +193,7 @@ enum Wake {
     Read(usize, std::io::Result<usize>),
     Wrote(usize, std::io::Result<usize>),
     Reconnected(Result<(BoxWs, Box<Grant>), Error>),
+    Key(std::io::Result<KeyAnswer>),
     Paced,
     Drained,
 }
@@ -205,6 +219,8 @@ struct Driver {
     writable: bool,
     pace_until: Option<Instant>,
     reconnect: Option<Reconnect>,
+    /// The KMS call the handshake waits for.
+    key_job: Option<KeyJob>,
     /// When the agent role lost its transport (for `orphan_timeout`).
     orphaned_at: Option<Instant>,
     closed: Option<String>,
@@ -242,6 +258,7 @@ pub(crate) async fn run(
         writable: true,
         pace_until: None,
         reconnect: None,
+        key_job: None,
         orphaned_at: Some(Instant::now()),
         closed: None,
         closed_at: None,
@@ -495,6 +512,7 @@ impl Driver {
                 let ok = match &self.setup.role {
                     Role::Agent {
                         authorize: Some(auth),
+                        ..
                     } => self.session.peer_token().is_some_and(|t| auth(t)),
                     _ => true,
                 };
@@ -544,11 +562,16 @@ impl Driver {
                 self.writable = true;
                 self.emit(SessionEvent::PublicationResumed)
             }
+            Event::DataKeyNeeded | Event::DataKeyToDecrypt => self.start_key_job(),
             Event::Closed(reason) => {
                 let text = reason.to_string();
                 tracing::debug!(reason = %text, "session closed");
                 self.emit(SessionEvent::Closed(text.clone()));
-                self.failure = self.close_failure(reason);
+                // A KMS failure already said what went wrong, better than the reason can.
+                if self.failure.is_none() {
+                    self.failure = self.close_failure(reason);
+                }
+                self.key_job = None;
                 self.closed = Some(text);
                 self.closed_at = Some(Instant::now());
                 self.reconnect = None;
@@ -571,7 +594,85 @@ impl Driver {
             R::GaveUp => Some(Error::ConnectionLost(reason.to_string())),
             R::HandshakeFailed => Some(Error::HandshakeFailed(reason.to_string())),
             R::ProtocolViolation => Some(Error::Protocol(reason.to_string())),
+            R::Encryption(_) => Some(Error::HandshakeFailed(
+                message.unwrap_or_else(|| reason.to_string()),
+            )),
             _ => None,
+        }
+    }
+
+    /// Asks the application's KMS hook for what the engine's KMS event wants.
+    fn start_key_job(&mut self) {
+        let job: Option<KeyJob> = match &self.setup.role {
+            Role::Client {
+                kms: Some(k),
+                grant,
+                ..
+            } => self
+                .session
+                .data_key_request(grant.session_id(), &k.target)
+                .map(|r| {
+                    let request = DataKeyRequest {
+                        key_id: r.key_id.to_string(),
+                        number_of_bytes: r.number_of_bytes,
+                        encryption_context: crate::kms::context_pairs(&r.context),
+                    };
+                    tracing::debug!(key_id = %request.key_id, "asking KMS for a data key");
+                    let f = (k.generate_data_key)(request);
+                    Box::pin(async move { f.await.map(KeyAnswer::Generated) }) as KeyJob
+                }),
+            Role::Agent { kms: Some(k), .. } => {
+                match (
+                    self.session.data_key_ciphertext(),
+                    self.session.data_key_context(&k.session_id, &k.target),
+                ) {
+                    (Some(blob), Some(c)) => {
+                        let request = DecryptRequest {
+                            ciphertext_blob: blob.to_vec(),
+                            encryption_context: crate::kms::context_pairs(&c),
+                        };
+                        let f = (k.decrypt)(request);
+                        Some(Box::pin(async move { f.await.map(KeyAnswer::Decrypted) }) as KeyJob)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match job {
+            Some(j) => self.key_job = Some(j),
+            None => {
+                tracing::warn!("the session asks for KMS encryption and no KMS hook is set");
+                let now = self.now();
+                self.session.refuse_data_key(now);
+            }
+        }
+    }
+
+    /// The KMS hook answered.
+    fn on_key(&mut self, r: std::io::Result<KeyAnswer>) {
+        self.key_job = None;
+        let now = self.now();
+        let set = match r {
+            Ok(KeyAnswer::Generated(k)) => self
+                .session
+                .set_data_key(
+                    now,
+                    &k.plaintext,
+                    &k.ciphertext_blob,
+                    crate::kms::nonce_start(),
+                )
+                .map_err(|e| format!("KMS data key unusable: {e}")),
+            Ok(KeyAnswer::Decrypted(p)) => self
+                .session
+                .set_decrypted_data_key(now, &p)
+                .map_err(|e| format!("KMS decrypted key unusable: {e}")),
+            Err(e) => Err(format!("KMS refused the data key: {}", cut(&e.to_string()))),
+        };
+        if let Err(message) = set {
+            tracing::warn!("{message}");
+            self.failure = Some(Error::HandshakeFailed(message));
+            self.session.refuse_data_key(now);
         }
     }
 
@@ -648,6 +749,8 @@ impl Driver {
         let [k0, k1] = &mut self.sinks;
         let reconnecting = self.reconnect.is_some();
         let reconnect = self.reconnect.as_mut();
+        let keying = self.key_job.is_some();
+        let key_job = self.key_job.as_mut();
         tokio::select! {
             c = self.commands.recv(), if self.commands_open => Wake::Command(c),
             Some(e) = self.tr_rx.recv() => Wake::Transport(e),
@@ -659,6 +762,7 @@ impl Driver {
             r = write_sink(k0), if k0.waiting() > 0 => Wake::Wrote(0, r),
             r = write_sink(k1), if k1.waiting() > 0 => Wake::Wrote(1, r),
             r = async { reconnect.expect("guarded").await }, if reconnecting => Wake::Reconnected(r),
+            r = async { key_job.expect("guarded").await }, if keying => Wake::Key(r),
         }
     }
 
@@ -712,6 +816,7 @@ impl Driver {
                 self.emit(SessionEvent::TransportLost(reason.clone()));
                 self.start_reconnect(reason);
             }
+            Wake::Key(r) => self.on_key(r),
             Wake::Reconnected(Ok((ws, grant))) => {
                 self.reconnect = None;
                 self.attach(ws);
@@ -840,6 +945,16 @@ fn handshake_info(s: &Engine) -> HandshakeInfo {
         agent_version: s.agent_version().unwrap_or_default().to_string(),
         client_version: s.client_version().unwrap_or_default().to_string(),
         customer_message: s.customer_message().to_string(),
+        encrypted: s.is_encrypted(),
+    }
+}
+
+/// Long text (an SDK error can carry a whole HTTP body) cut for one line of a message.
+fn cut(s: &str) -> String {
+    const MAX: usize = 300;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 

@@ -68,6 +68,8 @@ pub struct HandshakeInfo {
     pub client_version: String,
     /// A message for the user (empty if none).
     pub customer_message: String,
+    /// Whether the session's data is KMS-encrypted (PROTOCOL.md §6).
+    pub encrypted: bool,
 }
 
 impl HandshakeInfo {

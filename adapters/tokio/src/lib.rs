@@ -98,6 +98,7 @@ mod error;
 mod faults;
 pub mod forward;
 mod handle;
+pub mod kms;
 mod tls;
 mod transport;
 
@@ -142,6 +143,10 @@ pub struct ConnectOptions {
     /// Pause after each data message sent (the official client sleeps 1 ms); `None` sends as
     /// fast as the engine's window allows.
     pub pacing: Option<Duration>,
+    /// KMS encryption when the agent asks for it (PROTOCOL.md §6): how to get a data key.
+    /// `None` answers the agent "unsupported", and an agent that requires KMS then refuses the
+    /// session.
+    pub kms: Option<kms::ClientKms>,
 }
 
 impl Default for ConnectOptions {
@@ -155,6 +160,7 @@ impl Default for ConnectOptions {
             config: None,
             faults: None,
             pacing: None,
+            kms: None,
         }
     }
 }
@@ -169,6 +175,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("upgrade_headers", &self.upgrade_headers.is_some())
             .field("faults", &self.faults)
             .field("pacing", &self.pacing)
+            .field("kms", &self.kms)
             .finish_non_exhaustive()
     }
 }
@@ -202,9 +209,16 @@ pub async fn connect(grant: Grant, options: ConnectOptions) -> Result<ClientSess
         options.upgrade_headers.as_ref(),
     )
     .await?;
-    let config = options
+    let mut config = options
         .config
         .unwrap_or_else(|| EngineConfig::client(random_seed()));
+    if options.kms.is_some() {
+        // This client always acknowledges the challenge (what `require_challenge` means for an
+        // agent does not apply to it).
+        config.encryption = engine::Encryption::Kms {
+            require_challenge: false,
+        };
+    }
     let chunk = config_chunk(&config);
     let setup = driver::Setup {
         role: driver::Role::Client {
@@ -214,6 +228,7 @@ pub async fn connect(grant: Grant, options: ConnectOptions) -> Result<ClientSess
             upgrade_headers: options.upgrade_headers,
             grant: Box::new(grant),
             initial_size: options.terminal_size,
+            kms: options.kms,
         },
         faults: options.faults,
         pacing: options.pacing,
@@ -295,6 +310,9 @@ pub struct AgentOptions {
     pub pacing: Option<Duration>,
     /// End the session when no WebSocket is attached for this long (also before the first).
     pub reconnect_timeout: Option<Duration>,
+    /// Decrypts the client's KMS data key, for sessions whose configuration asks for KMS
+    /// (`AgentHandshake::kms_key_id`).
+    pub kms: Option<kms::AgentKms>,
 }
 
 impl std::fmt::Debug for AgentOptions {
@@ -304,6 +322,7 @@ impl std::fmt::Debug for AgentOptions {
             .field("faults", &self.faults)
             .field("pacing", &self.pacing)
             .field("reconnect_timeout", &self.reconnect_timeout)
+            .field("kms", &self.kms)
             .finish()
     }
 }
@@ -315,6 +334,7 @@ impl AgentSession {
         let setup = driver::Setup {
             role: driver::Role::Agent {
                 authorize: options.authorize,
+                kms: options.kms,
             },
             faults: options.faults,
             pacing: options.pacing,

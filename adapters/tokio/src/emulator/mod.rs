@@ -308,6 +308,8 @@ impl From<ApiError> for io::Error {
 
 struct Entry {
     kind: Kind,
+    /// The StartSession `Target` (the KMS encryption context's `aws:ssm:TargetId`).
+    target: String,
     tokens: Arc<Mutex<Vec<String>>>,
     agent: Option<Control>,
 }
@@ -451,6 +453,33 @@ impl Emulator {
         })
     }
 
+    /// A [`crate::kms::ClientKms`] that asks this emulator's local KMS in-process (what a client
+    /// does over HTTP with `TrentService.GenerateDataKey`), for [`crate::ConnectOptions::kms`].
+    /// `None` when no KMS key is configured.
+    pub fn client_kms(&self, target: &str) -> Option<crate::kms::ClientKms> {
+        self.state.kms.as_ref()?;
+        let state = self.state.clone();
+        Some(crate::kms::ClientKms {
+            target: target.to_string(),
+            generate_data_key: Arc::new(move |r: crate::kms::DataKeyRequest| {
+                let context = r.encryption_context.into_iter().collect();
+                let key = state
+                    .kms
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("no KMS"))
+                    .and_then(|k| {
+                        k.generate_data_key(&r.key_id, r.number_of_bytes, &context)
+                            .map_err(|(kind, m)| io::Error::other(format!("{kind}: {m}")))
+                    })
+                    .map(|(plaintext, ciphertext_blob)| crate::kms::DataKey {
+                        plaintext: zeroize::Zeroizing::new(plaintext),
+                        ciphertext_blob,
+                    });
+                Box::pin(async move { key })
+            }),
+        })
+    }
+
     /// The session id in a stream URL this emulator issued.
     pub fn session_id_of(stream_url: &str) -> Option<&str> {
         let rest = stream_url.split("/v1/data-channel/").nth(1)?;
@@ -550,6 +579,7 @@ fn start_session(state: &State, request: &StartSession) -> Result<(String, Grant
         id.clone(),
         Entry {
             kind,
+            target: request.target.clone(),
             tokens: Arc::new(Mutex::new(vec![token])),
             agent: None,
         },
@@ -867,6 +897,26 @@ where
     let tokens = entry.tokens.clone();
     let authorize: crate::AuthorizeFn =
         Arc::new(move |t: &str| lock(&tokens).iter().any(|k| k == t));
+    let kms = state.kms.is_some().then(|| {
+        let st = state.clone();
+        crate::kms::AgentKms {
+            session_id: id.clone(),
+            target: entry.target.clone(),
+            decrypt: Arc::new(move |r: crate::kms::DecryptRequest| {
+                let context = r.encryption_context.into_iter().collect();
+                let plain = st
+                    .kms
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("no KMS"))
+                    .and_then(|k| {
+                        k.decrypt(&r.ciphertext_blob, &context)
+                            .map_err(|(kind, m)| io::Error::other(format!("{kind}: {m}")))
+                    })
+                    .map(zeroize::Zeroizing::new);
+                Box::pin(async move { plain })
+            }),
+        }
+    });
     let agent = spawn_agent(
         &config,
         &entry.kind,
@@ -876,6 +926,7 @@ where
             faults: config.faults.clone(),
             pacing: config.pacing,
             reconnect_timeout: Some(config.reconnect_timeout),
+            kms,
         },
     );
     attach(&agent.control, ws);
@@ -908,16 +959,32 @@ fn spawn_agent(
     options: AgentOptions,
 ) -> AgentSession {
     let properties = kind.properties();
+    // Port sessions are never encrypted (the agent skips KMS for them).
+    let kms_key_id = config
+        .kms_key_id
+        .as_deref()
+        .filter(|_| kind.session_type() != crate::engine::SessionType::Port);
+    let customer_message = match kms_key_id {
+        Some(_) if config.customer_message.is_empty() => {
+            "This session is encrypted with AWS KMS (emulated)."
+        }
+        _ => config.customer_message.as_str(),
+    };
     let mut c = crate::EngineConfig::agent(
         seed,
         crate::engine::AgentHandshake {
             agent_version: &config.agent_version,
             session_type: kind.session_type(),
             properties: &properties,
-            kms_key_id: None,
-            customer_message: &config.customer_message,
+            kms_key_id,
+            customer_message,
         },
     );
+    if kms_key_id.is_some() {
+        c.encryption = crate::engine::Encryption::Kms {
+            require_challenge: config.require_kms_challenge,
+        };
+    }
     c.chunk_size = config.chunk;
     if config
         .faults
