@@ -161,7 +161,15 @@ impl<
             Role::Client => Role::Agent,
             Role::Agent => Role::Client,
         };
-        let Some(c) = self.cipher.as_ref().filter(|_| sealed_type(peer, pt)) else {
+        // The peer seals its data only once this end holds the key: the client's comes after
+        // the agent verified the challenge, the agent's after the client's data key. A message
+        // that overtook the end of the handshake still finds the key in the handshake state.
+        let cipher = self.cipher.as_ref().or(match &self.kms {
+            KmsState::ClientKeyed(k) => k.cipher_ref(),
+            KmsState::AgentChallenged(k) => k.cipher_ref(),
+            _ => None,
+        });
+        let Some(c) = cipher.filter(|_| sealed_type(peer, pt)) else {
             return Ok(payload);
         };
         if payload.len() > OPEN_LEN {
