@@ -21,8 +21,9 @@ use crate::url::Url;
 /// The AWS CLI parses it as digits and dots: above 1.2.497.0 it passes the token through the
 /// environment (never argv); below 1.2.764.0 it warns that the plugin is outdated. The agent
 /// gates features on the client version (smux port forwarding from 1.1.70). 1.2.779.0 is the
-/// official release whose wire behaviour this client reproduces.
-pub const PLUGIN_COMPAT_VERSION: &str = "1.2.779.0";
+/// official release whose wire behaviour this client reproduces: the engine's
+/// [`DEFAULT_CLIENT_VERSION`](ssm_proto::session::DEFAULT_CLIENT_VERSION), one value for both.
+pub const PLUGIN_COMPAT_VERSION: &str = ssm_proto::session::DEFAULT_CLIENT_VERSION;
 
 /// The prefix of the environment variable form of argv[1].
 pub const RESPONSE_ENV_PREFIX: &str = "AWS_SSM_START_SESSION_RESPONSE";

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::api::SsmClient;
 use crate::port::{self, PortOptions};
+use ssm_proto::session::SessionType;
 use ssm_proto::smux;
 use ssm_tokio::forward::{disconnect_flag, forward_basic, forward_mux, PortMode, Stats};
 
@@ -129,7 +130,7 @@ pub async fn run(run: Run) -> Result<u8> {
     let (input_end_tx, mut input_end) = mpsc::channel::<InputEnd>(1);
     let mut input = Some(input);
     let mut raw: Option<RawMode> = None;
-    let mut session_type = String::new();
+    let mut session_type: Option<SessionType> = None;
     let mut exit_code: Option<i32> = None;
     let mut handshake_done = false;
     // Set once a stream session's input ended: the session must be over by then.
@@ -142,16 +143,16 @@ pub async fn run(run: Run) -> Result<u8> {
                 Some(SessionEvent::HandshakeComplete(info)) => {
                     handshake_done = true;
                     established.store(true, Ordering::Release);
-                    session_type = info.session_type.clone();
+                    session_type = info.session_type;
                     if !info.customer_message.is_empty() {
                         eprintln!("{}\r", info.customer_message);
                     }
                     let terminal = matches!(
-                        session_type.as_str(),
-                        "Standard_Stream" | "InteractiveCommands"
+                        session_type,
+                        Some(SessionType::StandardStream | SessionType::InteractiveCommands)
                     );
-                    if session_type == "Port" {
-                        let mode = PortMode::of(&info).map_err(|e| {
+                    if session_type == Some(SessionType::Port) {
+                        let mode = info.port_mode().map_err(|e| {
                             Failure::new(Kind::Protocol, e.to_string())
                         });
                         let mode = match mode {
@@ -329,9 +330,9 @@ pub async fn run(run: Run) -> Result<u8> {
         eprintln!("\r\n{}", msg.trim_end());
     }
     eprintln!("\r\nExiting session with sessionId: {session_id}.\r");
-    match (session_type.as_str(), exit_code.or(outcome.exit_code)) {
+    match (session_type, exit_code.or(outcome.exit_code)) {
         (_, Some(code)) => Ok(u8::try_from(code.rem_euclid(256)).unwrap_or(255)),
-        ("NonInteractiveCommands", None) => Err(Failure::new(
+        (Some(SessionType::NonInteractiveCommands), None) => Err(Failure::new(
             Kind::ChannelClosed,
             format!(
                 "agent closed the channel before sending the exit code ({})",

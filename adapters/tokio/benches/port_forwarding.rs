@@ -736,7 +736,7 @@ async fn open_port_session(spec: &Spec, emu: &Emu) -> Result<(SocketAddr, Arc<St
         "Parameters": {"host": ["127.0.0.1"], "portNumber": [emu.target_port.to_string()]},
     });
     let (s, info) = open_session(spec.client, emu, &req, None).await?;
-    if PortMode::of(&info).map_err(|e| e.to_string())? != PortMode::Multiplexed {
+    if info.port_mode().map_err(|e| e.to_string())? != PortMode::Multiplexed {
         return Err("the port session is not multiplexed".into());
     }
     // What `run_port_session` does for a multiplexed session, with the client's input path.

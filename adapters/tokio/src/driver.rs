@@ -240,6 +240,14 @@ pub(crate) async fn run(
         setup,
     };
     d.sync_clock();
+    if let Role::Client {
+        initial_size: Some((cols, rows)),
+        ..
+    } = d.setup.role
+    {
+        // The engine keeps it and sends it as the handshake completes.
+        d.session.resize(cols.into(), rows.into());
+    }
     if let Some(ws) = ws {
         d.attach(ws);
         if let Role::Client { token, .. } = &d.setup.role {
@@ -420,7 +428,7 @@ impl Driver {
                                 TransmitKind::Text => Outgoing::Message(Message::text(
                                     String::from_utf8_lossy(bytes).into_owned(),
                                 )),
-                                TransmitKind::Binary if is_ack(bytes) => {
+                                TransmitKind::Binary if t.class.may_overtake() => {
                                     Outgoing::Priority(Message::binary(bytes.to_vec()))
                                 }
                                 TransmitKind::Binary => {
@@ -493,14 +501,6 @@ impl Driver {
             }
             Event::HandshakeComplete => {
                 self.handshake_done = true;
-                if let Role::Client {
-                    initial_size: Some((c, r)),
-                    ..
-                } = &self.setup.role
-                {
-                    let (c, r) = (*c, *r);
-                    self.session.resize(c.into(), r.into());
-                }
                 self.emit(SessionEvent::HandshakeComplete(handshake_info(
                     &self.session,
                 )));
@@ -512,11 +512,8 @@ impl Driver {
                 rows: u16::try_from(rows).unwrap_or(u16::MAX),
             }),
             Event::Flag(f) => {
-                // The bytes delivered before the flag may still wait in the engine: take them
-                // all first, so the position counts them. (Messages the engine held for
-                // reordering and delivered in the same go as the flag are counted too: the
-                // engine reports no finer position.)
-                self.read_engine(usize::MAX);
+                // The engine reports a flag in stream order (every byte before it already read,
+                // none after it readable yet), so the bytes taken so far are its position.
                 self.emit(SessionEvent::Flag {
                     flag: f.into(),
                     after: self.sinks[0].total,
@@ -545,8 +542,17 @@ impl Driver {
         }
     }
 
-    /// Whether a close is an error for the application (the engine says why it closed; this
-    /// only sorts its reasons into the adapter's error kinds).
+    /// Whether a close is an error for the application: the adapter's one policy over the
+    /// engine's close reasons (the engine decides when and why a session closes; this only sorts
+    /// its reasons into [`Error`] kinds, and nothing else in the adapter does).
+    ///
+    /// | reason | result |
+    /// |---|---|
+    /// | `ChannelClosed` before the handshake completed (client) | `ChannelClosed` with the agent's text |
+    /// | `GaveUp` | `ConnectionLost` |
+    /// | `HandshakeTimeout`, `HandshakeFailed`, `Encryption` (KMS) | `HandshakeFailed` |
+    /// | `ProtocolViolation` | `Protocol` |
+    /// | `ChannelClosed` after the handshake, `Local`, `Terminated` | a normal end ([`Outcome`]) |
     fn close_failure(&self, reason: engine::CloseReason) -> Option<Error> {
         use engine::CloseReason as R;
         let client = matches!(self.setup.role, Role::Client { .. });
@@ -556,8 +562,15 @@ impl Driver {
                 message.unwrap_or_else(|| reason.to_string()),
             )),
             R::GaveUp => Some(Error::ConnectionLost(reason.to_string())),
-            R::HandshakeFailed => Some(Error::HandshakeFailed(reason.to_string())),
+            R::HandshakeTimeout | R::HandshakeFailed | R::Encryption(_) => {
+                Some(Error::HandshakeFailed(reason.to_string()))
+            }
             R::ProtocolViolation => Some(Error::Protocol(reason.to_string())),
+            R::ChannelClosed | R::Local | R::Terminated => None,
+            #[allow(
+                unreachable_patterns,
+                reason = "the engine's CloseReason is non_exhaustive"
+            )]
             _ => None,
         }
     }
@@ -791,14 +804,6 @@ impl Driver {
     }
 }
 
-/// Whether a frame is an `acknowledge` (unsequenced).
-fn is_ack(frame: &[u8]) -> bool {
-    frame.len() >= ssm_proto::wire::HEADER_LEN
-        && ssm_proto::wire::Frame::new_unchecked(frame)
-            .message_type()
-            .is_ok_and(|t| t == ssm_proto::wire::MessageType::Acknowledge)
-}
-
 async fn read_src(s: &mut Source) -> std::io::Result<usize> {
     let Some(p) = s.pipe.as_mut() else {
         return std::future::pending().await;
@@ -824,10 +829,7 @@ async fn sleep_opt(deadline: Option<Instant>) {
 
 fn handshake_info(s: &Engine) -> HandshakeInfo {
     HandshakeInfo {
-        session_type: s
-            .session_type()
-            .map(|t| t.as_str().to_string())
-            .unwrap_or_default(),
+        session_type: s.session_type(),
         properties: s.properties().unwrap_or_default().to_string(),
         agent_version: s.agent_version().unwrap_or_default().to_string(),
         client_version: s.client_version().unwrap_or_default().to_string(),

@@ -189,8 +189,11 @@ pub(crate) const MAX_BACKLOG: usize = 64;
 pub(crate) enum Outgoing {
     /// A sequenced frame or the text open message, sent in order.
     Message(Message),
-    /// An unsequenced frame (acknowledge): sent ahead of queued data, as the engine ordered it
-    /// when it was produced, so a backlog in this task cannot delay acks past the peer's RTO.
+    /// A frame the engine lets overtake queued data ([`TransmitClass::may_overtake`]: an
+    /// acknowledge): sent ahead of queued data, so a backlog in this task cannot delay acks past
+    /// the peer's RTO.
+    ///
+    /// [`TransmitClass::may_overtake`]: ssm_proto::session::TransmitClass::may_overtake
     Priority(Message),
     /// Send a close frame and stop.
     Close,

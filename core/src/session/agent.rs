@@ -151,6 +151,9 @@ impl<
 
     /// Agent role: acts on one in-order stream message (see `deliver`).
     pub(super) fn deliver_agent(&mut self, pt: PayloadType, payload: &[u8]) -> Result<bool, Error> {
+        if self.flag_unpolled {
+            return Ok(false);
+        }
         match pt {
             PayloadType::Output => self.deliver_data(Stream::Output, payload),
             PayloadType::HandshakeResponse => self.on_handshake_response(payload),
@@ -168,7 +171,8 @@ impl<
                 Ok(true)
             }
             PayloadType::Flag => {
-                if !self.event_room(1) {
+                // In stream order: every input byte before the flag has been read first.
+                if !self.event_room(1) || !self.read_buf.is_empty() {
                     return Ok(false);
                 }
                 let f = Flag::parse(payload).map_err(Error::Payload)?;
@@ -180,6 +184,8 @@ impl<
                     }
                 }
                 let _ = self.events.push_back(Event::Flag(f));
+                // And nothing after it is delivered until the event is polled.
+                self.flag_unpolled = true;
                 Ok(true)
             }
             _ => self.ignore(pt),

@@ -129,10 +129,33 @@ impl<
         }
     }
 
-    pub(super) fn queue_ack(&mut self, id: Uuid, seq: i64) {
-        if self.txq.push_back(Control::Ack { id, seq }).is_err() {
-            // The peer retransmits, and the duplicate is acknowledged then.
+    /// Queues the acknowledgement of a message seen before (a duplicate): not twice while one
+    /// is already queued, and not at all when the queue is full (the peer resends it, and it is
+    /// acknowledged then).
+    pub(super) fn queue_duplicate_ack(&mut self, id: Uuid, seq: i64) {
+        let queued = self
+            .txq
+            .iter()
+            .any(|c| matches!(c, Control::Ack { id: i, seq: s } if *i == id && *s == seq));
+        if !queued && self.txq.push_back(Control::Ack { id, seq }).is_err() {
             self.stats.acks_dropped = self.stats.acks_dropped.wrapping_add(1);
+        }
+    }
+
+    /// Queues the acknowledgements owed to held messages while the transmit queue has room,
+    /// then delivers what they held back.
+    pub(super) fn queue_owed_acks(&mut self) {
+        let mut any = false;
+        while !self.txq.is_full() {
+            let Some((id, seq)) = self.reorder.next_owed() else {
+                break;
+            };
+            let _ = self.txq.push_back(Control::Ack { id, seq });
+            self.reorder.ack_queued(seq);
+            any = true;
+        }
+        if any {
+            self.drain();
         }
     }
 
@@ -189,7 +212,9 @@ impl<
         match position {
             Position::Duplicate => {
                 self.stats.duplicates = self.stats.duplicates.wrapping_add(1);
-                self.queue_ack(h.message_id, seq);
+                if self.reorder.get(seq).is_none_or(|held| !held.ack_owed) {
+                    self.queue_duplicate_ack(h.message_id, seq);
+                }
             }
             Position::TooFar => {
                 debug!(
@@ -198,17 +223,25 @@ impl<
                 );
                 self.stats.dropped_unacked = self.stats.dropped_unacked.wrapping_add(1);
             }
+            // No room for its acknowledgement: held until there is (see `hold`).
+            Position::InOrder if self.txq.is_full() => self.hold(h, pt, payload),
             Position::InOrder => match self.deliver(pt, payload) {
                 Ok(true) => {
                     self.expected += 1;
-                    self.queue_ack(h.message_id, seq);
+                    let _ = self.txq.push_back(Control::Ack {
+                        id: h.message_id,
+                        seq,
+                    });
                     self.drain();
                 }
                 Ok(false) => self.hold(h, pt, payload),
                 Err(e) => {
                     // Consumed (unreadable, or fatal): acknowledge so the peer stops resending.
                     self.expected += 1;
-                    self.queue_ack(h.message_id, seq);
+                    let _ = self.txq.push_back(Control::Ack {
+                        id: h.message_id,
+                        seq,
+                    });
                     return Err(e);
                 }
             },
@@ -217,15 +250,21 @@ impl<
         Ok(())
     }
 
+    /// Holds a message and acknowledges it; when the transmit queue is full, the
+    /// acknowledgement is owed instead and queued as soon as there is room (`queue_owed_acks`).
     pub(super) fn hold(&mut self, h: &Header, pt: PayloadType, payload: &[u8]) {
-        if self.reorder.hold(h.sequence_number, pt, payload) {
-            self.queue_ack(h.message_id, h.sequence_number);
-        } else {
+        let (id, seq) = (h.message_id, h.sequence_number);
+        let owed = self.txq.is_full();
+        if !self.reorder.hold(seq, id, pt, payload, owed) {
             debug!(
                 "session: dropped message {} unacknowledged, no room to hold it",
-                h.sequence_number
+                seq
             );
             self.stats.dropped_unacked = self.stats.dropped_unacked.wrapping_add(1);
+        } else if owed {
+            self.stats.acks_deferred = self.stats.acks_deferred.wrapping_add(1);
+        } else {
+            let _ = self.txq.push_back(Control::Ack { id, seq });
         }
     }
 
@@ -236,6 +275,10 @@ impl<
             let Some(held) = self.reorder.get(self.expected) else {
                 break;
             };
+            if held.ack_owed {
+                // Its id is needed for the acknowledgement: it stays until that is queued.
+                break;
+            }
             let (pt, n) = (held.payload_type, held.payload().len());
             tmp[..n].copy_from_slice(held.payload());
             match self.deliver(pt, &tmp[..n]) {

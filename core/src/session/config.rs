@@ -67,9 +67,10 @@ impl AgentHandshake<'static> {
 }
 
 /// The version this client reports in `ClientVersion`: the official client release whose
-/// behaviour the engine follows (SigV4-signed upgrade, smux multiplexing; PROTOCOL.md §1). The
-/// agent gates features on it, so it must not be lower.
-pub const DEFAULT_CLIENT_VERSION: &str = "1.2.764.0";
+/// wire behaviour the engine follows (SigV4-signed upgrade from 1.2.764.0, smux multiplexing;
+/// PROTOCOL.md §1). The agent gates features on it, so it must not be lower. The one source of
+/// this number: the CLI answers `session-manager-plugin --version` with it too.
+pub const DEFAULT_CLIENT_VERSION: &str = "1.2.779.0";
 
 /// The `REORDER` capacity of a default [`Session`](super::Session): incoming messages it holds
 /// out of order.

@@ -2,7 +2,7 @@
 //! OpenDataChannelInput text, unsequenced control frames, `channel_closed`, stored stream
 //! messages).
 
-use super::{Role, Session, Transmit, TransmitKind, SCHEMA_VERSION};
+use super::{Role, Session, Transmit, TransmitClass, TransmitKind, SCHEMA_VERSION};
 use crate::decimal::Decimal;
 use crate::model::OwnedToken;
 use crate::payload::{self, Acknowledge, ChannelClosed, JsonStr, OpenDataChannelInput};
@@ -55,6 +55,7 @@ impl<
         if let Some(&c) = self.txq.front() {
             let t = self.emit_control(c, buf)?;
             self.txq.pop_front();
+            self.queue_owed_acks();
             return Ok(Some(t));
         }
         if let Some(due) = self.channel_closed_due {
@@ -91,6 +92,7 @@ impl<
         Ok(Transmit {
             len,
             kind: TransmitKind::Text,
+            class: TransmitClass::Open,
         })
     }
 
@@ -119,9 +121,15 @@ impl<
         let n = emit(body).map_err(insufficient(HEADER_LEN))?;
         header.message_id = self.rng.uuid();
         let len = header.emit_in_place(buf, n)?;
+        let class = if header.message_type == MessageType::Acknowledge {
+            TransmitClass::Acknowledge
+        } else {
+            TransmitClass::Control
+        };
         Ok(Transmit {
             len,
             kind: TransmitKind::Binary,
+            class,
         })
     }
 
@@ -185,6 +193,7 @@ impl<
         Ok(Transmit {
             len,
             kind: TransmitKind::Binary,
+            class: TransmitClass::Control,
         })
     }
 
@@ -220,6 +229,7 @@ impl<
         Ok(Transmit {
             len,
             kind: TransmitKind::Binary,
+            class: TransmitClass::Stream,
         })
     }
 }

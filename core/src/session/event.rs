@@ -23,6 +23,33 @@ pub enum TransmitKind {
     Binary,
 }
 
+/// What a [`Transmit`] is, so a driver never parses what it is told to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TransmitClass {
+    /// The OpenDataChannelInput text: the first message on every connection (client role).
+    Open,
+    /// An unsequenced `acknowledge` frame. It may overtake queued data: the peer times its
+    /// message from when it sent it, so an acknowledgement held behind a backlog of our data
+    /// makes the peer resend what already arrived.
+    Acknowledge,
+    /// Another unsequenced control frame (`pause_publication`, `start_publication`,
+    /// `channel_closed`). Sent in order: `channel_closed` must not pass the data before it.
+    Control,
+    /// A sequenced stream message (data, or a control payload carried in the stream: handshake,
+    /// size, flag, exit code). Sent in order.
+    Stream,
+}
+
+impl TransmitClass {
+    /// Whether a driver that queues messages may send this one ahead of messages queued
+    /// before it (only acknowledgements may). Everything else keeps the order in which
+    /// [`poll_transmit`](super::Session::poll_transmit) produced it.
+    pub const fn may_overtake(self) -> bool {
+        matches!(self, TransmitClass::Acknowledge)
+    }
+}
+
 /// One WebSocket message written into the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -30,8 +57,10 @@ pub enum TransmitKind {
 pub struct Transmit {
     /// Bytes written at the start of the buffer.
     pub len: usize,
-    /// Text or binary.
+    /// Text or binary (text exactly when `class` is [`TransmitClass::Open`]).
     pub kind: TransmitKind,
+    /// What the message is, and whether it may overtake queued data.
+    pub class: TransmitClass,
 }
 
 /// Which stream delivered bytes belong to.
@@ -167,7 +196,10 @@ pub enum Event {
         /// Rows.
         rows: u32,
     },
-    /// Agent role: the client sent a flag.
+    /// Agent role: the client sent a flag, in stream order: it comes once every input byte
+    /// sent before it has been [`read`](super::Session::read), and no byte sent after it can
+    /// be read before it is polled. So the bytes read before this event are exactly those
+    /// before the flag (a DisconnectToPort ends the target connection right there).
     Flag(Flag),
     /// Client role: the remote command's exit code (after all its output).
     ExitCode(i32),
@@ -310,8 +342,13 @@ pub struct Stats {
     pub retransmits: u32,
     /// Acknowledgements that named nothing in flight (or a wrong id).
     pub unknown_acks: u32,
-    /// Acknowledgements not sent because the transmit queue was full.
+    /// Acknowledgements of duplicates not sent because the transmit queue was full (the peer
+    /// resends, and the next copy is acknowledged). A new message's acknowledgement is never
+    /// dropped: while the queue is full the message is held and its acknowledgement owed.
     pub acks_dropped: u32,
+    /// New messages held because the transmit queue had no room for their acknowledgement
+    /// (sent, and the message delivered, once there is room).
+    pub acks_deferred: u32,
 }
 
 impl Stats {
@@ -325,5 +362,6 @@ impl Stats {
         retransmits: 0,
         unknown_acks: 0,
         acks_dropped: 0,
+        acks_deferred: 0,
     };
 }

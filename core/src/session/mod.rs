@@ -27,22 +27,24 @@ mod kms;
 #[path = "kms_off.rs"]
 mod kms;
 mod lifecycle;
+mod port;
 mod recv;
 mod rng;
 mod rtt;
 mod send;
 mod text;
 
+pub use crate::payload::{Flag, SessionType};
 pub use config::{
     AgentHandshake, Config, Encryption, Role, DEFAULT_CLIENT_VERSION, DEFAULT_REORDER,
 };
 pub use event::{
-    CloseReason, EncryptionFailure, Error, Event, Incoming, Stats, Stream, Transmit, TransmitKind,
-    WriteError,
+    CloseReason, EncryptionFailure, Error, Event, Incoming, Stats, Stream, Transmit, TransmitClass,
+    TransmitKind, WriteError,
 };
+pub use port::{PortMode, PortModeError};
 pub use recv::REORDER_SLOT_LEN;
-
-pub use crate::payload::{Flag, SessionType};
+pub use rng::SplitMix64;
 
 use heapless::Deque;
 
@@ -56,7 +58,6 @@ use emit::Control;
 use kms::KmsState;
 use lifecycle::{min_opt, Closing};
 use recv::{ReadBuffer, Reorder};
-use rng::SplitMix64;
 use rtt::RttEstimator;
 use send::SendBuffer;
 use text::Text;
@@ -114,9 +115,11 @@ enum Phase {
 ///    [`handle_timeout`](Self::handle_timeout) when the instant last given by
 ///    [`poll_timeout`](Self::poll_timeout) has passed.
 /// 4. After any `handle_*` call or command: [`poll_transmit`](Self::poll_transmit) until it
-///    returns `None` (send each one, text or binary as told), then [`poll_event`](Self::poll_event)
-///    until `None` (on [`Event::Readable`], [`read`](Self::read) until `None`), then re-arm the
-///    timer with `poll_timeout`.
+///    returns `None` (send each one, text or binary as told, in the order given: a driver that
+///    queues them lets only those whose [`TransmitClass::may_overtake`] pass others, and never
+///    parses them, [`Transmit::class`] says what each is), then
+///    [`poll_event`](Self::poll_event) until `None` (on [`Event::Readable`],
+///    [`read`](Self::read) until `None`), then re-arm the timer with `poll_timeout`.
 ///
 /// Commands ([`write`](Self::write), [`resize`](Self::resize), [`send_flag`](Self::send_flag),
 /// [`close`](Self::close), [`terminate`](Self::terminate); agent: `write_stderr`,
@@ -228,6 +231,8 @@ pub struct Session<
     peer_opened: bool,
     /// Agent: the client sent TerminateSession; it wants no more output.
     peer_terminated: bool,
+    /// Agent: an `Event::Flag` waits for `poll_event`; later messages wait for it.
+    flag_unpolled: bool,
     /// Client: OpenDataChannelInput to send on the current transport.
     open_pending: bool,
     /// Zeroed when dropped or replaced; `Debug` shows it redacted.
@@ -339,6 +344,7 @@ impl<
             transport_up: false,
             peer_opened: false,
             peer_terminated: false,
+            flag_unpolled: false,
             open_pending: false,
             token: None,
             request_id: Uuid::NIL,
@@ -686,8 +692,10 @@ impl<
             return Some(Event::Opened);
         }
         if let Some(e) = self.events.pop_front() {
-            if e == Event::Readable {
-                self.readable_queued = false;
+            match e {
+                Event::Readable => self.readable_queued = false,
+                Event::Flag(_) => self.flag_unpolled = false,
+                _ => {}
             }
             self.drain();
             return Some(e);

@@ -209,16 +209,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn session_type(&self) -> &'static str {
-        match self {
-            Kind::Shell => "Standard_Stream",
-            Kind::Interactive(_) => "InteractiveCommands",
-            Kind::NonInteractive(_) => "NonInteractiveCommands",
-            Kind::Port { .. } => "Port",
-        }
-    }
-
-    fn session_type_enum(&self) -> crate::engine::SessionType {
+    fn session_type(&self) -> crate::engine::SessionType {
         match self {
             Kind::Shell => crate::engine::SessionType::StandardStream,
             Kind::Interactive(_) => crate::engine::SessionType::InteractiveCommands,
@@ -499,7 +490,7 @@ fn start_session(state: &State, request: &StartSession) -> Result<(String, Targe
     let id = format!("emulator-{}", random_hex(state, 9));
     let token = random_hex(state, 32);
     let target = Target::new(stream_url(state, &id), token.clone());
-    tracing::info!(session_id = %id, session_type = kind.session_type(), "session started");
+    tracing::info!(session_id = %id, session_type = kind.session_type().as_str(), "session started");
     lock(&state.sessions).insert(
         id.clone(),
         Entry {
@@ -724,7 +715,7 @@ fn spawn_agent(
         seed,
         crate::engine::AgentHandshake {
             agent_version: &config.agent_version,
-            session_type: kind.session_type_enum(),
+            session_type: kind.session_type(),
             properties: &properties,
             kms_key_id: None,
             customer_message: &config.customer_message,
