@@ -25,8 +25,8 @@
 //! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
 //! - [`payload`]: the JSON (and small binary) control payloads: acknowledge, handshake, size,
 //!   channel_closed, flag, exit code, OpenDataChannelInput.
-//! - [`kms`]: KMS session encryption (AES-256-GCM under a KMS data key) and its handshake,
-//!   both roles, sans IO.
+//! - `kms` (feature `kms`): KMS session encryption (AES-256-GCM under a KMS data key) and its
+//!   handshake, both roles, sans IO.
 //! - [`session`]: the sans-IO session engine (handshake, reliable ordered delivery, flow control),
 //!   client and agent roles.
 //!
@@ -35,6 +35,8 @@
 //!   `core::error::Error`).
 //! - `defmt`: `defmt::Format` for public types.
 //! - `log`: logging through the `log` crate.
+//! - `kms`: KMS session encryption (the `kms` module, `session::Encryption::Kms`). Off by
+//!   default: about 15 KB of Cortex-M4 flash.
 //!
 //! `defmt` and `log` are exclusive.
 #![no_std]
@@ -50,6 +52,7 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 mod fmt;
 mod decimal;
 
+#[cfg(feature = "kms")]
 pub mod kms;
 pub mod model;
 pub mod payload;

@@ -270,6 +270,14 @@ pub(crate) async fn run(
         setup,
     };
     d.sync_clock();
+    if let Role::Client {
+        initial_size: Some((cols, rows)),
+        ..
+    } = d.setup.role
+    {
+        // The engine keeps it and sends it as the handshake completes.
+        d.session.resize(cols.into(), rows.into());
+    }
     if let Some(ws) = ws {
         d.attach(ws);
         if let Role::Client { grant, .. } = &d.setup.role {
@@ -527,14 +535,6 @@ impl Driver {
             }
             Event::HandshakeComplete => {
                 self.handshake_done = true;
-                if let Role::Client {
-                    initial_size: Some((c, r)),
-                    ..
-                } = &self.setup.role
-                {
-                    let (c, r) = (*c, *r);
-                    self.session.resize(c.into(), r.into());
-                }
                 self.emit(SessionEvent::HandshakeComplete(handshake_info(
                     &self.session,
                 )));
@@ -581,8 +581,17 @@ impl Driver {
         }
     }
 
-    /// Whether a close is an error for the application (the engine says why it closed; this
-    /// only sorts its reasons into the adapter's error kinds).
+    /// Whether a close is an error for the application: the adapter's one policy over the
+    /// engine's close reasons (the engine decides when and why a session closes; this only sorts
+    /// its reasons into [`Error`] kinds, and nothing else in the adapter does).
+    ///
+    /// | reason | result |
+    /// |---|---|
+    /// | `ChannelClosed` before the handshake completed (client) | `ChannelClosed` with the agent's text |
+    /// | `GaveUp` | `ConnectionLost` |
+    /// | `HandshakeTimeout`, `HandshakeFailed`, `Encryption` (KMS) | `HandshakeFailed` |
+    /// | `ProtocolViolation` | `Protocol` |
+    /// | `ChannelClosed` after the handshake, `Local`, `Terminated` | a normal end ([`Outcome`]) |
     fn close_failure(&self, reason: engine::CloseReason) -> Option<Error> {
         use engine::CloseReason as R;
         let client = matches!(self.setup.role, Role::Client { .. });
@@ -592,11 +601,19 @@ impl Driver {
                 message.unwrap_or_else(|| reason.to_string()),
             )),
             R::GaveUp => Some(Error::ConnectionLost(reason.to_string())),
-            R::HandshakeFailed => Some(Error::HandshakeFailed(reason.to_string())),
-            R::ProtocolViolation => Some(Error::Protocol(reason.to_string())),
+            R::HandshakeTimeout | R::HandshakeFailed => {
+                Some(Error::HandshakeFailed(reason.to_string()))
+            }
+            // The agent role's close message says which check failed.
             R::Encryption(_) => Some(Error::HandshakeFailed(
                 message.unwrap_or_else(|| reason.to_string()),
             )),
+            R::ProtocolViolation => Some(Error::Protocol(reason.to_string())),
+            R::ChannelClosed | R::Local | R::Terminated => None,
+            #[allow(
+                unreachable_patterns,
+                reason = "the engine's CloseReason is non_exhaustive"
+            )]
             _ => None,
         }
     }

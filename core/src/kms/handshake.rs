@@ -251,6 +251,11 @@ impl ClientKms {
         self.cipher.as_mut()
     }
 
+    /// The cipher for opening, once the data key is set.
+    pub fn cipher_ref(&self) -> Option<&SessionCipher> {
+        self.cipher.as_ref()
+    }
+
     /// Takes the cipher out, for the data phase.
     pub fn take_cipher(&mut self) -> Option<SessionCipher> {
         self.cipher.take()
@@ -441,6 +446,11 @@ impl AgentKms {
     /// The cipher, once the data key is set.
     pub fn cipher(&mut self) -> Option<&mut SessionCipher> {
         self.cipher.as_mut()
+    }
+
+    /// The cipher for opening, once the data key is set.
+    pub fn cipher_ref(&self) -> Option<&SessionCipher> {
+        self.cipher.as_ref()
     }
 
     /// Takes the cipher out once the client proved it holds the key (`None` before).

@@ -107,9 +107,9 @@ pub enum Action<'a> {
     KmsEncryption {
         /// `ActionParameters.KMSKeyId`.
         kms_key_id: JsonStr<'a>,
-        /// `ActionParameters.Challenge`: base64 of 16 random bytes (agents before 3.3 send
+        /// `ActionParameters.Challenge`: base64 of 16 random bytes (older agents send
         /// none). A client that acknowledges it adds it to the data key's encryption context
-        /// (PROTOCOL.md §6; [`crate::kms`]).
+        /// (PROTOCOL.md §6; the `kms` module).
         challenge: Option<JsonStr<'a>>,
     },
     /// An action this crate does not know, preserved (answer it as unsupported).

@@ -3,7 +3,7 @@
 //! the client's in-order messages (input, size, flags).
 
 use super::channel::push_payload;
-use super::kms::KmsState;
+use super::kms;
 use super::{
     CloseReason, Closing, Control, Error, Event, Phase, Role, Session, Stream, WriteError,
 };
@@ -59,8 +59,10 @@ impl<
                 session_type,
                 properties: (!props.is_empty() && props != "null").then_some(props),
             });
-            if let KmsState::AgentRequested(k) = &self.kms {
-                let _ = actions.push(k.action(self.kms_key_id.as_str()));
+            if let Some(kms) =
+                kms::agent_action(&self.kms, self.kms_requested, self.kms_key_id.as_str())
+            {
+                let _ = actions.push(kms);
             }
             let req = HandshakeRequest {
                 agent_version: JsonStr::new(self.agent_version.as_str()),

@@ -2,7 +2,7 @@
 //! in; and what the client does with the agent's in-order messages (output, stderr, exit code).
 
 use super::channel::push_payload;
-use super::{CloseReason, Encryption, Error, Event, Phase, Session, Stream, MAX_ACTIONS};
+use super::{CloseReason, Error, Event, Phase, Session, Stream, MAX_ACTIONS};
 use crate::payload::{
     Action, ActionResult, ActionStatus, ActionType, ExitCode, HandshakeComplete, HandshakeRequest,
     HandshakeResponse, JsonStr, List, ProcessedAction, SessionType,
@@ -55,15 +55,13 @@ impl<
                 Action::KmsEncryption { kms_key_id, .. } => {
                     kms = true;
                     self.kms_key_id.set_json(&kms_key_id);
-                    // Here only unsupported: a KMS-enabled client took the other path above
-                    // (a `Port` session is never encrypted).
-                    match self.encryption {
-                        Encryption::Unsupported | Encryption::Kms { .. } => ProcessedAction {
-                            action_type: ActionType::KmsEncryption,
-                            status: ActionStatus::Unsupported,
-                            result: ActionResult::None,
-                            error: JsonStr::new("KMS encryption is not supported by this client"),
-                        },
+                    // Only unsupported here: a client with `Encryption::Kms` took the path
+                    // above (and a `Port` session is never encrypted).
+                    ProcessedAction {
+                        action_type: ActionType::KmsEncryption,
+                        status: ActionStatus::Unsupported,
+                        result: ActionResult::None,
+                        error: JsonStr::new("KMS encryption is not supported by this client"),
                     }
                 }
                 Action::Other { action_type, .. } => ProcessedAction {

@@ -13,8 +13,8 @@ pub enum Role {
     Agent,
 }
 
-/// KMS session encryption (PROTOCOL.md §6; the engine's side is in
-/// [`Session::set_data_key`](super::Session::set_data_key) and its neighbours).
+/// KMS session encryption (PROTOCOL.md §6; with the `kms` feature, the engine's side is in
+/// `Session::set_data_key` and its neighbours).
 ///
 /// Client role: how to answer a `KMSEncryption` handshake action. Agent role: the action goes
 /// out when [`AgentHandshake::kms_key_id`] is set (and the session type is not `Port`); this
@@ -28,10 +28,11 @@ pub enum Encryption {
     /// does not acknowledge the challenge.
     #[default]
     Unsupported,
-    /// Client: ask the driver for a KMS data key ([`Event::DataKeyNeeded`](super::Event)) and
+    /// Client: ask the driver for a KMS data key (`Event::DataKeyNeeded`) and
     /// encrypt the session with it; this client always acknowledges the challenge. Agent: refuse
     /// a client that does not acknowledge it when `require_challenge` is set (the agent's
-    /// `Kms.RequireKMSChallengeResponse`).
+    /// `Kms.RequireKMSChallengeResponse`). Needs the `kms` feature.
+    #[cfg(feature = "kms")]
     Kms {
         /// Agent role: refuse a client that does not acknowledge the challenge.
         require_challenge: bool,

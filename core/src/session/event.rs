@@ -97,7 +97,7 @@ pub enum CloseReason {
     /// The peer broke the protocol (e.g. an unreadable HandshakeRequest).
     ProtocolViolation,
     /// KMS encryption could not be set up (PROTOCOL.md §6).
-    Encryption(super::EncryptionFailure),
+    Encryption(EncryptionFailure),
 }
 
 impl CloseReason {
@@ -117,6 +117,54 @@ impl CloseReason {
 }
 
 impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why KMS encryption could not be set up ([`CloseReason::Encryption`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum EncryptionFailure {
+    /// The driver could not get the data key from KMS (client) or KMS would not decrypt it
+    /// (agent): `Session::refuse_data_key`.
+    KeyRefused,
+    /// Agent: the client's KMSCipherTextKey is unreadable, or KMSCipherTextHash is not its
+    /// SHA-256.
+    BadCipherTextKey,
+    /// Agent: the client did not acknowledge the challenge, and the configuration requires it.
+    ChallengeNotAcknowledged,
+    /// The encryption challenge failed: unreadable, the wrong length, sealed under another key,
+    /// or not the bytes the agent sent.
+    ChallengeFailed,
+    /// Client: the agent's KMSEncryption action is unusable (a `Challenge` that is not base64 of
+    /// 16 bytes).
+    BadRequest,
+}
+
+impl EncryptionFailure {
+    /// A static description, lower case.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            EncryptionFailure::KeyRefused => "kms encryption failed: kms refused the data key",
+            EncryptionFailure::BadCipherTextKey => {
+                "kms encryption failed: the client's ciphertext key or its hash is wrong"
+            }
+            EncryptionFailure::ChallengeNotAcknowledged => {
+                "kms encryption failed: the client did not acknowledge the kms challenge"
+            }
+            EncryptionFailure::ChallengeFailed => {
+                "kms encryption failed: the encryption challenge did not verify"
+            }
+            EncryptionFailure::BadRequest => {
+                "kms encryption failed: the agent's kms request is unreadable"
+            }
+        }
+    }
+}
+
+impl fmt::Display for EncryptionFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -160,12 +208,14 @@ pub enum Event {
     /// [`Session::set_data_key`](super::Session::set_data_key) (or
     /// [`Session::refuse_data_key`](super::Session::refuse_data_key)) before the handshake
     /// times out.
+    #[cfg(feature = "kms")]
     DataKeyNeeded,
     /// Agent role: the client sent its data key. Call KMS `Decrypt` on
     /// [`Session::data_key_ciphertext`](super::Session::data_key_ciphertext) under
     /// [`Session::data_key_context`](super::Session::data_key_context), then
     /// [`Session::set_decrypted_data_key`](super::Session::set_decrypted_data_key) (or
     /// [`Session::refuse_data_key`](super::Session::refuse_data_key)).
+    #[cfg(feature = "kms")]
     DataKeyToDecrypt,
     /// Client role: the agent asked us to stop sending data.
     PublicationPaused,
@@ -204,10 +254,11 @@ pub enum Error {
     /// authenticate under the session key. Dropped **unacknowledged**, as the agent does, so the
     /// sender resends it: a corrupted copy costs one retransmission, and a peer that keeps
     /// sending what does not open ends in its give-up.
+    #[cfg(feature = "kms")]
     Decrypt(crate::kms::Error),
     /// KMS encryption failed during the handshake; the session is closed with
     /// [`CloseReason::Encryption`].
-    Encryption(super::EncryptionFailure),
+    Encryption(EncryptionFailure),
 }
 
 impl Error {
@@ -221,6 +272,7 @@ impl Error {
             Error::Closed => "session closed",
             Error::TokenTooLong => "token longer than the session can store",
             Error::BadToken => "token empty or not printable ascii",
+            #[cfg(feature = "kms")]
             Error::Decrypt(e) => e.as_str(),
             Error::Encryption(f) => f.as_str(),
         }

@@ -9,7 +9,7 @@
 
 use heapless::Vec;
 
-use super::{CloseReason, Encryption, Error, Event, Phase, Role, Session};
+use super::{CloseReason, Encryption, EncryptionFailure, Error, Event, Phase, Role, Session};
 use crate::kms::{
     self, AgentKms, ClientKms, DataKeyRequest, EncryptionContext, ENC_CHALLENGE_TEXT_LEN,
     HASH_TEXT_LEN, MAX_BLOB_LEN, MAX_BLOB_TEXT_LEN, NONCE_LEN, OVERHEAD,
@@ -22,47 +22,7 @@ use crate::wire::PayloadType;
 
 use super::recv::REORDER_SLOT_LEN;
 
-/// Why KMS encryption could not be set up ([`CloseReason::Encryption`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum EncryptionFailure {
-    /// The driver could not get the data key from KMS (client) or KMS would not decrypt it
-    /// (agent): [`Session::refuse_data_key`].
-    KeyRefused,
-    /// Agent: the client's KMSCipherTextKey is unreadable, or KMSCipherTextHash is not its
-    /// SHA-256.
-    BadCipherTextKey,
-    /// Agent: the client did not acknowledge the challenge, and the configuration requires it.
-    ChallengeNotAcknowledged,
-    /// The encryption challenge failed: unreadable, the wrong length, sealed under another key,
-    /// or not the bytes the agent sent.
-    ChallengeFailed,
-    /// Client: the agent's KMSEncryption action is unusable (a `Challenge` that is not base64 of
-    /// 16 bytes).
-    BadRequest,
-}
-
 impl EncryptionFailure {
-    /// A static description, lower case.
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            EncryptionFailure::KeyRefused => "kms encryption failed: kms refused the data key",
-            EncryptionFailure::BadCipherTextKey => {
-                "kms encryption failed: the client's ciphertext key or its hash is wrong"
-            }
-            EncryptionFailure::ChallengeNotAcknowledged => {
-                "kms encryption failed: the client did not acknowledge the kms challenge"
-            }
-            EncryptionFailure::ChallengeFailed => {
-                "kms encryption failed: the encryption challenge did not verify"
-            }
-            EncryptionFailure::BadRequest => {
-                "kms encryption failed: the agent's kms request is unreadable"
-            }
-        }
-    }
-
     fn from_kms(e: kms::Error) -> Self {
         match e {
             kms::Error::HashMismatch | kms::Error::BlobLength | kms::Error::BadBase64(_) => {
@@ -72,12 +32,6 @@ impl EncryptionFailure {
             kms::Error::KeyRefused => EncryptionFailure::KeyRefused,
             _ => EncryptionFailure::ChallengeFailed,
         }
-    }
-}
-
-impl core::fmt::Display for EncryptionFailure {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -103,6 +57,21 @@ pub(super) enum KmsState {
     AgentNeedsKey(AgentKms, Vec<u8, MAX_BLOB_LEN>),
     /// Agent: EncChallengeRequest sent.
     AgentChallenged(AgentKms),
+}
+
+/// The data phase's cipher.
+pub(super) type Cipher = crate::kms::SessionCipher;
+
+/// The KMS action of the agent's HandshakeRequest, with its challenge.
+pub(super) fn agent_action<'a>(
+    kms: &'a KmsState,
+    _requested: bool,
+    kms_key_id: &'a str,
+) -> Option<crate::payload::Action<'a>> {
+    match kms {
+        KmsState::AgentRequested(k) => Some(k.action(kms_key_id)),
+        _ => None,
+    }
 }
 
 /// Whether `sender` encrypts payloads of type `pt`.
@@ -192,7 +161,15 @@ impl<
             Role::Client => Role::Agent,
             Role::Agent => Role::Client,
         };
-        let Some(c) = self.cipher.as_ref().filter(|_| sealed_type(peer, pt)) else {
+        // The peer seals its data only once this end holds the key: the client's comes after
+        // the agent verified the challenge, the agent's after the client's data key. A message
+        // that overtook the end of the handshake still finds the key in the handshake state.
+        let cipher = self.cipher.as_ref().or(match &self.kms {
+            KmsState::ClientKeyed(k) => k.cipher_ref(),
+            KmsState::AgentChallenged(k) => k.cipher_ref(),
+            _ => None,
+        });
+        let Some(c) = cipher.filter(|_| sealed_type(peer, pt)) else {
             return Ok(payload);
         };
         if payload.len() > OPEN_LEN {

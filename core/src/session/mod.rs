@@ -21,6 +21,10 @@ mod client;
 mod config;
 mod emit;
 mod event;
+#[cfg(feature = "kms")]
+mod kms;
+#[cfg(not(feature = "kms"))]
+#[path = "kms_off.rs"]
 mod kms;
 mod lifecycle;
 mod port;
@@ -35,10 +39,9 @@ pub use config::{
     AgentHandshake, Config, Encryption, Role, DEFAULT_CLIENT_VERSION, DEFAULT_REORDER,
 };
 pub use event::{
-    CloseReason, Error, Event, Incoming, Stats, Stream, Transmit, TransmitClass, TransmitKind,
-    WriteError,
+    CloseReason, EncryptionFailure, Error, Event, Incoming, Stats, Stream, Transmit, TransmitClass,
+    TransmitKind, WriteError,
 };
-pub use kms::EncryptionFailure;
 pub use port::{PortMode, PortModeError};
 pub use recv::REORDER_SLOT_LEN;
 pub use rng::SplitMix64;
@@ -248,7 +251,7 @@ pub struct Session<
     kms: KmsState,
     /// Seals and opens the stream payloads once KMS encryption is set up; kept across
     /// reconnects. Wiped on drop.
-    cipher: Option<crate::kms::SessionCipher>,
+    cipher: Option<kms::Cipher>,
     close_message: Text<MAX_TEXT_LEN>,
     unix: Option<(Instant, u64)>,
     now: Instant,

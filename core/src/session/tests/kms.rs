@@ -679,3 +679,28 @@ fn an_old_agent_without_challenge_gets_no_acknowledgement() {
         "only once"
     );
 }
+
+#[test]
+fn sealed_output_that_overtakes_handshake_complete_still_opens() {
+    // Found by the simulator: a reordered network delivered the agent's first output before
+    // its HandshakeComplete, while the client's key still sat in the handshake state.
+    let mut c = kms_client(1);
+    let mut a = kms_agent(2, AgentHandshake::SHELL, true);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    exchange_until_key(&mut c, &mut a);
+    c.set_data_key(at(1), &data_key(), BLOB, [0; 12]).unwrap();
+    deliver(&mut a, at(1), &drain(&mut c, at(1)));
+    assert_eq!(events(&mut a), [Event::DataKeyToDecrypt]);
+    a.set_decrypted_data_key(at(1), &data_key()).unwrap();
+    deliver(&mut c, at(1), &drain(&mut a, at(1)));
+    deliver(&mut a, at(2), &drain(&mut c, at(2)));
+    assert!(a.is_established());
+    assert_eq!(a.write(at(2), b"early output"), Ok(12));
+    let mut to_c = drain(&mut a, at(2));
+    assert_eq!(of_type(&to_c, PayloadType::Output).len(), 1);
+    to_c.reverse();
+    deliver(&mut c, at(3), &to_c);
+    assert!(c.is_established() && c.is_encrypted());
+    assert_eq!(read_all(&mut c).0, b"early output");
+}

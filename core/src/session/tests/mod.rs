@@ -10,6 +10,7 @@ use crate::payload;
 use crate::wire::{FrameRepr, MessageType};
 
 mod bottleneck;
+#[cfg(feature = "kms")]
 mod kms;
 mod property;
 mod scenarios;

@@ -98,6 +98,48 @@ fn hostile_network_fixed_seeds() {
     assert!(cuts >= 8, "the network should have cut connections: {cuts}");
 }
 
+/// The hostile network with KMS encryption on, each ending: every byte still arrives once and
+/// in order (it was sealed and opened), the handshake ran once whatever the cuts, and the agent
+/// required the challenge.
+#[cfg(feature = "kms")]
+#[test]
+fn hostile_network_with_kms_fixed_seeds() {
+    let mut cuts = 0;
+    for seed in 0..12u64 {
+        let ending = [
+            Ending::AgentCloses,
+            Ending::ClientCloses,
+            Ending::ClientTerminates(5_000),
+        ][seed as usize % 3];
+        let w = ending_workload(
+            seed,
+            30_000,
+            &[(false, 20_000), (true, 4_000), (false, 3_000)],
+            3000,
+            ending,
+        );
+        let o = SmallSim::new(
+            seed,
+            HOSTILE,
+            |c| {
+                c.window = 4 * 1024;
+                c.encryption = Encryption::Kms {
+                    require_challenge: true,
+                };
+                c.agent.kms_key_id = Some("alias/sim");
+            },
+            &w,
+        )
+        .run(LIMIT_MS);
+        check(&w, &o);
+        let count = |v: &[Event], e: Event| v.iter().filter(|&&x| x == e).count();
+        assert_eq!(count(&o.client_events, Event::DataKeyNeeded), 1);
+        assert_eq!(count(&o.agent_events, Event::DataKeyToDecrypt), 1);
+        cuts += o.cuts;
+    }
+    assert!(cuts >= 6, "the network should have cut connections: {cuts}");
+}
+
 /// Runs one fixed case of `every_byte_arrives_once_in_order` with a sender allowed 1024
 /// messages ahead (far past the receiver's 8 reorder slots), checks it, and prints its figures.
 fn fixed_case(seed: u64, net: NetConfig, w: &Workload, chunk: usize, window: usize) {

@@ -14,6 +14,20 @@ use std::vec::Vec;
 use super::*;
 use crate::session::rng::SplitMix64;
 
+/// The data key and ciphertext blob the simulated KMS hands out (`kms` feature).
+#[cfg(feature = "kms")]
+const SIM_DATA_KEY: [u8; 64] = {
+    let mut k = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        k[i] = (i as u8).wrapping_mul(29) ^ 0x3c;
+        i += 1;
+    }
+    k
+};
+#[cfg(feature = "kms")]
+const SIM_BLOB: &[u8] = b"simulated KMS ciphertext blob";
+
 /// Network behaviour, probabilities in per mille.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NetConfig {
@@ -271,6 +285,16 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
                     self.c.got_err.extend(r);
                 }
                 Event::Writable => self.c.blocked = false,
+                #[cfg(feature = "kms")]
+                Event::DataKeyNeeded => {
+                    // KMS GenerateDataKey, answered at once.
+                    let nonce = self.rng.next_u64().to_le_bytes();
+                    let mut start = [0u8; 12];
+                    start[..8].copy_from_slice(&nonce);
+                    self.client
+                        .set_data_key(at(self.now), &SIM_DATA_KEY, SIM_BLOB, start)
+                        .unwrap();
+                }
                 Event::Closed(r) => {
                     assert!(self.c.closed.is_none(), "two Closed events");
                     self.c.closed = Some(r);
@@ -298,6 +322,14 @@ impl<'w, const A: usize, const B: usize, const C: usize, const D: usize, const E
                     self.a.got_out.extend(o);
                 }
                 Event::Writable => self.a.blocked = false,
+                #[cfg(feature = "kms")]
+                Event::DataKeyToDecrypt => {
+                    // KMS Decrypt of the blob the client sent.
+                    assert_eq!(self.agent.data_key_ciphertext(), Some(SIM_BLOB));
+                    self.agent
+                        .set_decrypted_data_key(at(self.now), &SIM_DATA_KEY)
+                        .unwrap();
+                }
                 Event::Flag(Flag::TerminateSession) => {
                     assert!(
                         matches!(self.work.ending, Ending::ClientTerminates(_)),

@@ -21,7 +21,17 @@ type Engine = Session<16384, 32, 8, 4096, 16>;
 
 #[entry]
 fn main() -> ! {
-    let mut engine = Engine::new(Config::client(black_box(1)), Instant::from_millis(0));
+    #[allow(unused_mut, reason = "only the kms feature changes the configuration")]
+    let mut config = Config::client(black_box(1));
+    // With the `kms` feature the client does KMS encryption (PROTOCOL.md §6): the data key
+    // request, the challenge, sealed input and opened output.
+    #[cfg(feature = "kms")]
+    {
+        config.encryption = ssm_proto::session::Encryption::Kms {
+            require_challenge: false,
+        };
+    }
+    let mut engine = Engine::new(config, Instant::from_millis(0));
     let mut ws: WebSocket<4096> = WebSocket::new(Role::Client);
     let mut rx = [0u8; 2048];
     let mut frame = [0u8; 4096];
@@ -91,6 +101,13 @@ fn main() -> ! {
             black_box(&out[..n]);
         }
         while let Some(ev) = engine.poll_event() {
+            #[cfg(feature = "kms")]
+            if ev == ssm_proto::session::Event::DataKeyNeeded {
+                if let Some(req) = engine.data_key_request(black_box("s-1"), black_box("i-1")) {
+                    black_box(req);
+                }
+                let _ = engine.set_data_key(now, black_box(&[3; 64]), &app[..200], [0; 12]);
+            }
             black_box(ev);
         }
         while let Some((s, n)) = engine.read(&mut app) {
@@ -101,40 +118,9 @@ fn main() -> ! {
             engine.terminate(now);
         }
     }
-    #[cfg(feature = "kms")]
-    kms(&mut app);
     black_box(&engine);
     loop {
         cortex_m::asm::wfi();
-    }
-}
-
-/// The client's KMS steps (PROTOCOL.md §6) on opaque inputs: challenge, action result,
-/// EncChallenge answer, then sealing one chunk and opening another.
-#[cfg(feature = "kms")]
-fn kms(app: &mut [u8; 1024]) {
-    use ssm_proto::kms::{ClientKms, ENC_CHALLENGE_TEXT_LEN, OVERHEAD};
-    use ssm_proto::payload::{EncChallenge, JsonStr};
-
-    let mut client = ClientKms::new();
-    let _ = client.request(Some(JsonStr::new(black_box("AAECAwQFBgcICQoLDA0ODw=="))));
-    let _ = client.set_data_key(black_box(&[3u8; 64]), black_box([0; 12]));
-    let mut text = [0u8; 512];
-    if let Ok(r) = client.action_result(black_box(&app[..200]), &mut text) {
-        black_box(r);
-    }
-    let mut answer = [0u8; ENC_CHALLENGE_TEXT_LEN];
-    let request = EncChallenge {
-        challenge: JsonStr::new(black_box("AAAA")),
-    };
-    if let Ok(a) = client.answer_challenge(&request, &mut answer) {
-        black_box(a);
-    }
-    if let Some(c) = client.cipher() {
-        let n = black_box(app.len() - OVERHEAD);
-        let _ = c.seal(app, n);
-        black_box(&app[..]);
-        let _ = c.open(&mut app[..black_box(500)]).map(|p| black_box(p.len()));
     }
 }
 
