@@ -608,7 +608,10 @@ impl Driver {
             R::Encryption(_) => Some(Error::HandshakeFailed(
                 message.unwrap_or_else(|| reason.to_string()),
             )),
-            R::ProtocolViolation => Some(Error::Protocol(reason.to_string())),
+            R::ProtocolViolation => Some(Error::Protocol(match self.session.close_error() {
+                Some(e) => format!("{reason}: {e}"),
+                None => reason.to_string(),
+            })),
             R::ChannelClosed | R::Local | R::Terminated => None,
             #[allow(
                 unreachable_patterns,

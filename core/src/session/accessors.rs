@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use super::{CloseReason, Phase, Role, Session, Stats};
+use super::{CloseReason, Error, Phase, Role, Session, Stats};
 use crate::model::OwnedToken;
 use crate::payload::SessionType;
 use crate::time::Duration;
@@ -37,6 +37,13 @@ impl<
             Phase::Closed(r) => Some(r),
             _ => None,
         }
+    }
+
+    /// The input error that closed the session, when one did (e.g. with
+    /// [`CloseReason::ProtocolViolation`]: `Error::Handshake(TooDeep)` says the handshake's
+    /// JSON nested past the reader's limit). Its `Display` names the check and the field.
+    pub fn close_error(&self) -> Option<Error> {
+        self.close_error
     }
 
     /// The `channel_closed` Output text (client: received; agent: sent), possibly empty.

@@ -96,6 +96,7 @@ impl<
         let resp = match HandshakeResponse::parse(payload) {
             Ok(r) => r,
             Err(e) => {
+                self.close_error = Some(Error::Handshake(e));
                 self.close_fatal(CloseReason::ProtocolViolation);
                 return Err(Error::Handshake(e));
             }

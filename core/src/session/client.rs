@@ -25,6 +25,7 @@ impl<
         let req = match HandshakeRequest::parse(payload) {
             Ok(r) => r,
             Err(e) => {
+                self.close_error = Some(Error::Handshake(e));
                 self.close_fatal(CloseReason::ProtocolViolation);
                 return Err(Error::Handshake(e));
             }

@@ -286,7 +286,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            // Which check of the payload failed (and in which field), not just that it did.
+            Error::Handshake(e) => write!(f, "{}: {e}", self.as_str()),
+            _ => f.write_str(self.as_str()),
+        }
     }
 }
 

@@ -270,6 +270,8 @@ pub struct Session<
     exit_code: Option<i32>,
     terminal_size: Option<(u32, u32)>,
     stats: Stats,
+    /// The input error that ended the session (which check of which message failed).
+    close_error: Option<Error>,
 }
 
 impl<
@@ -375,6 +377,7 @@ impl<
             exit_code: None,
             terminal_size: None,
             stats: Stats::ZERO,
+            close_error: None,
         };
         match config.role {
             Role::Client => {

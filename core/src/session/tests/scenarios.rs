@@ -1,6 +1,8 @@
 //! Scenario tests: handshake paths, flags, exit codes, pause/resume, back-pressure, give-up,
 //! duplicates, and the official client's wire habits.
 
+use std::format;
+use std::string::ToString;
 use std::vec::Vec;
 
 use super::*;
@@ -644,6 +646,47 @@ fn unreadable_handshake_request_is_fatal() {
     assert_eq!(
         events(&mut c),
         [Event::Closed(CloseReason::ProtocolViolation)]
+    );
+}
+
+/// Properties as deep as a Go agent may pass through (the document's JSON, three levels down in
+/// the request) are read; past the reader's limit the session says which limit it was.
+#[test]
+fn deep_handshake_properties_are_read_and_too_deep_says_so() {
+    let request = |depth: usize| {
+        let props = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        format!(
+            r#"{{"AgentVersion":"3.3.1802.0","RequestedClientActions":[{{"ActionType":"SessionType","ActionParameters":{{"SessionType":"Standard_Stream","Properties":{{"x":{props}}}}}}}]}}"#
+        )
+    };
+    let send = |depth: usize| {
+        let mut c = client(1);
+        c.handle_connected(at(0), TOKEN).unwrap();
+        drain(&mut c, at(0));
+        let f = peer_frame(
+            MessageType::OutputStreamData,
+            0,
+            id(1),
+            PayloadType::HandshakeRequest,
+            request(depth).as_bytes(),
+        );
+        let r = c.handle_input(at(1), f.incoming());
+        (c, r)
+    };
+    // 26 levels inside Properties (what an old limit refused) and 55 are fine.
+    for depth in [26, 55] {
+        let (c, r) = send(depth);
+        assert_eq!(r, Ok(()), "depth {depth}");
+        assert!(!c.is_closed());
+    }
+    let (c, r) = send(80);
+    let e = r.unwrap_err();
+    assert_eq!(e, Error::Handshake(crate::payload::Error::TooDeep));
+    assert_eq!(c.close_reason(), Some(CloseReason::ProtocolViolation));
+    assert_eq!(c.close_error(), Some(e));
+    assert_eq!(
+        e.to_string(),
+        "unreadable handshake message: payload json nests too deep"
     );
 }
 
