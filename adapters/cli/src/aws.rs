@@ -48,6 +48,9 @@ pub struct AwsOptions {
     pub credentials: Option<Credentials>,
     /// Sign the WebSocket upgrade (default on; `--no-sign-upgrade` turns it off).
     pub sign_upgrade: bool,
+    /// An HTTP proxy for the API calls; `None` takes `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`
+    /// from the environment, as the AWS CLI does.
+    pub proxy: Option<String>,
 }
 
 /// The endpoint rule, in one place: a loopback API endpoint (`localhost`, `127.0.0.0/8`, `::1`) may
@@ -141,7 +144,7 @@ impl Aws {
     /// [`Kind::Usage`] without a region; [`Kind::Tls`] when `AWS_CA_BUNDLE` is unusable.
     pub async fn load(o: AwsOptions) -> Result<Aws> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client()?)
+            .http_client(http_client(o.proxy.as_deref())?)
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .operation_timeout(OPERATION_TIMEOUT)
@@ -469,8 +472,12 @@ impl Intercept for EndpointSeen {
     }
 }
 
-/// The SDK's HTTP client on rustls with ring, trusting the system roots and `AWS_CA_BUNDLE`.
-fn http_client() -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+/// The SDK's HTTP client on rustls with ring, trusting the system roots and `AWS_CA_BUNDLE`,
+/// through `proxy` or the environment's proxy settings.
+fn http_client(
+    proxy: Option<&str>,
+) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+    use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::tls::{
         rustls_provider::CryptoMode, Provider, TlsContext, TrustStore,
     };
@@ -491,10 +498,27 @@ fn http_client() -> Result<aws_smithy_runtime_api::client::http::SharedHttpClien
         .with_trust_store(trust)
         .build()
         .map_err(|e| Failure::new(Kind::Tls, format!("tls configuration: {e}")))?;
-    Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .tls_context(context)
-        .build_https())
+    let proxy = match proxy {
+        Some(p) => ProxyConfig::all(p)
+            .map_err(|e| Failure::new(Kind::Usage, format!("bad proxy url: {e}")))?,
+        None => ProxyConfig::from_env(),
+    };
+    // The builder's own `build_https` sets no proxy; this is its connector with one.
+    Ok(
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(
+            move |settings, components| {
+                let mut b = aws_smithy_http_client::Connector::builder()
+                    .proxy_config(proxy.clone())
+                    .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                    .tls_context(context.clone());
+                b.set_connector_settings(settings.cloned());
+                if let Some(c) = components {
+                    b.set_sleep_impl(c.sleep_impl());
+                }
+                b.build()
+            },
+        ),
+    )
 }
 
 /// Reads the selected profile (for messages only; the SDK resolves credentials itself).
@@ -660,6 +684,52 @@ mod tests {
         assert_eq!(get("x-amz-date"), Some("20231114T221320Z"));
         assert_eq!(get("x-amz-security-token"), Some("session-tok"));
         assert!(!h.iter().any(|(_, v)| v.contains("secret-key-xyz")));
+    }
+
+    #[tokio::test]
+    async fn upgrade_headers_use_the_urls_region_and_leave_presigned_urls_alone() {
+        let aws = Aws::load(AwsOptions {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some("http://127.0.0.1:1".into()),
+            credentials: Some(Credentials::new(
+                "AKIDEXAMPLE",
+                "s3cret",
+                None,
+                None,
+                "test",
+            )),
+            sign_upgrade: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let sign = aws.upgrade_headers().expect("signing is on");
+        let plain =
+            "wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-1?role=publish_subscribe";
+        let url = StreamUrl::parse(plain, "s-1").unwrap();
+        let h = sign(&url).await.unwrap();
+        let auth = h
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        assert!(
+            auth.contains("/eu-west-1/ssmmessages/aws4_request"),
+            "{auth}"
+        );
+        let presigned =
+            "wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-1?role=publish_subscribe\
+                         &X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00ff";
+        let url = StreamUrl::parse(presigned, "s-1").unwrap();
+        assert!(
+            sign(&url).await.unwrap().is_empty(),
+            "a presigned url is used as is"
+        );
+        let off = Aws {
+            sign_upgrade: false,
+            ..aws
+        };
+        assert!(off.upgrade_headers().is_none());
     }
 
     #[test]

@@ -360,6 +360,7 @@ async fn plugin_session(p: plugin::PluginArgs) -> Result<u8> {
         endpoint_url: p.endpoint.clone(),
         credentials: None,
         sign_upgrade: sign_upgrade(false),
+        proxy: None,
     })
     .await?;
     run_granted(aws, p.grant, tls, port::PortOptions::default()).await
@@ -389,6 +390,7 @@ async fn start(a: StartArgs) -> Result<u8> {
         endpoint_url: a.endpoint_url.clone(),
         credentials: None,
         sign_upgrade: sign_upgrade(a.no_sign_upgrade),
+        proxy: None,
     })
     .await?;
     let grant = aws
@@ -513,6 +515,7 @@ async fn demo(mut a: DemoArgs) -> Result<u8> {
         endpoint_url: Some(emu.endpoint_url()),
         credentials: Some(credentials),
         sign_upgrade: sign_upgrade(a.no_sign_upgrade),
+        proxy: None,
     })
     .await?;
     let mut request = forward.unwrap_or_else(|| json!({ "Target": "i-0123456789abcdef0" }));
@@ -585,4 +588,188 @@ async fn emulator(a: EmulatorArgs) -> Result<u8> {
     }
     drop(emu);
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// What a session resumed through a non-loopback endpoint (`ssm.us-east-1.amazonaws.com`,
+    /// reached through a recording proxy on loopback) ends with when ResumeSession answers
+    /// `answer(session_id, trap_port)`: the driver's error, whether the "session ended" flag was
+    /// set, the request lines the endpoint got, and the bytes that reached the trap port.
+    async fn resume_through_forged_endpoint(
+        answer: fn(&str, u16) -> Value,
+    ) -> (ssm_tokio::Error, bool, Vec<String>, Vec<u8>) {
+        let emu = Emulator::start(EmulatorConfig {
+            tls: false,
+            close_every: Some(std::time::Duration::from_millis(300)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let grant = emu
+            .start_session(&ssm_tokio::emulator::StartSession::non_interactive(
+                "sleep 5; echo never",
+            ))
+            .unwrap();
+        let id = grant.session_id().to_owned();
+
+        // Whatever reaches the host the forged answer names.
+        let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let trap_port = trap.local_addr().unwrap().port();
+        let trapped = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let t = trapped.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = trap.accept().await {
+                let t = t.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        t.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                });
+            }
+        });
+
+        // The "AWS endpoint": a proxy that answers every call with the forged grant.
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+        let calls = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let c = calls.clone();
+        let forged = answer(&id, trap_port).to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = proxy.accept().await {
+                let (c, forged) = (c.clone(), forged.clone());
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        let Ok(n) = s.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&got).into_owned();
+                        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                            continue;
+                        };
+                        if head.starts_with("CONNECT ") {
+                            got.clear();
+                            let _ = s
+                                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                                .await;
+                            continue;
+                        }
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() < len {
+                            continue;
+                        }
+                        c.lock()
+                            .unwrap()
+                            .push(head.lines().next().unwrap_or("").to_owned());
+                        got.clear();
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                             Content-Length: {}\r\n\r\n{forged}",
+                            forged.len()
+                        );
+                        let _ = s.write_all(answer.as_bytes()).await;
+                    }
+                });
+            }
+        });
+
+        let aws = Aws::load(AwsOptions {
+            region: Some("us-east-1".into()),
+            profile: None,
+            endpoint_url: Some("http://ssm.us-east-1.amazonaws.com".into()),
+            credentials: Some(aws_credential_types::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            )),
+            sign_upgrade: false,
+            proxy: Some(proxy_url),
+        })
+        .await
+        .unwrap();
+        let ended = Arc::new(AtomicBool::new(false));
+        let mut options = ConnectOptions {
+            tls: emu.client_tls(),
+            resume: Some(resume_with(aws, id.clone(), ended.clone())),
+            ..Default::default()
+        };
+        options.tls.allow_plain_ws = true;
+        let session = ssm_tokio::connect(grant, options).await.unwrap();
+        let ssm_tokio::ClientSession {
+            mut output,
+            finished,
+            ..
+        } = session;
+        tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = output.read_to_end(&mut sink).await;
+        });
+        let err = tokio::time::timeout(std::time::Duration::from_secs(30), finished.wait())
+            .await
+            .expect("the session ends")
+            .expect_err("the forged resume must end the session");
+        let calls = calls.lock().unwrap().clone();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let trapped = trapped.lock().unwrap().clone();
+        (err, ended.load(Ordering::Acquire), calls, trapped)
+    }
+
+    /// A ResumeSession answer that names a host off AWS, from an endpoint that is not
+    /// loopback, is refused: the session ends with the reason, the named host never sees a byte.
+    #[tokio::test]
+    async fn resume_answer_off_aws_is_refused_and_gets_no_token() {
+        let (err, ended, calls, trapped) = resume_through_forged_endpoint(|id, port| {
+            json!({
+                "SessionId": id,
+                "StreamUrl": format!("ws://127.0.0.1:{port}/v1/data-channel/{id}"),
+                "TokenValue": "forged-resume-token-sentinel",
+            })
+        })
+        .await;
+        let text = err.to_string();
+        assert!(
+            text.contains("unusable session response"),
+            "not refused for its url: {text}"
+        );
+        assert!(!text.contains("forged-resume-token-sentinel") && !text.contains("127.0.0.1"));
+        assert!(
+            calls.iter().any(|l| l.starts_with("POST ")),
+            "ResumeSession never reached the endpoint: {calls:?}"
+        );
+        assert!(!ended);
+        assert!(trapped.is_empty(), "the forged host got bytes");
+    }
+
+    /// An empty token in the ResumeSession answer means the session ended: the flag that makes
+    /// the run exit 0 is set, and no connection is attempted.
+    #[tokio::test]
+    async fn resume_answer_with_an_empty_token_ends_the_session() {
+        let (err, ended, calls, trapped) = resume_through_forged_endpoint(
+            |id, _| json!({ "SessionId": id, "StreamUrl": "", "TokenValue": "" }),
+        )
+        .await;
+        assert!(ended, "{err}");
+        assert!(err.to_string().contains("the session ended"), "{err}");
+        // Later attempts do not ask the API again.
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert!(trapped.is_empty());
+    }
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The real AWS CLI v1 (from PyPI) against `ssm-session emulator`, with ssm-session installed on
+# The real AWS CLI v1 (from PyPI) against `ssm-session emulator` in strict mode (every call and
+# upgrade must be SigV4-signed with the test keys, as AWS checks), with ssm-session installed on
 # PATH as `session-manager-plugin`.
 #
 #   bash adapters/cli/tests/awscli.sh          # builds ssm-session (debug) unless SSM_SESSION_BIN is set
@@ -38,7 +39,16 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-e
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_CA_BUNDLE
 
-"$bin" emulator --port 0 --ca-file "$work/ca.pem" >"$work/emu.out" 2>"$work/emu.err" &
+# A credential_process profile for the plugin: the AWS CLI passes its name as argv[4].
+cat >"$work/creds.sh" <<'CREDS'
+#!/bin/sh
+echo '{"Version": 1, "AccessKeyId": "test", "SecretAccessKey": "test"}'
+CREDS
+chmod +x "$work/creds.sh"
+printf '[profile proc]\nregion = us-east-1\ncredential_process = %s\n' "$work/creds.sh" >"$work/config"
+
+"$bin" emulator --port 0 --ca-file "$work/ca.pem" --credentials test:test --close-every 2 \
+    >"$work/emu.out" 2>"$work/emu.err" &
 emu_pid=$!
 for _ in $(seq 100); do
     grep -q '^ca_file=' "$work/emu.out" 2>/dev/null && break
@@ -58,10 +68,12 @@ check() { # name, condition result (0 ok), details
     fi
 }
 
+profile_args=()
 start_session() { # command, extra env...
     timeout 60 env "${@:2}" aws ssm start-session --target i-0123456789abcdef0 \
         --document-name AWS-StartNonInteractiveCommand --parameters command="$1" \
-        --endpoint-url "$endpoint" --region us-east-1 </dev/null >"$work/out" 2>"$work/err"
+        --endpoint-url "$endpoint" --region us-east-1 "${profile_args[@]}" \
+        </dev/null >"$work/out" 2>"$work/err"
 }
 
 # 1. A command completes; its output arrives on stdout, status text on stderr (wss:// with the
@@ -98,6 +110,17 @@ start_session 'echo never'; rc=$?
 err=$(cat "$work/err")
 [ $rc -ne 0 ] && grep -q '^ssm-session: tls failure' "$work/err" && ! grep -q never "$work/out"
 check "tls failure without AWS_CA_BUNDLE" $? "rc=$rc stderr=[$err]"
+
+# 5. --profile naming a credential_process profile (no keys in the environment): the CLI signs
+#    StartSession with it, the plugin signs ResumeSession and every upgrade with the same
+#    profile, and the emulator's routine closes (every 2 s) are resumed.
+profile_args=(--profile proc)
+start_session 'sleep 3; echo via-profile' -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
+    AWS_CA_BUNDLE="$work/ca.pem" AWS_CONFIG_FILE="$work/config"; rc=$?
+profile_args=()
+out=$(cat "$work/out"); err=$(cat "$work/err")
+[ $rc -eq 0 ] && [ "$out" = "via-profile" ] && grep -q 'resumed after the data channel was closed' "$work/err"
+check "credential_process profile, signed resume after a routine close" $? "rc=$rc stdout=[$out] stderr=[$err]"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

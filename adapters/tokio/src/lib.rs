@@ -80,8 +80,10 @@
 //!   and a benchmark (`benches/port_forwarding.rs`, figures in BENCHMARKS.md).
 //! - Bulk transfers use the engine's default 256 KiB window: the engine no longer falls into a
 //!   resend storm when the queues grow longer than its timeout (see `ssm_proto::session`).
-//! - Not here: SigV4 signing of the upgrade request (the official client signs; the emulator
-//!   does not check), KMS encryption (the engine answers "unsupported").
+//! - Signed upgrades: [`ConnectOptions::upgrade_headers`] carries the caller's SigV4 headers
+//!   (ssm-session makes them with `aws-sigv4`); the emulator's strict mode
+//!   ([`emulator::EmulatorConfig::credentials`]) verifies them, and every API call.
+//! - Not here: KMS encryption (the engine answers "unsupported").
 
 #![allow(
     clippy::std_instead_of_core,
