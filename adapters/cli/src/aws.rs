@@ -123,6 +123,9 @@ struct ProfileInfo {
 #[derive(Debug, Clone)]
 pub struct Aws {
     ssm: aws_sdk_ssm::Client,
+    /// KMS `GenerateDataKey` for encrypted sessions, with the same credentials and endpoint
+    /// rules (`AWS_ENDPOINT_URL_KMS`, or the one endpoint given).
+    kms: aws_sdk_kms::Client,
     credentials: SharedCredentialsProvider,
     region: String,
     profile: Arc<ProfileInfo>,
@@ -182,6 +185,7 @@ impl Aws {
         let profile = Arc::new(profile_info(o.profile.as_deref(), o.credentials.is_some()).await);
         Ok(Aws {
             ssm: aws_sdk_ssm::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
             credentials,
             region,
             profile,
@@ -300,6 +304,45 @@ impl Aws {
                     .map_err(std::io::Error::other)
             })
         }))
+    }
+
+    /// The data-key hook of an encrypted session (PROTOCOL.md §6): KMS `GenerateDataKey` with
+    /// the session's credentials, for the key and the exact context the agent asked for.
+    pub fn client_kms(&self, target: &str) -> ssm_tokio::kms::ClientKms {
+        let aws = self.clone();
+        ssm_tokio::kms::ClientKms {
+            target: target.to_owned(),
+            generate_data_key: Arc::new(move |r: ssm_tokio::kms::DataKeyRequest| {
+                let aws = aws.clone();
+                Box::pin(async move { aws.generate_data_key(r).await })
+            }),
+        }
+    }
+
+    async fn generate_data_key(
+        &self,
+        r: ssm_tokio::kms::DataKeyRequest,
+    ) -> std::io::Result<ssm_tokio::kms::DataKey> {
+        let mut call = self
+            .kms
+            .generate_data_key()
+            .key_id(&r.key_id)
+            .number_of_bytes(i32::try_from(r.number_of_bytes).unwrap_or(64));
+        for (k, v) in &r.encryption_context {
+            call = call.encryption_context(k, v);
+        }
+        let out = call.send().await.map_err(|e| {
+            std::io::Error::other(self.sdk_failure("kms GenerateDataKey", e).message)
+        })?;
+        match (out.plaintext, out.ciphertext_blob) {
+            (Some(p), Some(b)) => Ok(ssm_tokio::kms::DataKey {
+                plaintext: zeroize::Zeroizing::new(p.into_inner()),
+                ciphertext_blob: b.into_inner(),
+            }),
+            _ => Err(std::io::Error::other(
+                "kms GenerateDataKey answered without Plaintext or CiphertextBlob",
+            )),
+        }
     }
 
     /// One line for a failed SDK call, with the exit code's kind: [`Kind::Auth`] for rejected or

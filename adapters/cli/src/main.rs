@@ -129,6 +129,15 @@ struct StrictArgs {
     /// hourly); the client resumes.
     #[arg(long, value_name = "SECS")]
     close_every: Option<f64>,
+    /// Require KMS encryption with this key for every non-port session, as Session Manager
+    /// preferences can; a local KMS on the same port (`TrentService.GenerateDataKey` /
+    /// `Decrypt`) holds the key and binds each data key to its session's context.
+    #[arg(long, value_name = "KEY_ID")]
+    kms_key_id: Option<String>,
+    /// With --kms-key-id: refuse clients that do not acknowledge the agent's KMS challenge (the
+    /// agent setting `Kms.RequireKMSChallengeResponse`).
+    #[arg(long, requires = "kms_key_id")]
+    require_kms_challenge: bool,
 }
 
 impl StrictArgs {
@@ -139,6 +148,13 @@ impl StrictArgs {
                 ssm_tokio::emulator::sigv4::Credentials::parse(c)
                     .map_err(|e| Failure::new(Kind::Usage, format!("--credentials: {e}")))?,
             );
+        }
+        if let Some(k) = &self.kms_key_id {
+            if k.is_empty() {
+                return Err(Failure::new(Kind::Usage, "--kms-key-id wants a key id"));
+            }
+            config.kms_key_id = Some(k.clone());
+            config.require_kms_challenge = self.require_kms_challenge;
         }
         if let Some(secs) = self.close_every {
             config.close_every = Some(
@@ -327,6 +343,7 @@ fn resume_with(aws: Aws, session_id: String, ended: Arc<AtomicBool>) -> ResumeFn
 async fn run_granted(
     aws: Aws,
     grant: Grant,
+    target: &str,
     tls: TlsOptions,
     port: port::PortOptions,
 ) -> Result<u8> {
@@ -336,6 +353,7 @@ async fn run_granted(
         tls,
         resume: Some(resume_with(aws.clone(), session_id.clone(), ended.clone())),
         upgrade_headers: aws.upgrade_headers(),
+        kms: Some(aws.client_kms(target)),
         ..Default::default()
     };
     session::run(session::Run {
@@ -363,7 +381,7 @@ async fn plugin_session(p: plugin::PluginArgs) -> Result<u8> {
         proxy: None,
     })
     .await?;
-    run_granted(aws, p.grant, tls, port::PortOptions::default()).await
+    run_granted(aws, p.grant, &p.target, tls, port::PortOptions::default()).await
 }
 
 async fn start(a: StartArgs) -> Result<u8> {
@@ -400,7 +418,7 @@ async fn start(a: StartArgs) -> Result<u8> {
         allow_plain_ws: aws::allows_plain_ws(&grant),
         ..Default::default()
     };
-    run_granted(aws, grant, tls, port).await
+    run_granted(aws, grant, &a.target, tls, port).await
 }
 
 fn emulator_config(no_tls: bool, shell: Option<String>) -> EmulatorConfig {
@@ -535,7 +553,8 @@ async fn demo(mut a: DemoArgs) -> Result<u8> {
             request.get("Parameters"),
         )
         .await?;
-    run_granted(aws, grant, emu.client_tls(), port).await
+    let target = request["Target"].as_str().unwrap_or_default().to_owned();
+    run_granted(aws, grant, &target, emu.client_tls(), port).await
 }
 
 async fn emulator(a: EmulatorArgs) -> Result<u8> {

@@ -58,6 +58,8 @@ pub struct PluginArgs {
     pub profile: String,
     /// argv[6], the SSM endpoint (for `ResumeSession`); `None` in the legacy form.
     pub endpoint: Option<String>,
+    /// argv[5]'s `Target`: the KMS encryption context's `aws:ssm:TargetId` (empty if absent).
+    pub target: String,
 }
 
 impl PluginArgs {
@@ -141,12 +143,16 @@ pub fn parse(
         ));
     }
     let profile = args.get(3).copied().unwrap_or("").to_owned();
-    // argv[5], the StartSession request (`Target`, `DocumentName`, `Parameters`): checked, not
-    // needed (the handshake says what kind of session this is).
+    // argv[5], the StartSession request (`Target`, `DocumentName`, `Parameters`): the handshake
+    // says what kind of session this is; the target is the KMS encryption context's.
+    let mut target = String::new();
     if let Some(p) = args.get(4).filter(|p| !p.is_empty()) {
-        serde_json::from_str::<Value>(p).map_err(|e| {
+        let v = serde_json::from_str::<Value>(p).map_err(|e| {
             Failure::new(Kind::Usage, format!("request parameters are not json: {e}"))
         })?;
+        if let Some(t) = v.get("Target").and_then(Value::as_str) {
+            t.clone_into(&mut target);
+        }
     }
     let endpoint = args
         .get(5)
@@ -172,6 +178,7 @@ pub fn parse(
         region,
         profile,
         endpoint,
+        target,
     })))
 }
 

@@ -152,6 +152,9 @@ pub async fn run(run: Run) -> Result<u8> {
                     if !info.customer_message.is_empty() {
                         eprintln!("{}\r", info.customer_message);
                     }
+                    if info.encrypted {
+                        eprintln!("ssm-session: this session is encrypted with AWS KMS\r");
+                    }
                     let terminal = matches!(
                         session_type,
                         Some(SessionType::StandardStream | SessionType::InteractiveCommands)

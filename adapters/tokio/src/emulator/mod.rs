@@ -659,7 +659,16 @@ where
             continue;
         }
         let json = [("Content-Type", "application/x-amz-json-1.1")];
-        if let Err(r) = check_signature(&state, &req, "ssm") {
+        // KMS calls are signed for `kms`, SSM's for `ssm` (each service checks its own scope).
+        let service = if req
+            .header("x-amz-target")
+            .is_some_and(|t| t.starts_with("TrentService."))
+        {
+            "kms"
+        } else {
+            "ssm"
+        };
+        if let Err(r) = check_signature(&state, &req, service) {
             tracing::info!(kind = r.kind, "api call refused");
             let body = serde_json::json!({"__type": r.kind, "message": r.message}).to_string();
             http::respond(&mut s, r.status, &json, body.as_bytes()).await?;
