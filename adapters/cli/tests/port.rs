@@ -510,16 +510,25 @@ fn echo_through_routine_closes(len: usize) {
         &[],
     ));
     let port = p.opened_port();
-    let data = payload(7, len);
-    let back = echo_once(SocketAddr::from(([127, 0, 0, 1], port)), &data);
-    assert!(back == data, "the echo differs");
-    let resumes = p
-        .lines
-        .try_iter()
-        .filter(|l| l.contains("resumed after the data channel was closed by peer (1000 Bye)"))
-        .count();
-    assert!(
-        resumes >= 1,
-        "no routine close happened during the transfer"
-    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // Echo in 1 MB connections until `len` bytes went each way and a routine close was resumed
+    // in between, whichever takes longer (a fast machine finishes `len` in under 2 s).
+    let (mut sent, mut resumes, mut i) = (0usize, 0usize, 0usize);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sent < len || resumes < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{sent} bytes, {resumes} resumes in 120 s"
+        );
+        let data = payload(i, 1_000_000);
+        let back = echo_once(addr, &data);
+        assert!(back == data, "echo {i} differs");
+        sent += data.len();
+        i += 1;
+        resumes += p
+            .lines
+            .try_iter()
+            .filter(|l| l.contains("resumed after the data channel was closed by peer (1000 Bye)"))
+            .count();
+    }
 }
