@@ -385,7 +385,7 @@ impl Aws {
             SdkError::DispatchFailure(d) => {
                 let text = cut(&error_chain(&e));
                 // Identity resolution fails inside the dispatch: that is a credentials problem.
-                if text.contains("loading credentials") || text.contains("access token") {
+                if text.contains("credential") || text.contains("access token") {
                     return Failure::new(
                         Kind::Auth,
                         format!("{op}: no usable credentials ({text}); {}", self.hint()),

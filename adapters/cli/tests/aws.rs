@@ -339,3 +339,23 @@ fn trace_logs_carry_no_credential_or_token() {
         assert!(!r.stderr.contains(secret), "a secret is in the logs");
     }
 }
+
+#[test]
+fn no_credentials_at_all_is_an_authentication_failure() {
+    let emu = strict_emulator(&[]);
+    let r = run(
+        cmd_bare(Path::new(BIN)).args(start_args(&emu.endpoint, "echo never")),
+        b"",
+        60,
+    );
+    assert_eq!(r.code(), 252, "{}", r.stderr);
+    assert!(r.stderr.contains("no usable credentials"), "{}", r.stderr);
+    assert!(r.stderr.contains("profile default"), "{}", r.stderr);
+    assert_eq!(
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("ssm-session:"))
+            .count(),
+        1
+    );
+}

@@ -470,3 +470,65 @@ fn drop_in_busy_local_port_ends_the_session_with_one_line() {
         "{r:?}"
     );
 }
+
+#[test]
+fn port_session_survives_routine_closes() {
+    echo_through_routine_closes(5_000_000);
+}
+
+#[test]
+#[ignore = "50 MB each way takes about 3 minutes in a debug build; run with --ignored"]
+fn port_session_survives_routine_closes_with_50_mb_each_way() {
+    echo_through_routine_closes(50_000_000);
+}
+
+fn echo_through_routine_closes(len: usize) {
+    // The strict emulator (keys `test:test`, as `start_port` sets) closes the data channel
+    // every 2 s with 1000 Bye; the client resumes (signed ResumeSession and upgrade) and the
+    // echo of `len` bytes comes back intact. No pacing (the agent's 1 ms per KiB would make
+    // this minutes long).
+    let echo = echo_server();
+    let emu = EmulatorProcess::start(&[
+        "--no-tls",
+        "--credentials",
+        "test:test",
+        "--close-every",
+        "2",
+        "--pacing-ms",
+        "0",
+    ]);
+    let parameters = serde_json::json!({
+        "host": ["127.0.0.1"],
+        "portNumber": [echo.to_string()],
+        "localPortNumber": ["0"]
+    })
+    .to_string();
+    let mut p = Proc::spawn(&mut start_port(
+        &emu,
+        "AWS-StartPortForwardingSessionToRemoteHost",
+        &parameters,
+        &[],
+    ));
+    let port = p.opened_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // Echo in 1 MB connections until `len` bytes went each way and a routine close was resumed
+    // in between, whichever takes longer (a fast machine finishes `len` in under 2 s).
+    let (mut sent, mut resumes, mut i) = (0usize, 0usize, 0usize);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sent < len || resumes < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{sent} bytes, {resumes} resumes in 120 s"
+        );
+        let data = payload(i, 1_000_000);
+        let back = echo_once(addr, &data);
+        assert!(back == data, "echo {i} differs");
+        sent += data.len();
+        i += 1;
+        resumes += p
+            .lines
+            .try_iter()
+            .filter(|l| l.contains("resumed after the data channel was closed by peer (1000 Bye)"))
+            .count();
+    }
+}
