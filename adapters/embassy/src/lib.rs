@@ -20,6 +20,12 @@
 //! does. It moves bytes and time, and translates errors.
 //!
 //! ## Usage
+//! 0. Without a StartSession answer from elsewhere, call the SSM API from the device: an
+//!    [`Api`] (endpoint, your credentials in an [`OwnedCredentials`], a [`Clock`] set from an
+//!    RTC or learned from the service's `Date`) over a TLS connection to
+//!    `ssm.<region>.amazonaws.com`: [`Api::start_session`], [`Api::resume_session`],
+//!    [`Api::terminate_session`]. [`Api::sign_upgrade`] gives the SigV4 headers for
+//!    [`Config::headers`].
 //! 1. Get a connected transport as a read half and a write half. With embassy-net and TLS, the
 //!    [`connect`] helper (feature `net`) does DNS, TCP, TLS and returns the pair already wired.
 //!    By hand: `TcpSocket::split()`, then [`duplex::DuplexState`] + [`tls::connect`] +
@@ -35,8 +41,9 @@
 //!    TCP connection itself (FIN, or RST after 5 s).
 //!
 //! What it does not do yet: reconnect with ResumeSession when the service closes the WebSocket
-//! (about every 60 minutes): the runner then ends with [`Error::TransportClosed`]. SigV4 signing
-//! of the upgrade is not done here (pass signed headers in [`Config::headers`]).
+//! (about every 60 minutes): the runner then ends with [`Error::TransportClosed`]; call
+//! [`Api::resume_session`] and start a new session on the new token (the engine's state does
+//! not carry over yet).
 //!
 //! ## Memory
 //! [`Resources`] holds the engine with device-sized capacities ([`SEND`] 16 KiB window,
@@ -60,6 +67,8 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 #[macro_use]
 mod fmt;
 
+pub mod api;
+pub mod clock;
 #[cfg(feature = "net")]
 mod connect;
 pub mod duplex;
@@ -68,6 +77,8 @@ mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+pub use api::{Api, ApiBuffers, OwnedCredentials, SignedUpgrade, StreamUrls};
+pub use clock::Clock;
 #[cfg(feature = "net")]
 pub use connect::{connect, connect_to, NetResources, NetRunner, NetSocket};
 pub use error::Error;
