@@ -154,23 +154,25 @@ impl ServiceError {
     }
 }
 
-/// `Signature expired: … is now earlier than …` / `Signature not yet current: …`.
+/// `Signature expired: … is now earlier than …` / `Signature not yet current: …`, in any case.
 fn mentions_expiry(chars: impl Iterator<Item = char>) -> bool {
     const NEEDLES: [&[u8]; 2] = [b"signature expired", b"signature not yet current"];
-    // A window as long as the longest needle, lower-cased.
-    let mut win = [0u8; 25];
-    let mut n = 0usize;
+    // Matched length per needle. Their first letter occurs nowhere else in them, so on a
+    // mismatch the match restarts at this character: exact without a window.
+    let mut at = [0usize; 2];
     for c in chars {
         let b = if c.is_ascii() {
             c.to_ascii_lowercase() as u8
         } else {
             0
         };
-        win.copy_within(1.., 0);
-        win[24] = b;
-        n += 1;
-        for needle in NEEDLES {
-            if n >= needle.len() && win[25 - needle.len()..] == *needle {
+        for (needle, at) in NEEDLES.iter().zip(at.iter_mut()) {
+            if needle.get(*at) == Some(&b) {
+                *at += 1;
+            } else {
+                *at = usize::from(needle[0] == b);
+            }
+            if *at == needle.len() {
                 return true;
             }
         }

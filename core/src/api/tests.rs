@@ -400,6 +400,17 @@ fn service_errors_are_typed() {
         );
     }
     assert!(!e(400, r#"{"__type":"ExpiredTokenException"}"#).is_clock_skew(0, Some(1 << 40)));
+    for (msg, hit) in [
+        ("SIGNATURE EXPIRED: x", true),
+        ("ssignature expired", true),
+        ("signature expire", false),
+        ("signature  expired", false),
+        ("xsignature not yet currentx", true),
+        ("signature not yet curren", false),
+    ] {
+        let body = format!(r#"{{"__type":"InvalidSignatureException","message":"{msg}"}}"#);
+        assert_eq!(e(400, &body).expired_signature, hit, "{msg}");
+    }
     // Not JSON, or not AWS's: typed by status.
     assert_eq!(e(503, "<html>").kind, ServiceErrorKind::InternalServer);
     assert_eq!(e(400, "").kind, ServiceErrorKind::Other);
