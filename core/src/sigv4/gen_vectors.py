@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes the SigV4 header-signing vectors of `header_tests.rs` with botocore.
+"""Makes the SigV4 header-signing vectors of `header_vectors.rs` with botocore.
 
 Not needed by the tests (their vectors are committed); run it to check or extend them:
 
