@@ -40,10 +40,10 @@
 //!    the transport is yours (drop or close it). The `connect` helper's `NetRunner` closes its
 //!    TCP connection itself (FIN, or RST after 5 s).
 //!
-//! What it does not do yet: reconnect with ResumeSession when the service closes the WebSocket
-//! (about every 60 minutes): the runner then ends with [`Error::TransportClosed`]; call
-//! [`Api::resume_session`] and start a new session on the new token (the engine's state does
-//! not carry over yet).
+//! When the service closes the WebSocket (about every 60 minutes), [`Runner::run`] ends with
+//! [`Error::TransportClosed`]; [`Runner::run_resuming`] instead calls ResumeSession through a
+//! [`ResumeSource`] you provide (typically [`Api::resume_session`] plus a new TLS connection),
+//! checks the answer like StartSession's, reconnects and carries on with the engine's state.
 //!
 //! ## Memory
 //! [`Resources`] holds the engine with device-sized capacities ([`SEND`] 16 KiB window,
@@ -73,6 +73,7 @@ pub mod clock;
 mod connect;
 pub mod duplex;
 mod error;
+pub mod resume;
 mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -82,6 +83,7 @@ pub use clock::Clock;
 #[cfg(feature = "net")]
 pub use connect::{connect, connect_to, NetResources, NetRunner, NetSocket};
 pub use error::Error;
+pub use resume::{ResumeSource, Resumed};
 pub use session::{
     new, Config, Engine, Resources, Runner, Session, TryError, RECV, REORDER, SEND, TXQ, UNACKED,
 };
