@@ -475,3 +475,80 @@ fn http_dates() {
     let d = crate::sigv4::AmzDate::from_unix_secs(1_796_162_506).unwrap();
     assert_eq!(d.as_str(), "20261201T220146Z");
 }
+
+/// Feeds `raw` in pieces cut at `cuts`; any outcome but a panic or a body past `cap` is fine.
+fn parse_in_pieces(raw: &[u8], cuts: &[usize], cap: usize) -> Result<Vec<u8>, HttpError> {
+    let mut filled = 0;
+    let mut cuts = cuts.iter().copied();
+    let head = loop {
+        if let Some(h) = http::parse_head(&raw[..filled])? {
+            break h;
+        }
+        if filled == raw.len() {
+            return Err(HttpError::Truncated);
+        }
+        filled = (filled + cuts.next().unwrap_or(7).max(1)).min(raw.len());
+    };
+    assert!(head.len <= filled);
+    let mut body = vec![0u8; cap];
+    let mut dec = BodyDecoder::new(&head, cap)?;
+    let mut pos = head.len;
+    while pos < raw.len() {
+        let end = (pos + cuts.next().unwrap_or(7).max(1)).min(raw.len());
+        let p = dec.feed(&raw[pos..end], &mut body)?;
+        assert!(p.consumed <= end - pos);
+        assert!(dec.len() <= cap);
+        pos += p.consumed;
+        if p.done {
+            body.truncate(dec.len());
+            return Ok(body);
+        }
+    }
+    dec.finish()?;
+    body.truncate(dec.len());
+    Ok(body)
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        raw in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        cuts in proptest::collection::vec(1usize..64, 0..20),
+        cap in 0usize..128,
+    ) {
+        let _ = parse_in_pieces(&raw, &cuts, cap);
+        let _ = ServiceError::parse(400, &raw);
+        let _ = parse_session_answer(200, &raw, &mut [0u8; 512], Endpoints::Aws);
+        if let Ok(s) = core::str::from_utf8(&raw) {
+            let _ = http::parse_http_date(s);
+        }
+    }
+
+    #[test]
+    fn mutated_chunked_answers_never_panic_and_good_ones_decode(
+        pieces in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 1..40), 0..6),
+        flip in proptest::option::of((0usize..400, proptest::num::u8::ANY)),
+        cuts in proptest::collection::vec(1usize..32, 0..20),
+    ) {
+        let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut want = Vec::new();
+        for p in &pieces {
+            raw.extend_from_slice(format!("{:x}\r\n", p.len()).as_bytes());
+            raw.extend_from_slice(p);
+            raw.extend_from_slice(b"\r\n");
+            want.extend_from_slice(p);
+        }
+        raw.extend_from_slice(b"0\r\n\r\n");
+        match flip {
+            None => {
+                let got = parse_in_pieces(&raw, &cuts, 256).unwrap();
+                proptest::prop_assert_eq!(got, want);
+            }
+            Some((at, b)) => {
+                let at = at % raw.len();
+                raw[at] = b;
+                let _ = parse_in_pieces(&raw, &cuts, 256);
+            }
+        }
+    }
+}
