@@ -23,7 +23,8 @@
 //! 0. Without a StartSession answer from elsewhere, call the SSM API from the device: an
 //!    [`Api`] (endpoint, your credentials in an [`OwnedCredentials`], a [`Clock`] set from an
 //!    RTC or learned from the service's `Date`) over a TLS connection to
-//!    `ssm.<region>.amazonaws.com`: [`Api::start_session`], [`Api::resume_session`],
+//!    `ssm.<region>.amazonaws.com` (feature `net`: `connect_api`): [`Api::start_session`],
+//!    [`Api::resume_session`],
 //!    [`Api::terminate_session`]. [`Api::sign_upgrade`] gives the SigV4 headers for
 //!    [`Config::headers`].
 //! 1. Get a connected transport as a read half and a write half. With embassy-net and TLS, the
@@ -81,7 +82,10 @@ pub mod tls;
 pub use api::{Api, ApiBuffers, OwnedCredentials, SignedUpgrade, StreamUrls};
 pub use clock::Clock;
 #[cfg(feature = "net")]
-pub use connect::{connect, connect_to, NetResources, NetRunner, NetSocket};
+pub use connect::{
+    connect, connect_api, connect_api_to, connect_to, ApiConnection, NetResources, NetRunner,
+    NetSocket,
+};
 pub use error::Error;
 pub use resume::{ResumeSource, Resumed};
 pub use session::{
