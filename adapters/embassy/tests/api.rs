@@ -11,10 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use embassy_futures::join::join;
 use embedded_io_adapters::tokio_1::FromTokio;
 use embedded_io_async::{Read, Write};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use ssm_embassy::api::{Endpoint, ServiceErrorKind, StartSessionRequest};
-use ssm_embassy::{Api, ApiBuffers, Clock, CloseReason, Config, Resources, StreamUrls};
+use ssm_embassy::{Api, ApiBuffers, Clock, CloseReason, StreamUrls};
 use ssm_proto::api::Error as ApiError;
 use ssm_proto::sigv4::Credentials;
 use ssm_tokio::emulator::{Emulator, EmulatorConfig};
@@ -45,48 +43,15 @@ fn leak<T>(t: T) -> &'static mut T {
 async fn start_run_and_terminate_against_the_emulator() {
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let port = emu.addr().port();
-    let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
-    let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
     let clock: &'static Clock = leak(Clock::from_unix_secs(unix_now()));
-    let api = Api {
-        endpoint: Endpoint {
-            host: "127.0.0.1",
-            port,
-            tls: true,
-            region: "us-east-1",
-        },
-        credentials: CREDS,
-        clock,
-        stream_urls: StreamUrls::LoopbackForTests,
-    };
+    let (api, ca) = common::api::emulator_api(&emu, CREDS, clock);
     let api_conn = common::tls_to_localhost(port, ca).await;
 
     // A command: its output and exit code.
-    let values = ["echo api-ok; exit 3"];
-    let params = [("command", &values[..])];
-    let request = StartSessionRequest {
-        target: "i-0emulator",
-        document_name: Some("AWS-StartNonInteractiveCommand"),
-        parameters: &params,
-        reason: Some("ssm-embassy \"api\" test"),
-    };
-    let buffers: &'static mut ApiBuffers = leak(ApiBuffers::new());
-    let response = api
-        .start_session(api_conn, &request, buffers)
-        .await
-        .unwrap();
+    let response = common::api::start_command(&api, api_conn, "echo api-ok; exit 3").await;
     assert!(response.session_id().starts_with("emulator-"));
     let (run, (output, code)) = run_session(&api, &response, port, ca, |s| async move {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 256];
-        loop {
-            let n = { s }.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        (out, s.exit_code())
+        (common::api::read_all(s).await, s.exit_code())
     })
     .await;
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
@@ -146,15 +111,7 @@ where
     F: FnOnce(ssm_embassy::Session<'static>) -> Fut,
     Fut: core::future::Future<Output = T>,
 {
-    let mut config = Config::from_response(response);
-    let signed = leak(api.sign_upgrade(&response.stream_url()).unwrap());
-    let (headers, n) = signed.headers();
-    let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new(headers));
-    config.headers = &headers[..n];
-    assert_eq!(config.port, port);
-    let conn = common::tls_to_localhost(port, ca).await;
-    let resources: &'static mut Resources = leak(Resources::new());
-    let (session, runner) = ssm_embassy::new(conn.split(), config, resources, 0xa91);
+    let (session, runner, _) = common::api::open_session(api, response, port, ca, 0xa91).await;
     tokio::time::timeout(
         core::time::Duration::from_secs(60),
         join(runner.run(), app(session)),

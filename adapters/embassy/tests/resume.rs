@@ -13,17 +13,8 @@ use core::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use embassy_futures::join::join;
-use embedded_io_async::Read;
-use embedded_tls::{TlsReader, TlsWriter};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
-use ssm_embassy::api::{Endpoint, StartSessionRequest};
 use ssm_embassy::resume::RESUME_ATTEMPTS;
-use ssm_embassy::tls::CipherSuite;
-use ssm_embassy::{
-    Api, ApiBuffers, Clock, CloseReason, Config, Error, Resources, ResumeSource, Resumed,
-    StreamUrls,
-};
+use ssm_embassy::{Api, ApiBuffers, Clock, CloseReason, Error, ResumeSource, Resumed, StreamUrls};
 use ssm_proto::sigv4::Credentials;
 use ssm_tokio::emulator::{Emulator, EmulatorConfig};
 use ssm_tokio::Faults;
@@ -38,13 +29,7 @@ fn leak<T>(t: T) -> &'static mut T {
     Box::leak(Box::new(t))
 }
 
-type Socket = ssm_embassy::duplex::Duplex<
-    'static,
-    embedded_io_adapters::tokio_1::FromTokio<tokio::net::tcp::OwnedReadHalf>,
-    embedded_io_adapters::tokio_1::FromTokio<tokio::net::tcp::OwnedWriteHalf>,
->;
-type Reader = TlsReader<'static, Socket, CipherSuite>;
-type Writer = TlsWriter<'static, Socket, CipherSuite>;
+use common::api::{Reader, Writer};
 
 /// ResumeSession through the device's API client, then a new verified TLS connection to the
 /// answer's StreamUrl port, with a signed upgrade.
@@ -97,23 +82,11 @@ async fn setup(cut_after: Option<u64>) -> Setup {
         ..Faults::default()
     }));
     let port = emu.addr().port();
-    let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
-    let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let api = Api {
-        endpoint: Endpoint {
-            host: "127.0.0.1",
-            port,
-            tls: true,
-            region: "us-east-1",
-        },
-        credentials: CREDS,
-        clock: leak(Clock::from_unix_secs(now)),
-        stream_urls: StreamUrls::LoopbackForTests,
-    };
+    let (api, ca) = common::api::emulator_api(&emu, CREDS, leak(Clock::from_unix_secs(now)));
     let api_conn = common::tls_to_localhost(port, ca).await;
     Setup {
         api,
@@ -131,42 +104,12 @@ async fn run_command<S: ResumeSource>(
     command: &str,
     source: impl FnOnce(&'static str) -> S,
 ) -> (Result<CloseReason, Error>, Vec<u8>, Option<i32>, S) {
-    let values = [command];
-    let params = [("command", &values[..])];
-    let request = StartSessionRequest {
-        target: "i-0emulator",
-        document_name: Some("AWS-StartNonInteractiveCommand"),
-        parameters: &params,
-        reason: None,
-    };
-    let buffers: &'static mut ApiBuffers = leak(ApiBuffers::new());
-    let response = s
-        .api
-        .start_session(&mut *s.api_conn, &request, buffers)
-        .await
-        .unwrap();
+    let response = common::api::start_command(&s.api, s.api_conn, command).await;
     let session_id: &'static str = Box::leak(response.session_id().to_string().into_boxed_str());
-    let mut config = Config::from_response(&response);
-    let signed = leak(s.api.sign_upgrade(&response.stream_url()).unwrap());
-    let (headers, n) = signed.headers();
-    let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new(headers));
-    config.headers = &headers[..n];
-    assert_eq!(config.port, s.port);
-    let conn = common::tls_to_localhost(s.port, s.ca).await;
-    let resources: &'static mut Resources = leak(Resources::new());
-    let (session, runner) = ssm_embassy::new(conn.split(), config, resources, 0x7e5);
+    let (session, runner, _) =
+        common::api::open_session(&s.api, &response, s.port, s.ca, 0x7e5).await;
     let mut source = source(session_id);
-    let app = async move {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 2048];
-        loop {
-            match { session }.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-        (out, session.exit_code())
-    };
+    let app = async move { (common::api::read_all(session).await, session.exit_code()) };
     let (run, (out, code)) = tokio::time::timeout(
         core::time::Duration::from_secs(120),
         join(
