@@ -4,7 +4,10 @@
 use core::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sha2::{Digest, Sha256};
-use ssm_benches::{frame, header, payload, ACK, HANDSHAKE_REQUEST, PAYLOAD_SIZES};
+use ssm_benches::{
+    frame, header, payload, ACK, HANDSHAKE_REQUEST, PAYLOAD_SIZES, START_SESSION_RESPONSE,
+};
+use ssm_proto::model::OwnedStartSessionResponse;
 use ssm_proto::payload::{Acknowledge, HandshakeRequest, Size};
 use ssm_proto::wire::{FrameRepr, HEADER_LEN};
 
@@ -65,6 +68,12 @@ fn payloads(c: &mut Criterion) {
         cols: 120,
         rows: 40,
     };
+    g.bench_function("start_session_response_parse_owned", |b| {
+        b.iter(|| {
+            OwnedStartSessionResponse::<2048, 1024>::parse(black_box(START_SESSION_RESPONSE))
+                .expect("valid")
+        })
+    });
     g.bench_function("size_emit", |b| {
         b.iter(|| black_box(&size).emit(&mut out).expect("fits"))
     });

@@ -37,6 +37,9 @@ pub fn frame(len: usize) -> Vec<u8> {
     buf
 }
 
+/// A StartSession answer as the AWS CLI prints it (with `ResponseMetadata`), `\/` escapes in the URL.
+pub const START_SESSION_RESPONSE: &[u8] = br#"{"SessionId":"user-0123456789abcdef0","TokenValue":"AAEAAbKr0Vx1c2Vzc2lvbi10b2tlbi1mb3ItYmVuY2htYXJrcy1vbmx5LWxvbmdlci10aGFuLXVzdWFs","StreamUrl":"wss:\/\/ssmmessages.eu-west-1.amazonaws.com\/v1\/data-channel\/user-0123456789abcdef0?role=publish_subscribe","ResponseMetadata":{"RequestId":"5b4e7d35-1f0e-4c5a-9d3e-1a2b3c4d5e6f","HTTPStatusCode":200,"HTTPHeaders":{"date":"Tue, 01 Dec 2026 22:00:00 GMT","content-type":"application/x-amz-json-1.1","content-length":"402","connection":"keep-alive"},"RetryAttempts":0}}"#;
+
 /// An acknowledge payload as the official client sends it.
 pub const ACK: &[u8] = br#"{"AcknowledgedMessageType":"output_stream_data","AcknowledgedMessageId":"3970115e-82aa-4778-a667-f7e936cd4f24","AcknowledgedMessageSequenceNumber":132578107821,"IsSequentialMessage":true}"#;
 

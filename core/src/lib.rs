@@ -28,6 +28,8 @@
 //! - [`ws`]: WebSocket (RFC 6455) handshake and framing, client and server, sans-IO.
 //! - [`payload`]: the JSON (and small binary) control payloads: acknowledge, handshake, size,
 //!   channel_closed, flag, exit code, OpenDataChannelInput.
+//! - [`kms`]: KMS session encryption (AES-256-GCM under a KMS data key) and its handshake,
+//!   both roles, sans IO.
 //! - [`session`]: the sans-IO session engine (handshake, reliable ordered delivery, flow control),
 //!   client and agent roles.
 //!
@@ -52,6 +54,7 @@ mod fmt;
 mod decimal;
 
 pub mod api;
+pub mod kms;
 pub mod model;
 pub mod payload;
 pub mod session;

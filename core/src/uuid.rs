@@ -138,29 +138,6 @@ impl defmt::Format for Uuid {
     }
 }
 
-impl serde::Serialize for Uuid {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let h = self.to_hyphenated();
-        s.serialize_str(core::str::from_utf8(&h).map_err(|_| serde::ser::Error::custom("uuid"))?)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Uuid {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Uuid;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a hyphenated uuid")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Uuid, E> {
-                Uuid::parse_hyphenated(v.as_bytes()).map_err(|_| E::custom("not a hyphenated uuid"))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,11 +112,6 @@ impl std::error::Error for Failure {}
 /// Shorthand for results in this binary.
 pub type Result<T, E = Failure> = core::result::Result<T, E>;
 
-/// A failure to open a TCP connection to `what` (a host and port, never a URL with a query).
-pub fn unreachable(what: &str, err: &std::io::Error) -> Failure {
-    Failure::new(Kind::Unreachable, format!("cannot reach {what}: {err}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

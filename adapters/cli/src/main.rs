@@ -14,29 +14,32 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
-mod api;
+mod aws;
 mod escape;
 mod exit;
 mod frame;
 mod plugin;
 mod port;
 mod session;
-mod sigv4;
 mod term;
-mod url;
 
-use api::{Grant, SsmClient};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws::{Aws, AwsOptions, Resumed};
 use exit::{Failure, Kind, Result};
 use ssm_tokio::emulator::{Emulator, EmulatorConfig};
-use ssm_tokio::{ConnectOptions, Faults, ResumeFn, Target, TlsOptions, Token};
+use ssm_tokio::{ConnectOptions, Faults, Grant, ResumeFn, TlsOptions};
 
 /// Environment variables, listed under `--help`.
 const ENV_HELP: &str = "\
 Environment:
   AWS_CA_BUNDLE          PEM file of extra trusted CAs (TLS interception, the emulator's CA)
-  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE,
-  AWS_SHARED_CREDENTIALS_FILE
-                         credentials for signing StartSession / ResumeSession / TerminateSession
+  AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+  AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_SSM, ...
+                         credentials, region and endpoint, resolved as the AWS CLI does
+                         (SSO, credential_process, role_arn + source_profile included)
+  SSM_SESSION_NO_SIGN_UPGRADE=1
+                         do not SigV4-sign the data-channel upgrade (as --no-sign-upgrade)
   SSM_SESSION_LOG        driver logs on stderr, e.g. `debug` or `ssm_tokio=trace` (never the token)";
 
 /// AWS Session Manager client: shells, commands, and a drop-in `session-manager-plugin`.
@@ -106,8 +109,47 @@ struct DemoArgs {
     /// connection at a time) instead of smux.
     #[arg(long, value_name = "VERSION")]
     agent_version: Option<String>,
+    /// Do not SigV4-sign the data-channel WebSocket upgrade (also SSM_SESSION_NO_SIGN_UPGRADE=1).
+    #[arg(long)]
+    no_sign_upgrade: bool,
+    #[command(flatten)]
+    strict: StrictArgs,
     #[command(flatten)]
     port: port::PortArgs,
+}
+
+/// The emulator's AWS-like strictness (shared by `demo` and `emulator`).
+#[derive(Debug, Args, Clone)]
+struct StrictArgs {
+    /// Verify SigV4 on every API call and WebSocket upgrade against these keys, as AWS does
+    /// (`AKID:SECRET` or `AKID:SECRET:SESSION_TOKEN`); `demo` also signs with them.
+    #[arg(long, value_name = "AKID:SECRET[:TOKEN]")]
+    credentials: Option<String>,
+    /// Close every data channel after SECS seconds with `close 1000 "Bye"` (the service does so
+    /// hourly); the client resumes.
+    #[arg(long, value_name = "SECS")]
+    close_every: Option<f64>,
+}
+
+impl StrictArgs {
+    /// Applies the options to an emulator configuration.
+    fn apply(&self, config: &mut EmulatorConfig) -> Result<()> {
+        if let Some(c) = &self.credentials {
+            config.credentials = Some(
+                ssm_tokio::emulator::sigv4::Credentials::parse(c)
+                    .map_err(|e| Failure::new(Kind::Usage, format!("--credentials: {e}")))?,
+            );
+        }
+        if let Some(secs) = self.close_every {
+            config.close_every = Some(
+                std::time::Duration::try_from_secs_f64(secs)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| Failure::new(Kind::Usage, "--close-every wants seconds > 0"))?,
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +184,8 @@ struct EmulatorArgs {
     /// Seed of the fault injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[command(flatten)]
+    strict: StrictArgs,
 }
 
 #[derive(Debug, Args)]
@@ -155,16 +199,20 @@ struct StartArgs {
     /// Document parameters as JSON, e.g. '{"command":["uname -a"]}'.
     #[arg(long)]
     parameters: Option<String>,
-    /// AWS region (default: AWS_REGION, then AWS_DEFAULT_REGION).
+    /// AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's region).
     #[arg(long)]
     region: Option<String>,
-    /// Profile in the shared credentials file.
-    #[arg(long, default_value = "")]
-    profile: String,
-    /// SSM endpoint (default: https://ssm.REGION.amazonaws.com). ws:// stream URLs are accepted
-    /// only when this is a loopback address.
+    /// Profile of the shared config/credentials files (default: AWS_PROFILE, then `default`).
+    #[arg(long)]
+    profile: Option<String>,
+    /// SSM endpoint (default: AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL, the profile's endpoint_url,
+    /// then https://ssm.REGION.amazonaws.com). Stream URLs off AWS (and ws://) are accepted only
+    /// when this is a loopback address.
     #[arg(long)]
     endpoint_url: Option<String>,
+    /// Do not SigV4-sign the data-channel WebSocket upgrade (also SSM_SESSION_NO_SIGN_UPGRADE=1).
+    #[arg(long)]
+    no_sign_upgrade: bool,
     #[command(flatten)]
     port: port::PortArgs,
 }
@@ -248,57 +296,57 @@ fn run_plugin(args: &[OsString]) -> ExitCode {
     }
 }
 
-/// The TLS configuration for `https://` API endpoints: the same roots as the data channel.
-fn api_tls(tls: &TlsOptions) -> Result<Option<Arc<rustls::ClientConfig>>> {
-    tls.client_config()
-        .map(Some)
-        .map_err(session::driver_failure)
+/// Whether the upgrade is signed: on unless `--no-sign-upgrade` or `SSM_SESSION_NO_SIGN_UPGRADE=1`.
+fn sign_upgrade(flag_off: bool) -> bool {
+    !flag_off && std::env::var("SSM_SESSION_NO_SIGN_UPGRADE").map_or(true, |v| v != "1")
 }
 
-/// A `ResumeFn` that calls `ResumeSession` on `client`.
-fn resume_with(client: Arc<SsmClient>, session_id: String) -> ResumeFn {
+/// A `ResumeFn` that calls `ResumeSession` through `aws`. An answer with an empty token (the
+/// session ended) sets `ended` and fails every later attempt at once.
+fn resume_with(aws: Aws, session_id: String, ended: Arc<AtomicBool>) -> ResumeFn {
     Arc::new(move || {
-        let client = client.clone();
-        let id = session_id.clone();
+        let (aws, id, ended) = (aws.clone(), session_id.clone(), ended.clone());
         Box::pin(async move {
-            client
-                .resume_session(&id)
-                .await
-                .map(target_of)
-                .map_err(|f| std::io::Error::other(f.message))
+            if ended.load(Ordering::Acquire) {
+                return Err(std::io::Error::other("the session ended"));
+            }
+            match aws.resume_session(&id).await {
+                Ok(Resumed::Grant(g)) => Ok(*g),
+                Ok(Resumed::Ended) => {
+                    ended.store(true, Ordering::Release);
+                    Err(std::io::Error::other("the session ended"))
+                }
+                Err(f) => Err(std::io::Error::other(f.message)),
+            }
         })
     })
 }
 
-/// Runs the session that `grant` (a StartSession answer from `client`) opened, resuming it
-/// through the same client when the connection drops.
+/// Runs the session that `grant` (a StartSession answer) opened, resuming it through `aws`
+/// when the connection drops.
 async fn run_granted(
-    client: Arc<SsmClient>,
+    aws: Aws,
     grant: Grant,
     tls: TlsOptions,
     port: port::PortOptions,
 ) -> Result<u8> {
-    let session_id = grant.session_id.clone();
+    let session_id = grant.session_id().to_owned();
+    let ended = Arc::new(AtomicBool::new(false));
     let options = ConnectOptions {
         tls,
-        resume: Some(resume_with(client.clone(), session_id.clone())),
+        resume: Some(resume_with(aws.clone(), session_id.clone(), ended.clone())),
+        upgrade_headers: aws.upgrade_headers(),
         ..Default::default()
     };
     session::run(session::Run {
         session_id,
-        target: target_of(grant),
+        grant,
         options,
-        api: Some(client),
+        api: Some(aws),
         port,
+        ended: Some(ended),
     })
     .await
-}
-
-fn target_of(g: Grant) -> Target {
-    Target {
-        stream_url: g.stream_url,
-        token: g.token,
-    }
 }
 
 async fn plugin_session(p: plugin::PluginArgs) -> Result<u8> {
@@ -306,76 +354,51 @@ async fn plugin_session(p: plugin::PluginArgs) -> Result<u8> {
         allow_plain_ws: p.allows_plain_ws(),
         ..Default::default()
     };
-    let endpoint = p
-        .endpoint
-        .clone()
-        .unwrap_or_else(|| SsmClient::default_endpoint(&p.region));
-    let endpoint_url = url::Url::parse(&endpoint)
-        .ok_or_else(|| Failure::new(Kind::Usage, "endpoint is not an http(s) url"))?;
-    let api_tls = if endpoint_url.is_tls() {
-        api_tls(&tls)?
-    } else {
-        None
-    };
-    let local = endpoint_url.is_loopback();
-    let client = Arc::new(SsmClient::new(
-        endpoint_url,
-        p.region.clone(),
-        sigv4::Credentials::discover(&p.profile),
-        api_tls,
-    ));
-    if p.grant.stream_url.starts_with("ws://") && !tls.allow_plain_ws {
-        return Err(Failure::new(
-            Kind::Usage,
-            "refusing an unencrypted ws:// stream url: allowed only when the endpoint and the \
-             stream url are both on loopback",
-        ));
-    }
-    p.grant.validate(local)?;
-    run_granted(client, p.grant, tls, port::PortOptions::default()).await
+    let aws = Aws::load(AwsOptions {
+        region: Some(p.region.clone()),
+        profile: Some(p.profile.clone()),
+        endpoint_url: p.endpoint.clone(),
+        credentials: None,
+        sign_upgrade: sign_upgrade(false),
+    })
+    .await?;
+    run_granted(aws, p.grant, tls, port::PortOptions::default()).await
 }
 
 async fn start(a: StartArgs) -> Result<u8> {
     // A named port that is taken fails before anything is asked of AWS.
     let port = port::PortOptions::prebind(a.port.clone()).await?;
-    let region = a
-        .region
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| Failure::new(Kind::Usage, "no region: pass --region or set AWS_REGION"))?;
-    let endpoint = a
-        .endpoint_url
-        .clone()
-        .unwrap_or_else(|| SsmClient::default_endpoint(&region));
-    let endpoint_url = url::Url::parse(&endpoint)
-        .ok_or_else(|| Failure::new(Kind::Usage, "--endpoint-url is not an http(s) url"))?;
-    let mut tls = TlsOptions::default();
-    let api_tls = if endpoint_url.is_tls() {
-        api_tls(&tls)?
-    } else {
-        None
+    if let Some(e) = a.endpoint_url.as_deref() {
+        if !aws::is_http_url(e) {
+            return Err(Failure::new(
+                Kind::Usage,
+                "--endpoint-url is not an http(s) url",
+            ));
+        }
+    }
+    let parameters = match &a.parameters {
+        Some(p) => Some(
+            serde_json::from_str::<Value>(p)
+                .map_err(|e| Failure::new(Kind::Usage, format!("--parameters is not json: {e}")))?,
+        ),
+        None => None,
     };
-    let local = endpoint_url.is_loopback();
-    let client = Arc::new(SsmClient::new(
-        endpoint_url,
-        region,
-        sigv4::Credentials::discover(&a.profile),
-        api_tls,
-    ));
-    let mut request = json!({ "Target": a.target });
-    if let Some(d) = a.document_name {
-        request["DocumentName"] = Value::String(d);
-    }
-    if let Some(p) = a.parameters {
-        request["Parameters"] = serde_json::from_str(&p)
-            .map_err(|e| Failure::new(Kind::Usage, format!("--parameters is not json: {e}")))?;
-    }
-    let grant = client.start_session(&request).await?;
-    grant.validate(local)?;
-    tls.allow_plain_ws =
-        local && url::Url::parse(&grant.stream_url).is_some_and(|u| u.is_loopback());
-    run_granted(client, grant, tls, port).await
+    let aws = Aws::load(AwsOptions {
+        region: a.region.clone(),
+        profile: a.profile.clone(),
+        endpoint_url: a.endpoint_url.clone(),
+        credentials: None,
+        sign_upgrade: sign_upgrade(a.no_sign_upgrade),
+    })
+    .await?;
+    let grant = aws
+        .start_session(&a.target, a.document_name.as_deref(), parameters.as_ref())
+        .await?;
+    let tls = TlsOptions {
+        allow_plain_ws: aws::allows_plain_ws(&grant),
+        ..Default::default()
+    };
+    run_granted(aws, grant, tls, port).await
 }
 
 fn emulator_config(no_tls: bool, shell: Option<String>) -> EmulatorConfig {
@@ -456,6 +479,24 @@ async fn demo(mut a: DemoArgs) -> Result<u8> {
     if let Some(v) = &a.agent_version {
         config.agent_version.clone_from(v);
     }
+    a.strict.apply(&mut config)?;
+    // The client signs with the emulator's keys (strict) or throwaway ones: never yours.
+    let credentials = match &config.credentials {
+        Some(c) => aws_credential_types::Credentials::new(
+            c.access_key_id.clone(),
+            c.secret_access_key.clone(),
+            c.session_token.clone(),
+            None,
+            "ssm-session demo",
+        ),
+        None => aws_credential_types::Credentials::new(
+            "AKIDEMULATOR",
+            "emulator-secret",
+            None,
+            None,
+            "ssm-session demo",
+        ),
+    };
     let emu = start_emulator(config).await?;
     eprintln!(
         "ssm-session demo: local Session Manager emulator at {} ({})",
@@ -466,9 +507,14 @@ async fn demo(mut a: DemoArgs) -> Result<u8> {
             "wss:// with a throwaway CA"
         }
     );
-    let endpoint = url::Url::parse(&emu.endpoint_url())
-        .ok_or_else(|| Failure::new(Kind::Internal, "emulator endpoint is not a url"))?;
-    let client = Arc::new(SsmClient::new(endpoint, "us-east-1", None, None));
+    let aws = Aws::load(AwsOptions {
+        region: Some("us-east-1".into()),
+        profile: None,
+        endpoint_url: Some(emu.endpoint_url()),
+        credentials: Some(credentials),
+        sign_upgrade: sign_upgrade(a.no_sign_upgrade),
+    })
+    .await?;
     let mut request = forward.unwrap_or_else(|| json!({ "Target": "i-0123456789abcdef0" }));
     if let Some(c) = &a.command {
         let doc = if a.interactive {
@@ -479,9 +525,14 @@ async fn demo(mut a: DemoArgs) -> Result<u8> {
         request["DocumentName"] = json!(doc);
         request["Parameters"] = json!({ "command": [c] });
     }
-    let grant = client.start_session(&request).await?;
-    grant.validate(true)?;
-    run_granted(client, grant, emu.client_tls(), port).await
+    let grant = aws
+        .start_session(
+            request["Target"].as_str().unwrap_or_default(),
+            request["DocumentName"].as_str(),
+            request.get("Parameters"),
+        )
+        .await?;
+    run_granted(aws, grant, emu.client_tls(), port).await
 }
 
 async fn emulator(a: EmulatorArgs) -> Result<u8> {
@@ -501,6 +552,7 @@ async fn emulator(a: EmulatorArgs) -> Result<u8> {
     if !faults.is_none() {
         config.faults = Some(faults);
     }
+    a.strict.apply(&mut config)?;
     let tls = config.tls;
     let emu = start_emulator(config).await?;
     let mut ca_written = None;

@@ -11,18 +11,19 @@
 use std::ffi::OsString;
 
 use serde_json::Value;
+use ssm_tokio::Grant;
 
-use crate::api::Grant;
+use crate::aws;
 use crate::exit::{Failure, Kind, Result};
-use crate::url::Url;
 
 /// The plugin version we answer `--version` with, and send as `ClientVersion`.
 ///
 /// The AWS CLI parses it as digits and dots: above 1.2.497.0 it passes the token through the
 /// environment (never argv); below 1.2.764.0 it warns that the plugin is outdated. The agent
 /// gates features on the client version (smux port forwarding from 1.1.70). 1.2.779.0 is the
-/// official release whose wire behaviour this client reproduces.
-pub const PLUGIN_COMPAT_VERSION: &str = "1.2.779.0";
+/// official release whose wire behaviour this client reproduces: the engine's
+/// [`DEFAULT_CLIENT_VERSION`](ssm_proto::session::DEFAULT_CLIENT_VERSION), one value for both.
+pub const PLUGIN_COMPAT_VERSION: &str = ssm_proto::session::DEFAULT_CLIENT_VERSION;
 
 /// The prefix of the environment variable form of argv[1].
 pub const RESPONSE_ENV_PREFIX: &str = "AWS_SSM_START_SESSION_RESPONSE";
@@ -49,7 +50,7 @@ pub enum Invocation {
 /// The arguments of a session invocation.
 #[derive(Debug)]
 pub struct PluginArgs {
-    /// The `StartSession` answer.
+    /// The `StartSession` answer, validated under the endpoint rule of argv[6].
     pub grant: Grant,
     /// argv[2].
     pub region: String,
@@ -64,8 +65,7 @@ impl PluginArgs {
     /// URL are on this machine (a local emulator). A remote endpoint handing out `ws://` would
     /// send the token and the session in clear text, so that is refused.
     pub fn allows_plain_ws(&self) -> bool {
-        let local = |s: &str| Url::parse(s).is_some_and(|u| u.is_loopback());
-        self.endpoint.as_deref().is_some_and(local) && local(&self.grant.stream_url)
+        aws::allows_plain_ws(&self.grant)
     }
 }
 
@@ -132,11 +132,6 @@ pub fn parse(
     } else {
         args[0].to_owned()
     };
-    let response: Value = serde_json::from_str(&response).map_err(|e| {
-        // serde's message carries a position, never the input text.
-        Failure::new(Kind::Usage, format!("session response is not json: {e}"))
-    })?;
-    let grant = Grant::from_json(&response)?;
     let region = args[1].to_owned();
     let operation = args[2];
     if operation != "StartSession" {
@@ -158,13 +153,20 @@ pub fn parse(
         .filter(|e| !e.is_empty())
         .map(|e| (*e).to_owned());
     if let Some(e) = &endpoint {
-        if Url::parse(e).is_none() {
+        if !aws::is_http_url(e) {
             return Err(Failure::new(
                 Kind::Usage,
                 format!("endpoint {e:?} is not an http(s) url"),
             ));
         }
     }
+    // The answer came from argv[6]'s endpoint (the AWS CLI passes the one it called): that
+    // endpoint's rule decides where its stream URL may point.
+    let policy = aws::endpoint_policy(endpoint.as_deref().unwrap_or(""));
+    let grant = Grant::parse_with(response.as_bytes(), policy).map_err(|e| {
+        // The model's errors name the faulty field, never its text.
+        Failure::new(Kind::Usage, format!("unusable session response: {e}"))
+    })?;
     Ok(Invocation::Session(Box::new(PluginArgs {
         grant,
         region,
@@ -188,6 +190,7 @@ mod tests {
     use std::collections::HashMap;
 
     const RESPONSE: &str = r#"{"SessionId":"s-0a","StreamUrl":"ws://127.0.0.1:9/v1/data-channel/s-0a?role=publish_subscribe","TokenValue":"secret-token"}"#;
+    const AWS_RESPONSE: &str = r#"{"SessionId":"s-0a","StreamUrl":"wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-0a?role=publish_subscribe","TokenValue":"secret-token"}"#;
 
     fn os(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
@@ -251,7 +254,7 @@ mod tests {
             ],
             &mut no_env,
         );
-        assert_eq!(p.grant.session_id, "s-0a");
+        assert_eq!(p.grant.session_id(), "s-0a");
         assert_eq!(p.region, "us-east-1");
         assert_eq!(p.profile, "");
         assert_eq!(p.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
@@ -262,16 +265,19 @@ mod tests {
     fn env_var_form_takes_the_variable() {
         let mut env: HashMap<String, String> = [(
             "AWS_SSM_START_SESSION_RESPONSE".to_owned(),
-            RESPONSE.to_owned(),
+            AWS_RESPONSE.to_owned(),
         )]
         .into();
         let mut take = |k: &str| env.remove(k);
         let name = "AWS_SSM_START_SESSION_RESPONSE";
         let p = session(&["x", name, "eu-west-1", "StartSession"], &mut take);
-        assert_eq!(p.grant.token.expose(), "secret-token");
+        assert_eq!(p.grant.token().expose_secret(), "secret-token");
         assert!(env.is_empty(), "the variable must be consumed");
         // Legacy form: no endpoint, so ws:// is not allowed.
         assert!(p.endpoint.is_none() && !p.allows_plain_ws());
+        // ... and neither is a stream URL off AWS.
+        let e = parse(&os(&["x", RESPONSE, "r", "StartSession"]), &mut no_env).unwrap_err();
+        assert!(e.message.starts_with("unusable session response"), "{e}");
 
         let e = parse(
             &os(&["x", "AWS_SSM_START_SESSION_RESPONSE_X", "r", "StartSession"]),
@@ -287,20 +293,27 @@ mod tests {
     #[test]
     fn real_environment_is_consumed() {
         let name = "AWS_SSM_START_SESSION_RESPONSE_CLI_UNIT_TEST";
-        std::env::set_var(name, RESPONSE);
+        std::env::set_var(name, AWS_RESPONSE);
         let p = session(&["x", name, "r", "StartSession"], &mut take_env);
-        assert_eq!(p.grant.session_id, "s-0a");
+        assert_eq!(p.grant.session_id(), "s-0a");
         assert!(std::env::var_os(name).is_none());
     }
 
     #[test]
-    fn remote_endpoint_never_allows_ws() {
+    fn remote_endpoint_never_allows_ws_or_other_hosts() {
         let remote = "https://ssm.us-east-1.amazonaws.com";
         let p = session(
-            &["x", RESPONSE, "r", "StartSession", "", "{}", remote],
+            &["x", AWS_RESPONSE, "r", "StartSession", "", "{}", remote],
             &mut no_env,
         );
         assert!(!p.allows_plain_ws());
+        let e = parse(
+            &os(&["x", RESPONSE, "r", "StartSession", "", "{}", remote]),
+            &mut no_env,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(!e.message.contains("127.0.0.1"), "{e}");
     }
 
     #[test]

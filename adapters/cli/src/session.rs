@@ -17,12 +17,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use ssm_tokio::{ConnectOptions, SessionEvent, Target};
+use ssm_tokio::{ConnectOptions, Grant, SessionEvent};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::api::SsmClient;
+use crate::aws::Aws;
 use crate::port::{self, PortOptions};
+use ssm_proto::session::SessionType;
 use ssm_proto::smux;
 use ssm_tokio::forward::{disconnect_flag, forward_basic, forward_mux, PortMode, Stats};
 
@@ -44,13 +45,16 @@ const STREAM_END_LIMIT: Duration = Duration::from_secs(10);
 pub struct Run {
     /// The session id (for the status lines).
     pub session_id: String,
-    /// URL and token.
-    pub target: Target,
+    /// The validated URL and token.
+    pub grant: Grant,
     /// Connection options (TLS policy, resume callback).
     pub options: ConnectOptions,
     /// The SSM API, to end the session there too when we leave abruptly (`~.`, a signal), in
     /// case the TerminateSession flag cannot reach a frozen agent.
-    pub api: Option<Arc<SsmClient>>,
+    pub api: Option<Aws>,
+    /// Set when ResumeSession said the session ended (an empty token): the run then ends with
+    /// exit code 0, as the official plugin does.
+    pub ended: Option<Arc<AtomicBool>>,
     /// Port sessions: where to listen, `--stats`.
     pub port: PortOptions,
 }
@@ -73,10 +77,11 @@ enum InputEnd {
 pub async fn run(run: Run) -> Result<u8> {
     let Run {
         session_id,
-        target,
+        grant,
         mut options,
         api,
         mut port,
+        ended,
     } = run;
     eprintln!("\r\nStarting session with SessionId: {session_id}\r");
     // Resume only a session that was established: a connection closed before the handshake is
@@ -99,7 +104,7 @@ pub async fn run(run: Run) -> Result<u8> {
     if options.terminal_size.is_none() && term::stdin_is_tty() {
         options.terminal_size = term::size();
     }
-    let session = ssm_tokio::connect(target, options)
+    let session = ssm_tokio::connect(grant, options)
         .await
         .map_err(driver_failure)?;
     let ssm_tokio::ClientSession {
@@ -129,9 +134,10 @@ pub async fn run(run: Run) -> Result<u8> {
     let (input_end_tx, mut input_end) = mpsc::channel::<InputEnd>(1);
     let mut input = Some(input);
     let mut raw: Option<RawMode> = None;
-    let mut session_type = String::new();
+    let mut session_type: Option<SessionType> = None;
     let mut exit_code: Option<i32> = None;
     let mut handshake_done = false;
+    let mut lost_quietly: Option<String> = None;
     // Set once a stream session's input ended: the session must be over by then.
     let mut end_by: Option<tokio::time::Instant> = None;
 
@@ -142,16 +148,16 @@ pub async fn run(run: Run) -> Result<u8> {
                 Some(SessionEvent::HandshakeComplete(info)) => {
                     handshake_done = true;
                     established.store(true, Ordering::Release);
-                    session_type = info.session_type.clone();
+                    session_type = info.session_type;
                     if !info.customer_message.is_empty() {
                         eprintln!("{}\r", info.customer_message);
                     }
                     let terminal = matches!(
-                        session_type.as_str(),
-                        "Standard_Stream" | "InteractiveCommands"
+                        session_type,
+                        Some(SessionType::StandardStream | SessionType::InteractiveCommands)
                     );
-                    if session_type == "Port" {
-                        let mode = PortMode::of(&info).map_err(|e| {
+                    if session_type == Some(SessionType::Port) {
+                        let mode = info.port_mode().map_err(|e| {
                             Failure::new(Kind::Protocol, e.to_string())
                         });
                         let mode = match mode {
@@ -231,10 +237,19 @@ pub async fn run(run: Run) -> Result<u8> {
                     }
                 }
                 Some(SessionEvent::ExitCode(c)) => exit_code = Some(c),
+                // The service's routine close (1000, about hourly) gets one line, once resumed;
+                // any other loss is announced at once.
                 Some(SessionEvent::TransportLost(why)) if handshake_done => {
-                    eprintln!("ssm-session: connection lost ({why}); resuming\r");
+                    if why.contains("(1000 ") {
+                        lost_quietly = Some(why);
+                    } else {
+                        eprintln!("ssm-session: connection lost ({why}); resuming\r");
+                    }
                 }
-                Some(SessionEvent::Reconnected) => eprintln!("ssm-session: reconnected\r"),
+                Some(SessionEvent::Reconnected) => match lost_quietly.take() {
+                    Some(why) => eprintln!("ssm-session: resumed after the data channel was {why}\r"),
+                    None => eprintln!("ssm-session: reconnected\r"),
+                },
                 Some(SessionEvent::Closed(_)) | None => break None,
                 Some(_) => {}
             },
@@ -318,6 +333,10 @@ pub async fn run(run: Run) -> Result<u8> {
     })
     .await;
     drop(raw);
+    if result.is_err() && ended.is_some_and(|e| e.load(Ordering::Acquire)) {
+        eprintln!("\r\nSession {session_id} ended on the service's side.\r");
+        return Ok(0);
+    }
     let outcome = result.map_err(|e| {
         if handshake_done {
             driver_failure(e)
@@ -329,9 +348,9 @@ pub async fn run(run: Run) -> Result<u8> {
         eprintln!("\r\n{}", msg.trim_end());
     }
     eprintln!("\r\nExiting session with sessionId: {session_id}.\r");
-    match (session_type.as_str(), exit_code.or(outcome.exit_code)) {
+    match (session_type, exit_code.or(outcome.exit_code)) {
         (_, Some(code)) => Ok(u8::try_from(code.rem_euclid(256)).unwrap_or(255)),
-        ("NonInteractiveCommands", None) => Err(Failure::new(
+        (Some(SessionType::NonInteractiveCommands), None) => Err(Failure::new(
             Kind::ChannelClosed,
             format!(
                 "agent closed the channel before sending the exit code ({})",

@@ -218,11 +218,14 @@ fn plain_ws_from_a_remote_endpoint_is_refused_before_connecting() {
         10,
     );
     assert_eq!(r.code(), 2, "{r:?}");
+    // The core's parser refuses it under the remote endpoint's rule, naming the field only.
     assert!(
-        r.stderr.contains("refusing an unencrypted ws://"),
+        r.stderr
+            .contains("unusable session response: stream url scheme is not wss"),
         "{}",
         r.stderr
     );
+    assert!(!r.stderr.contains("tok-1") && !r.stderr.contains("127.0.0.1:9"));
 }
 
 #[test]

@@ -16,7 +16,9 @@ use embassy_sync::waitqueue::WakerRegistration;
 use embassy_time::Timer;
 use embedded_io_async::{ErrorType, Read, Write};
 use ssm_proto::model::StartSessionResponse;
-use ssm_proto::session::{self as engine, CloseReason, Event, Incoming, Stream, TransmitKind};
+use ssm_proto::session::{
+    self as engine, CloseReason, Event, Incoming, SplitMix64, Stream, TransmitKind,
+};
 use ssm_proto::ws::{self, handshake, MessageKind, Role, WebSocket};
 
 use crate::error::{io, Error};
@@ -217,26 +219,14 @@ where
             frame: &mut frame[..tx_payload],
             out,
             config,
-            rng: SplitMix64(seed ^ 0x5753_4b45_595f_4d41),
+            rng: SplitMix64::new(seed ^ 0x5753_4b45_595f_4d41),
         },
     )
 }
 
-/// A small PRNG for WebSocket keys and masks, seeded from the caller's seed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn mask(&mut self) -> [u8; 4] {
-        (self.next_u64() as u32).to_le_bytes()
-    }
+/// A WebSocket mask from the session's generator.
+fn mask(rng: &mut SplitMix64) -> [u8; 4] {
+    rng.next_u32().to_le_bytes()
 }
 
 /// Drives one session: spawn [`Runner::run`] as a task (or `join` it with your code).
@@ -513,10 +503,10 @@ async fn write_loop<W: Write, const MSG: usize>(
                             TransmitKind::Text => MessageKind::Text,
                             TransmitKind::Binary => MessageKind::Binary,
                         };
-                        Some(ws.write_message(out, kind, &frame[..t.len], || rng.mask())?)
+                        Some(ws.write_message(out, kind, &frame[..t.len], || mask(rng))?)
                     }
                     None => ws
-                        .poll_transmit(out, || rng.mask())
+                        .poll_transmit(out, || mask(rng))
                         .map_err(|_| Error::BufferTooSmall)?,
                 };
                 Ok::<_, Error>(n)
@@ -543,7 +533,7 @@ async fn write_loop<W: Write, const MSG: usize>(
             let n = {
                 let mut ws = ws.borrow_mut();
                 let _ = ws.close(ws::close_code::NORMAL, "");
-                ws.poll_transmit(out, || rng.mask())
+                ws.poll_transmit(out, || mask(rng))
                     .map_err(|_| Error::BufferTooSmall)?
             };
             if let Some(n) = n {

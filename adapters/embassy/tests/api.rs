@@ -41,7 +41,8 @@ fn leak<T>(t: T) -> &'static mut T {
 /// the API connection (kept alive).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_run_and_terminate_against_the_emulator() {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    // Strict: the emulator verifies every call's and every upgrade's signature.
+    let emu = Emulator::start(strict()).await.unwrap();
     let port = emu.addr().port();
     let clock: &'static Clock = leak(Clock::from_unix_secs(unix_now()));
     let (api, ca) = common::api::emulator_api(&emu, CREDS, clock);
@@ -95,6 +96,60 @@ async fn start_run_and_terminate_against_the_emulator() {
         ssm_embassy::Error::Api(ApiError::Service(s)) => {
             assert_eq!(s.kind, ServiceErrorKind::DoesNotExist);
             assert_eq!(s.status, 400);
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+/// An emulator that accepts only calls and upgrades signed with [`CREDS`].
+fn strict() -> EmulatorConfig {
+    EmulatorConfig {
+        credentials: Some(ssm_tokio::emulator::sigv4::Credentials {
+            access_key_id: CREDS.access_key_id.into(),
+            secret_access_key: CREDS.secret_access_key.into(),
+            session_token: CREDS.session_token.map(Into::into),
+        }),
+        ..EmulatorConfig::default()
+    }
+}
+
+/// A device without a clock against the strict emulator: its first call, signed with the
+/// epoch, is refused as expired; the refusal's `Date` sets the clock and the retry passes the
+/// emulator's verification; so does the upgrade signed with the learned clock. Wrong keys are
+/// the service's typed refusal, not a retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_without_a_clock_learns_it_from_the_strict_emulator() {
+    let emu = Emulator::start(strict()).await.unwrap();
+    let port = emu.addr().port();
+    let clock: &'static Clock = leak(Clock::unknown());
+    let (api, ca) = common::api::emulator_api(&emu, CREDS, clock);
+    let api_conn = common::tls_to_localhost(port, ca).await;
+    let response = common::api::start_command(&api, api_conn, "echo clock-ok").await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(clock.unix_secs().unwrap().abs_diff(now) <= 2);
+    let (run, out) = run_session(&api, &response, port, ca, common::api::read_all).await;
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    assert_eq!(out, b"clock-ok\n");
+
+    let wrong = Api {
+        credentials: Credentials {
+            secret_access_key: "not-the-secret",
+            ..CREDS
+        },
+        ..api
+    };
+    let mut buffers = ApiBuffers::<4096, 2048>::new();
+    let e = wrong
+        .terminate_session(api_conn, response.session_id(), &mut buffers)
+        .await
+        .unwrap_err();
+    match e {
+        ssm_embassy::Error::Api(ApiError::Service(s)) => {
+            assert!(!s.is_clock_skew(now, None), "{s:?}");
+            assert_eq!(s.status, 403, "{s:?}");
         }
         e => panic!("{e:?}"),
     }

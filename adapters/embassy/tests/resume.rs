@@ -75,7 +75,11 @@ struct Setup {
 }
 
 async fn setup(cut_after: Option<u64>) -> Setup {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    setup_with(cut_after, EmulatorConfig::default()).await
+}
+
+async fn setup_with(cut_after: Option<u64>, config: EmulatorConfig) -> Setup {
+    let emu = Emulator::start(config).await.unwrap();
     emu.set_faults(cut_after.map(|n| Faults {
         seed: 7,
         cut_after: Some(n),
@@ -145,6 +149,43 @@ async fn output_survives_repeated_cuts_through_resume_session() {
     assert_eq!(out.len(), LEN);
     assert!(out.iter().all(|&b| b == b'r'));
     assert_eq!(code, Some(5));
+    let resumes = source.resumes.get();
+    assert!(resumes >= 3, "only {resumes} resumes");
+}
+
+/// The service's routine close (`close 1000 "Bye"`, here every 300 ms instead of every hour)
+/// against the strict emulator: each ResumeSession call and each upgrade is verified, and a
+/// slow command's every line arrives, in order, with its exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routine_closes_of_the_strict_emulator_are_resumed() {
+    let config = EmulatorConfig {
+        credentials: Some(ssm_tokio::emulator::sigv4::Credentials {
+            access_key_id: CREDS.access_key_id.into(),
+            secret_access_key: CREDS.secret_access_key.into(),
+            session_token: None,
+        }),
+        close_every: Some(core::time::Duration::from_millis(300)),
+        ..EmulatorConfig::default()
+    };
+    let mut s = setup_with(None, config).await;
+    let (api, ca) = (s.api, s.ca);
+    let api_conn = common::tls_to_localhost(s.port, ca).await;
+    let (run, out, code, source) = run_command(
+        &mut s,
+        "for i in $(seq 1 15); do echo line-$i; sleep 0.1; done; exit 6",
+        move |_| EmulatorSource {
+            api,
+            api_conn,
+            buffers: ApiBuffers::new(),
+            ca,
+            resumes: Cell::new(0),
+        },
+    )
+    .await;
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    let want: String = (1..=15).map(|i| format!("line-{i}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&out), want);
+    assert_eq!(code, Some(6));
     let resumes = source.resumes.get();
     assert!(resumes >= 3, "only {resumes} resumes");
 }

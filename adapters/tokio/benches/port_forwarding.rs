@@ -57,7 +57,7 @@ use sha2::{Digest, Sha256};
 use ssm_tokio::emulator::{Emulator, EmulatorConfig};
 use ssm_tokio::forward::{forward_mux, ListenAddr, Listener, PortMode, Stats};
 use ssm_tokio::{
-    ConnectOptions, EngineConfig, Faults, SessionEvent, StreamWriter, Target, TlsOptions,
+    ConnectOptions, EngineConfig, Faults, Grant, SessionEvent, StreamWriter, TlsOptions,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
@@ -404,7 +404,7 @@ async fn target_counters(port: u16) -> Option<[u64; 3]> {
 }
 
 /// One SSM API call over plain HTTP to the emulator.
-async fn api(endpoint: SocketAddr, op: &str, body: &serde_json::Value) -> io::Result<Target> {
+async fn api(endpoint: SocketAddr, op: &str, body: &serde_json::Value) -> io::Result<Grant> {
     let body = body.to_string();
     let req = format!(
         "POST / HTTP/1.1\r\nHost: {endpoint}\r\nX-Amz-Target: AmazonSSM.{op}\r\n\
@@ -420,10 +420,12 @@ async fn api(endpoint: SocketAddr, op: &str, body: &serde_json::Value) -> io::Re
     let json = text.split("\r\n\r\n").nth(1).unwrap_or("");
     let v: serde_json::Value = serde_json::from_str(json)
         .map_err(|e| io::Error::other(format!("{op}: {e} in {json:?}")))?;
-    match (v["StreamUrl"].as_str(), v["TokenValue"].as_str()) {
-        (Some(u), Some(t)) => Ok(Target::new(u, t)),
-        _ => Err(io::Error::other(format!("{op} failed: {}", v["__type"]))),
+    if v.get("__type").is_some() {
+        return Err(io::Error::other(format!("{op} failed: {}", v["__type"])));
     }
+    // The emulator is local: its URLs name 127.0.0.1.
+    Grant::parse_with(json.as_bytes(), ssm_tokio::Endpoints::DangerousAnyHost)
+        .map_err(|e| io::Error::other(format!("{op}: {e}")))
 }
 
 /// CPU seconds (user + system, every thread) of a process so far, from `/proc/<pid>/stat`
@@ -700,7 +702,7 @@ async fn open_session(
         .map_err(|e| e.to_string())?;
     let mut options = client.options(&emu.ca_pem);
     options.terminal_size = terminal_size;
-    let session_id = Emulator::session_id_of(&target.stream_url)
+    let session_id = Emulator::session_id_of(target.stream_url().as_str())
         .unwrap_or_default()
         .to_string();
     let endpoint = emu.endpoint;
@@ -736,7 +738,7 @@ async fn open_port_session(spec: &Spec, emu: &Emu) -> Result<(SocketAddr, Arc<St
         "Parameters": {"host": ["127.0.0.1"], "portNumber": [emu.target_port.to_string()]},
     });
     let (s, info) = open_session(spec.client, emu, &req, None).await?;
-    if PortMode::of(&info).map_err(|e| e.to_string())? != PortMode::Multiplexed {
+    if info.port_mode().map_err(|e| e.to_string())? != PortMode::Multiplexed {
         return Err("the port session is not multiplexed".into());
     }
     // What `run_port_session` does for a multiplexed session, with the client's input path.

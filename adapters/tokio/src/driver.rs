@@ -19,14 +19,25 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::faults::Faults;
 use crate::handle::{Command, HandshakeInfo, Outcome, SessionEvent};
 use crate::transport::{self, BoxWs, Outgoing, Transport, TransportEvent};
-use crate::{Error, Target, TlsOptions, Token};
+use crate::{Error, Grant, TlsOptions};
 
 /// The engine type the driver runs (default capacities), boxed: its buffers are inline.
 pub(crate) type Engine = engine::Session;
 
-/// Asks the application for a fresh `Target` (from `ResumeSession`) after the WebSocket dropped.
+/// Asks the application for a fresh [`Grant`] (a `ResumeSession` answer, validated with the
+/// same endpoint policy as the first one) after the WebSocket dropped.
 pub type ResumeFn =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<Target>> + Send>> + Send + Sync>;
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<Grant>> + Send>> + Send + Sync>;
+
+/// Headers to add to a WebSocket upgrade request for this stream URL (a SigV4 signature made with
+/// fresh credentials); called before every connection attempt. Header values are never logged.
+pub type UpgradeHeadersFn = Arc<
+    dyn Fn(
+            &ssm_proto::model::StreamUrl<'_>,
+        ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<(String, String)>>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Agent role: decides whether the token in a client's `OpenDataChannelInput` is acceptable.
 pub type AuthorizeFn = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -49,7 +60,9 @@ pub(crate) enum Role {
         tls: TlsOptions,
         connect_timeout: Duration,
         resume: Option<ResumeFn>,
-        token: Token,
+        upgrade_headers: Option<UpgradeHeadersFn>,
+        /// The grant of the current connection (its token is wiped when replaced).
+        grant: Box<Grant>,
         initial_size: Option<(u16, u16)>,
     },
     Agent {
@@ -87,7 +100,7 @@ pub(crate) fn pipe() -> (DuplexStream, DuplexStream) {
     tokio::io::duplex(PIPE)
 }
 
-type Reconnect = Pin<Box<dyn Future<Output = Result<(BoxWs, Token), Error>> + Send>>;
+type Reconnect = Pin<Box<dyn Future<Output = Result<(BoxWs, Box<Grant>), Error>> + Send>>;
 
 /// A source pipe (application → engine) and the bytes taken from it not yet accepted.
 struct Source {
@@ -166,7 +179,7 @@ enum Wake {
     Timer,
     Read(usize, std::io::Result<usize>),
     Wrote(usize, std::io::Result<usize>),
-    Reconnected(Result<(BoxWs, Token), Error>),
+    Reconnected(Result<(BoxWs, Box<Grant>), Error>),
     Paced,
     Drained,
 }
@@ -242,9 +255,12 @@ pub(crate) async fn run(
     d.sync_clock();
     if let Some(ws) = ws {
         d.attach(ws);
-        if let Role::Client { token, .. } = &d.setup.role {
+        if let Role::Client { grant, .. } = &d.setup.role {
             let now = d.now();
-            if let Err(e) = d.session.handle_connected(now, token.expose()) {
+            if let Err(e) = d
+                .session
+                .handle_connected(now, grant.token().expose_secret())
+            {
                 return Err(Error::Protocol(e.to_string()));
             }
         }
@@ -420,7 +436,7 @@ impl Driver {
                                 TransmitKind::Text => Outgoing::Message(Message::text(
                                     String::from_utf8_lossy(bytes).into_owned(),
                                 )),
-                                TransmitKind::Binary if is_ack(bytes) => {
+                                TransmitKind::Binary if t.class.may_overtake() => {
                                     Outgoing::Priority(Message::binary(bytes.to_vec()))
                                 }
                                 TransmitKind::Binary => {
@@ -512,11 +528,8 @@ impl Driver {
                 rows: u16::try_from(rows).unwrap_or(u16::MAX),
             }),
             Event::Flag(f) => {
-                // The bytes delivered before the flag may still wait in the engine: take them
-                // all first, so the position counts them. (Messages the engine held for
-                // reordering and delivered in the same go as the flag are counted too: the
-                // engine reports no finer position.)
-                self.read_engine(usize::MAX);
+                // The engine reports a flag in stream order (every byte before it already read,
+                // none after it readable yet), so the bytes taken so far are its position.
                 self.emit(SessionEvent::Flag {
                     flag: f.into(),
                     after: self.sinks[0].total,
@@ -699,14 +712,17 @@ impl Driver {
                 self.emit(SessionEvent::TransportLost(reason.clone()));
                 self.start_reconnect(reason);
             }
-            Wake::Reconnected(Ok((ws, token))) => {
+            Wake::Reconnected(Ok((ws, grant))) => {
                 self.reconnect = None;
                 self.attach(ws);
-                if let Err(e) = self.session.handle_connected(now, token.expose()) {
+                if let Err(e) = self
+                    .session
+                    .handle_connected(now, grant.token().expose_secret())
+                {
                     self.failure = Some(Error::Protocol(e.to_string()));
                 }
-                if let Role::Client { token: t, .. } = &mut self.setup.role {
-                    *t = token;
+                if let Role::Client { grant: g, .. } = &mut self.setup.role {
+                    *g = grant;
                 }
                 tracing::info!("data channel resumed");
                 self.emit(SessionEvent::Reconnected);
@@ -750,24 +766,27 @@ impl Driver {
                 resume: Some(resume),
                 tls,
                 connect_timeout,
+                upgrade_headers,
                 ..
             } => {
                 let (resume, tls, timeout) = (resume.clone(), tls.clone(), *connect_timeout);
+                let headers = upgrade_headers.clone();
                 self.reconnect = Some(Box::pin(async move {
                     let mut last = Error::ConnectionLost(reason);
                     for attempt in 0..RECONNECT_ATTEMPTS {
                         if attempt > 0 {
                             tokio::time::sleep(RECONNECT_PAUSE).await;
                         }
-                        let target = match resume().await {
-                            Ok(t) => t,
+                        let grant = match resume().await {
+                            Ok(g) => Box::new(g),
                             Err(e) => {
                                 last = Error::ConnectionLost(format!("resume failed: {e}"));
                                 continue;
                             }
                         };
-                        match transport::connect_ws(&target.stream_url, &tls, timeout).await {
-                            Ok(ws) => return Ok((ws, target.token)),
+                        let url = grant.stream_url();
+                        match transport::connect_ws(url, &tls, timeout, headers.as_ref()).await {
+                            Ok(ws) => return Ok((ws, grant)),
                             Err(e) => last = e,
                         }
                     }
@@ -789,14 +808,6 @@ impl Driver {
             Role::Agent { .. } => self.orphaned_at = Some(Instant::now()),
         }
     }
-}
-
-/// Whether a frame is an `acknowledge` (unsequenced).
-fn is_ack(frame: &[u8]) -> bool {
-    frame.len() >= ssm_proto::wire::HEADER_LEN
-        && ssm_proto::wire::Frame::new_unchecked(frame)
-            .message_type()
-            .is_ok_and(|t| t == ssm_proto::wire::MessageType::Acknowledge)
 }
 
 async fn read_src(s: &mut Source) -> std::io::Result<usize> {
@@ -824,10 +835,7 @@ async fn sleep_opt(deadline: Option<Instant>) {
 
 fn handshake_info(s: &Engine) -> HandshakeInfo {
     HandshakeInfo {
-        session_type: s
-            .session_type()
-            .map(|t| t.as_str().to_string())
-            .unwrap_or_default(),
+        session_type: s.session_type(),
         properties: s.properties().unwrap_or_default().to_string(),
         agent_version: s.agent_version().unwrap_or_default().to_string(),
         client_version: s.client_version().unwrap_or_default().to_string(),

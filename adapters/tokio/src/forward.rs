@@ -149,53 +149,11 @@ pub struct Stats {
 // ---------------------------------------------------------------------------------------------
 // Which mode a session uses
 
-pub use ssm_proto::smux::version_at_least;
-
-/// Whether a `LocalPortForwarding` port session between these versions is smux-multiplexed
-/// (PROTOCOL.md §5): the agent multiplexes from 3.0.196.0, and only for clients reporting at
-/// least 1.1.70. Other port sessions (SSH's stdin/stdout) are never multiplexed.
-pub fn multiplexed(agent_version: &str, client_version: &str) -> bool {
-    version_at_least(agent_version, [3, 0, 196, 0])
-        && version_at_least(client_version, [1, 1, 70, 0])
-}
-
-/// How a client runs a port session, from its handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PortMode {
-    /// Listen locally, smux over the session ([`forward_mux`]).
-    Multiplexed,
-    /// Listen locally, one connection at a time ([`forward_basic`]).
-    Basic,
-    /// No listener: stdin/stdout are the stream ([`forward_stream`]).
-    Stream,
-}
-
-impl PortMode {
-    /// The mode for a handshake: `Stream` unless the Properties' `type` is
-    /// `LocalPortForwarding`, then by versions ([`multiplexed`]).
-    ///
-    /// # Errors
-    /// `InvalidData` when the session is not a port session or its Properties do not parse.
-    pub fn of(info: &crate::HandshakeInfo) -> io::Result<PortMode> {
-        if info.session_type != "Port" {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("not a port session ({})", info.session_type),
-            ));
-        }
-        let props =
-            ssm_proto::payload::PortProperties::parse(info.properties.as_bytes()).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("port properties: {e}"))
-            })?;
-        Ok(if !props.is_local_port_forwarding() {
-            PortMode::Stream
-        } else if multiplexed(&info.agent_version, &info.client_version) {
-            PortMode::Multiplexed
-        } else {
-            PortMode::Basic
-        })
-    }
-}
+/// How a client runs a port session: the engine's choice ([`HandshakeInfo::port_mode`]).
+///
+/// [`HandshakeInfo::port_mode`]: crate::HandshakeInfo::port_mode
+pub use ssm_proto::session::PortMode;
+pub use ssm_proto::smux::{multiplexed, version_at_least};
 
 /// Runs a client port session whose handshake is complete, with a listener (modes
 /// `Multiplexed` and `Basic`; `Stream` is [`forward_stream`] over stdin/stdout instead).
@@ -209,7 +167,7 @@ pub async fn run_port_session(
     listener: Listener,
     stats: Arc<Stats>,
 ) -> io::Result<()> {
-    let mode = PortMode::of(info)?;
+    let mode = info.port_mode()?;
     let (output, _stderr, input, mut events, control, _finished) = session.into_parts();
     let io = tokio::io::join(output, input);
     // Nobody else reads the events; keep them flowing (the channel is unbounded, but a long

@@ -10,7 +10,9 @@ use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::forward::PortMode;
 use crate::Error;
+use ssm_proto::session::{PortModeError, SessionType};
 
 /// What the driver reports while a session runs. Owned and cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +58,8 @@ pub enum SessionEvent {
 /// What the handshake established.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HandshakeInfo {
-    /// `Standard_Stream`, `InteractiveCommands`, `NonInteractiveCommands` or `Port`.
-    pub session_type: String,
+    /// The session type (`None` only if the agent named none).
+    pub session_type: Option<SessionType>,
     /// The raw `Properties` JSON of the session type.
     pub properties: String,
     /// The agent's version.
@@ -66,6 +68,32 @@ pub struct HandshakeInfo {
     pub client_version: String,
     /// A message for the user (empty if none).
     pub customer_message: String,
+}
+
+impl HandshakeInfo {
+    /// How a port session runs, as the engine decides it from this handshake
+    /// ([`PortMode::of`]).
+    ///
+    /// # Errors
+    /// `InvalidData` when the session is not a port session or its Properties do not parse.
+    pub fn port_mode(&self) -> io::Result<PortMode> {
+        let props = Some(self.properties.as_str()).filter(|p| !p.is_empty());
+        PortMode::of(
+            self.session_type,
+            props,
+            &self.agent_version,
+            &self.client_version,
+        )
+        .map_err(|e| {
+            let detail = match e {
+                PortModeError::NotPort => {
+                    format!("{e} ({})", self.session_type.map_or("none", |t| t.as_str()))
+                }
+                _ => e.to_string(),
+            };
+            io::Error::new(io::ErrorKind::InvalidData, detail)
+        })
+    }
 }
 
 /// How a session ended normally.

@@ -23,8 +23,9 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), ssm_tokio::Error> {
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
-//! let target = ssm_tokio::Target::new("wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-1?role=publish_subscribe", "token");
-//! let mut session = ssm_tokio::connect(target, ssm_tokio::ConnectOptions::default()).await?;
+//! let answer = br#"{"SessionId":"s-1","StreamUrl":"wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s-1?role=publish_subscribe","TokenValue":"token"}"#;
+//! let grant = ssm_tokio::Grant::parse(answer).expect("an AWS StartSession answer");
+//! let mut session = ssm_tokio::connect(grant, ssm_tokio::ConnectOptions::default()).await?;
 //! session.control.resize(120, 40);
 //! session.input.write_all(b"echo hello\r").await?;
 //! let mut buf = [0u8; 1024];
@@ -45,7 +46,13 @@
 //! [`TlsOptions::extra_ca_file`] and `AWS_CA_BUNDLE`. `ws://` only with
 //! [`TlsOptions::allow_plain_ws`] (for the emulator).
 //!
-//! The token never appears in a log line or an error: [`Token`] prints `<redacted>`.
+//! Every grant ([`connect`]'s and each [`ResumeFn`] answer) is a [`Grant`], the core's validated
+//! StartSession answer: the stream URL already passed the endpoint policy
+//! ([`Endpoints`]) of whoever parsed it, and the token is wiped on drop and prints `<redacted>`.
+//! The token never appears in a log line or an error.
+//!
+//! Signed upgrade: [`ConnectOptions::upgrade_headers`] adds headers (SigV4, PROTOCOL.md §6b) to
+//! every WebSocket upgrade request, the first and each resumed one.
 //!
 //! ## Agent role
 //! [`AgentSession::spawn`] runs the engine in the agent role; hand it accepted WebSockets with
@@ -92,13 +99,12 @@ mod faults;
 pub mod forward;
 mod handle;
 mod tls;
-mod token;
 mod transport;
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
 
-pub use driver::{AuthorizeFn, ResumeFn};
+pub use driver::{AuthorizeFn, ResumeFn, UpgradeHeadersFn};
 /// The engine's configuration (`ssm_proto::session::Config`).
 pub use engine::Config as EngineConfig;
 pub use error::Error;
@@ -107,28 +113,14 @@ pub use handle::{
     AgentSession, ClientSession, Control, Events, Finished, HandshakeInfo, Outcome, SessionEvent,
     StreamReader, StreamWriter,
 };
+/// Where the endpoint policy of a [`Grant`] comes from (`ssm_proto::model::Endpoints`).
+pub use ssm_proto::model::Endpoints;
 pub use tls::TlsOptions;
-pub use token::Token;
 
-/// Where a session's data channel is: `StreamUrl` and `TokenValue` of a `StartSession` (or
-/// `ResumeSession`) response.
-#[derive(Clone, Debug)]
-pub struct Target {
-    /// `wss://.../v1/data-channel/<session-id>?...`, kept as given.
-    pub stream_url: String,
-    /// The secret token.
-    pub token: Token,
-}
-
-impl Target {
-    /// A target from a URL and a token.
-    pub fn new(stream_url: impl Into<String>, token: impl Into<String>) -> Self {
-        Target {
-            stream_url: stream_url.into(),
-            token: Token::new(token),
-        }
-    }
-}
+/// A session grant: the validated `SessionId`, `StreamUrl` and `TokenValue` of a `StartSession`
+/// or `ResumeSession` answer (the core's `OwnedStartSessionResponse`; the token is zeroized on
+/// drop and redacted in `Debug`).
+pub type Grant = ssm_proto::model::OwnedStartSessionResponse;
 
 /// How [`connect`] behaves. `Default` is right for AWS.
 #[derive(Clone)]
@@ -139,8 +131,10 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Terminal size to send once the handshake completes (shells).
     pub terminal_size: Option<(u16, u16)>,
-    /// Called for a new target when the WebSocket drops; `None` ends the session instead.
+    /// Called for a new grant when the WebSocket drops; `None` ends the session instead.
     pub resume: Option<ResumeFn>,
+    /// Extra headers for every WebSocket upgrade request (a SigV4 signature); `None` sends none.
+    pub upgrade_headers: Option<UpgradeHeadersFn>,
     /// The engine's configuration; `None` uses `Config::client` with a random seed.
     pub config: Option<EngineConfig<'static>>,
     /// Faults injected between the engine and the socket (tests).
@@ -157,6 +151,7 @@ impl Default for ConnectOptions {
             connect_timeout: Duration::from_secs(15),
             terminal_size: None,
             resume: None,
+            upgrade_headers: None,
             config: None,
             faults: None,
             pacing: None,
@@ -171,6 +166,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("terminal_size", &self.terminal_size)
             .field("resume", &self.resume.is_some())
+            .field("upgrade_headers", &self.upgrade_headers.is_some())
             .field("faults", &self.faults)
             .field("pacing", &self.pacing)
             .finish_non_exhaustive()
@@ -190,17 +186,22 @@ pub(crate) fn random_seed() -> u64 {
     h.finish()
 }
 
-/// Opens the data channel of `target` and starts the session's driver task (client role).
+/// Opens the data channel of `grant` and starts the session's driver task (client role).
 ///
 /// Returns once the WebSocket is open; the handshake follows as a
 /// [`SessionEvent::HandshakeComplete`].
 ///
 /// # Errors
 /// [`Error::InvalidUrl`], [`Error::PlainWsRefused`], [`Error::Unreachable`], [`Error::Tls`],
-/// [`Error::WebSocket`]. Must be called inside a tokio runtime.
-pub async fn connect(target: Target, options: ConnectOptions) -> Result<ClientSession, Error> {
-    let ws =
-        transport::connect_ws(&target.stream_url, &options.tls, options.connect_timeout).await?;
+/// [`Error::WebSocket`], [`Error::Io`] (the upgrade headers could not be made). Must be called inside a tokio runtime.
+pub async fn connect(grant: Grant, options: ConnectOptions) -> Result<ClientSession, Error> {
+    let ws = transport::connect_ws(
+        grant.stream_url(),
+        &options.tls,
+        options.connect_timeout,
+        options.upgrade_headers.as_ref(),
+    )
+    .await?;
     let config = options
         .config
         .unwrap_or_else(|| EngineConfig::client(random_seed()));
@@ -210,7 +211,8 @@ pub async fn connect(target: Target, options: ConnectOptions) -> Result<ClientSe
             tls: options.tls,
             connect_timeout: options.connect_timeout,
             resume: options.resume,
-            token: target.token,
+            upgrade_headers: options.upgrade_headers,
+            grant: Box::new(grant),
             initial_size: options.terminal_size,
         },
         faults: options.faults,

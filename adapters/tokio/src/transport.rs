@@ -12,11 +12,14 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::Uri;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use ssm_proto::model::{Scheme, StreamUrl};
+
+use crate::driver::UpgradeHeadersFn;
 use crate::faults::{Faults, Stage};
 use crate::{Error, TlsOptions};
 
@@ -52,44 +55,29 @@ pub(crate) fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(16 << 20))
 }
 
-/// The parts of a stream URL a connection needs. The query is kept but never printed.
-pub(crate) struct Endpoint {
-    pub(crate) tls: bool,
-    pub(crate) host: String,
-    pub(crate) port: u16,
-}
-
-pub(crate) fn parse_url(url: &str) -> Result<Endpoint, Error> {
-    let uri: Uri = url.parse().map_err(|_| Error::InvalidUrl("not a url"))?;
-    let tls = match uri.scheme_str() {
-        Some("wss") => true,
-        Some("ws") => false,
-        _ => return Err(Error::InvalidUrl("scheme is not wss:// or ws://")),
-    };
-    let host = uri
-        .host()
-        .ok_or(Error::InvalidUrl("no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    Ok(Endpoint { tls, host, port })
-}
-
-/// Opens the WebSocket to `url`: TCP (bounded by `timeout`), TLS for `wss://`, then the upgrade.
+/// Opens the WebSocket to `url`: TCP (bounded by `timeout`), TLS for `wss://`, then the upgrade
+/// with the headers `headers` makes for it (a SigV4 signature), if any.
+///
+/// `url` was validated by the core's parser under the caller's endpoint policy; host, port and
+/// scheme come from there (one URL parser).
 pub(crate) async fn connect_ws(
-    url: &str,
+    url: StreamUrl<'_>,
     tls: &TlsOptions,
     timeout: Duration,
+    headers: Option<&UpgradeHeadersFn>,
 ) -> Result<BoxWs, Error> {
-    let ep = parse_url(url)?;
-    if !ep.tls && !tls.allow_plain_ws {
+    let secure = url.scheme() == Scheme::Wss;
+    if !secure && !tls.allow_plain_ws {
         return Err(Error::PlainWsRefused);
     }
-    let endpoint = format!("{}:{}", ep.host, ep.port);
-    let tcp = match tokio::time::timeout(timeout, TcpStream::connect((ep.host.as_str(), ep.port)))
-        .await
-    {
+    let host = url.host().trim_start_matches('[').trim_end_matches(']');
+    let port = url.port();
+    let endpoint = format!("{}:{port}", url.host());
+    let extra = match headers {
+        Some(f) => f(&url).await.map_err(Error::Io)?,
+        None => Vec::new(),
+    };
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
         Ok(Ok(s)) => s,
         Ok(Err(source)) => return Err(Error::Unreachable { endpoint, source }),
         Err(_) => {
@@ -100,23 +88,32 @@ pub(crate) async fn connect_ws(
         }
     };
     let _ = tcp.set_nodelay(true);
-    let request = url
+    let mut request = url
+        .as_str()
         .into_client_request()
         .map_err(|_| Error::InvalidUrl("cannot build the upgrade request"))?;
-    tracing::debug!(host = %ep.host, port = ep.port, tls = ep.tls, "opening data channel");
-    if ep.tls {
+    for (name, value) in extra {
+        let name =
+            HeaderName::try_from(name).map_err(|_| Error::InvalidUrl("bad upgrade header name"))?;
+        let value = HeaderValue::try_from(value)
+            .map_err(|_| Error::InvalidUrl("bad upgrade header value"))?;
+        request.headers_mut().insert(name, value);
+    }
+    let signed = request.headers().contains_key("authorization");
+    tracing::debug!(host, port, tls = secure, signed, "opening data channel");
+    if secure {
         let config = tls.client_config()?;
-        let name = rustls_pki_types::ServerName::try_from(ep.host.clone())
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
             .map_err(|_| Error::InvalidUrl("host is not a valid tls server name"))?;
         let connector = tokio_rustls::TlsConnector::from(config);
         let stream = tokio::time::timeout(timeout, connector.connect(name, tcp))
             .await
             .map_err(|_| Error::Tls {
-                host: ep.host.clone(),
+                host: host.to_owned(),
                 detail: "handshake timed out".into(),
             })?
             .map_err(|e| Error::Tls {
-                host: ep.host.clone(),
+                host: host.to_owned(),
                 detail: tls_detail(&e),
             })?;
         upgrade(request, stream, timeout).await
@@ -189,8 +186,11 @@ pub(crate) const MAX_BACKLOG: usize = 64;
 pub(crate) enum Outgoing {
     /// A sequenced frame or the text open message, sent in order.
     Message(Message),
-    /// An unsequenced frame (acknowledge): sent ahead of queued data, as the engine ordered it
-    /// when it was produced, so a backlog in this task cannot delay acks past the peer's RTO.
+    /// A frame the engine lets overtake queued data ([`TransmitClass::may_overtake`]: an
+    /// acknowledge): sent ahead of queued data, so a backlog in this task cannot delay acks past
+    /// the peer's RTO.
+    ///
+    /// [`TransmitClass::may_overtake`]: ssm_proto::session::TransmitClass::may_overtake
     Priority(Message),
     /// Send a close frame and stop.
     Close,

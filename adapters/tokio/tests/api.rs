@@ -134,13 +134,18 @@ async fn errors_name_the_problem() {
 #[tokio::test]
 async fn data_channel_for_an_unknown_session_is_404() {
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let target = ssm_tokio::Target::new(
-        format!(
-            "wss://{}/v1/data-channel/nope?role=publish_subscribe",
-            emu.addr()
-        ),
-        "t",
+    let url = format!(
+        "wss://{}/v1/data-channel/nope?role=publish_subscribe",
+        emu.addr()
     );
+    let r = ssm_proto::model::StartSessionResponse::new(
+        "nope",
+        &url,
+        "t",
+        ssm_tokio::Endpoints::DangerousAnyHost,
+    )
+    .unwrap();
+    let target = ssm_tokio::Grant::from_borrowed(&r).unwrap();
     let err = ssm_tokio::connect(
         target,
         ssm_tokio::ConnectOptions {
@@ -154,4 +159,68 @@ async fn data_channel_for_an_unknown_session_is_404() {
         err.to_string(),
         "websocket failure: server answered the upgrade with http 404 Not Found"
     );
+}
+
+/// The local KMS on the same port: a data key for a session's context decrypts only with that
+/// context, as in AWS.
+#[tokio::test]
+async fn local_kms_binds_the_encryption_context() {
+    let emu = Emulator::start(EmulatorConfig {
+        kms_key_id: Some("alias/ssm-sessions".into()),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let context = r#"{"aws:ssm:SessionId":"user-0123","aws:ssm:TargetId":"i-0123","aws:ssm:RandomChallenge":"AAECAwQFBgcICQoLDA0ODw=="}"#;
+    let (st, g) = post(
+        emu.addr(),
+        "TrentService.GenerateDataKey",
+        &format!(
+            r#"{{"KeyId":"alias/ssm-sessions","NumberOfBytes":64,"EncryptionContext":{context}}}"#
+        ),
+    )
+    .await;
+    assert_eq!(st, 200, "{g}");
+    let blob = g["CiphertextBlob"].as_str().unwrap();
+    let (st, d) = post(
+        emu.addr(),
+        "TrentService.Decrypt",
+        &format!(r#"{{"CiphertextBlob":"{blob}","EncryptionContext":{context}}}"#),
+    )
+    .await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["Plaintext"], g["Plaintext"]);
+    // Without the challenge (a client that did not acknowledge it): refused.
+    let (st, e) = post(
+        emu.addr(),
+        "TrentService.Decrypt",
+        &format!(
+            r#"{{"CiphertextBlob":"{blob}","EncryptionContext":{{"aws:ssm:SessionId":"user-0123","aws:ssm:TargetId":"i-0123"}}}}"#
+        ),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(e["__type"], "InvalidCiphertextException");
+    let (st, e) = post(
+        emu.addr(),
+        "TrentService.GenerateDataKey",
+        r#"{"KeyId":"alias/another","NumberOfBytes":64}"#,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(e["__type"], "NotFoundException");
+}
+
+/// Without a configured key there is no KMS: a clear error, not a fake key.
+#[tokio::test]
+async fn no_kms_without_a_key() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let (st, e) = post(
+        emu.addr(),
+        "TrentService.GenerateDataKey",
+        r#"{"KeyId":"alias/x","NumberOfBytes":64}"#,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(e["__type"], "UnknownOperationException");
 }

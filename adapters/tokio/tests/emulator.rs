@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
-use ssm_tokio::{ClientSession, ConnectOptions, Error, Faults, SessionEvent, Target};
+use ssm_tokio::{ClientSession, ConnectOptions, Endpoints, Error, Faults, Grant, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
@@ -32,9 +32,9 @@ async fn emulator(config: EmulatorConfig) -> Emulator {
 async fn open(emu: &Emulator, req: &StartSession, opts: ConnectOptions) -> ClientSession {
     let target = emu.start_session(req).expect("start session");
     assert!(
-        target.stream_url.starts_with("wss://"),
+        target.stream_url().as_str().starts_with("wss://"),
         "{}",
-        target.stream_url
+        target.stream_url().as_str()
     );
     let opts = ConnectOptions {
         tls: emu.client_tls(),
@@ -292,7 +292,7 @@ async fn cut_and_reconnect_loses_nothing() {
     let target = emu
         .start_session(&StartSession::non_interactive(format!("head -c {N}")))
         .unwrap();
-    let id = Emulator::session_id_of(&target.stream_url)
+    let id = Emulator::session_id_of(target.stream_url().as_str())
         .unwrap()
         .to_string();
     let s = ssm_tokio::connect(
@@ -329,7 +329,7 @@ async fn cut_and_reconnect_loses_nothing() {
 async fn bad_token_fails_the_handshake_without_showing_it() {
     let emu = emulator(EmulatorConfig::default()).await;
     let good = emu.start_session(&StartSession::shell()).unwrap();
-    let bad = Target::new(good.stream_url.clone(), "not-the-token-xyzzy");
+    let bad = grant(good.stream_url().as_str(), "not-the-token-xyzzy");
     let s = ssm_tokio::connect(
         bad,
         ConnectOptions {
@@ -375,7 +375,7 @@ async fn unreachable_endpoint_and_plain_ws_policy() {
         .local_addr()
         .unwrap()
         .port();
-    let target = Target::new(format!("wss://127.0.0.1:{port}/v1/data-channel/x"), "t");
+    let target = grant(&format!("wss://127.0.0.1:{port}/v1/data-channel/x"), "t");
     let err = ssm_tokio::connect(target, ConnectOptions::default())
         .await
         .unwrap_err();
@@ -384,7 +384,7 @@ async fn unreachable_endpoint_and_plain_ws_policy() {
         .to_string()
         .starts_with(&format!("cannot reach 127.0.0.1:{port}")));
 
-    let target = Target::new(format!("ws://127.0.0.1:{port}/v1/data-channel/x"), "t");
+    let target = grant(&format!("ws://127.0.0.1:{port}/v1/data-channel/x"), "t");
     let err = ssm_tokio::connect(target, ConnectOptions::default())
         .await
         .unwrap_err();
@@ -401,7 +401,7 @@ async fn plain_ws_when_allowed() {
     let target = emu
         .start_session(&StartSession::non_interactive("echo plain"))
         .unwrap();
-    assert!(target.stream_url.starts_with("ws://"));
+    assert!(target.stream_url().as_str().starts_with("ws://"));
     let s = ssm_tokio::connect(
         target,
         ConnectOptions {
@@ -419,4 +419,13 @@ async fn plain_ws_when_allowed() {
         timeout(T, fin.wait()).await.unwrap().unwrap().exit_code,
         Some(0)
     );
+}
+
+/// A grant for a local URL (any host), with the session id its path names.
+fn grant(url: &str, token: &str) -> Grant {
+    let id = Emulator::session_id_of(url).expect("a data-channel url");
+    let r =
+        ssm_proto::model::StartSessionResponse::new(id, url, token, Endpoints::DangerousAnyHost)
+            .expect("a valid local grant");
+    Grant::from_borrowed(&r).expect("fits")
 }

@@ -114,8 +114,11 @@ async fn multiplexed(conns: usize, size: usize, pacing: bool) {
         &StartSession::port_forwarding_to_remote_host("127.0.0.1", echo),
     )
     .await;
-    assert_eq!(info.session_type, "Port");
-    assert_eq!(PortMode::of(&info).unwrap(), PortMode::Multiplexed);
+    assert_eq!(
+        info.session_type,
+        Some(ssm_proto::session::SessionType::Port)
+    );
+    assert_eq!(info.port_mode().unwrap(), PortMode::Multiplexed);
     let (addr, stats, run) = forward_on_loopback(session, info).await;
     let mut tasks = Vec::new();
     for i in 0..conns {
@@ -167,7 +170,7 @@ async fn basic_session(
     .unwrap();
     let (session, info) = open(&emu, &StartSession::port_forwarding(target)).await;
     // The emulated agent's target is "localhost": the servers listen on 127.0.0.1.
-    assert_eq!(PortMode::of(&info).unwrap(), PortMode::Basic);
+    assert_eq!(info.port_mode().unwrap(), PortMode::Basic);
     let (addr, stats, run) = forward_on_loopback(session, info).await;
     (emu, addr, stats, run)
 }
@@ -204,7 +207,7 @@ async fn ssh_document_is_a_stream_session() {
     let echo = echo_port().await;
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let (session, info) = open(&emu, &StartSession::ssh(echo)).await;
-    assert_eq!(PortMode::of(&info).unwrap(), PortMode::Stream);
+    assert_eq!(info.port_mode().unwrap(), PortMode::Stream);
     // The stream mode over an in-memory "stdin/stdout".
     let (local, mut user) = tokio::io::duplex(64 * 1024);
     let (output, _e, input, _ev, _c, _f) = session.into_parts();

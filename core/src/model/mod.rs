@@ -12,9 +12,11 @@
 //! JSON escapes in values (AWS emitters write `\/` in URLs) are never passed through silently:
 //! [`StartSessionResponse::parse`] rejects them with [`Error::Escaped`],
 //! [`StartSessionResponse::parse_unescaped`] decodes them into a caller buffer, and
-//! [`OwnedStartSessionResponse::parse`] decodes them into its own storage. Keys are compared after
-//! unescaping, and duplicate keys are an error, so this parser cannot read a different value than
-//! a standard JSON parser would. Unknown keys are ignored, nested up to [`MAX_JSON_DEPTH`] levels.
+//! [`OwnedStartSessionResponse::parse`] decodes them into its own storage. The JSON goes through the
+//! crate's one reader ([`payload::json`](crate::payload::json), whose policy applies): keys are
+//! compared after unescaping and ignoring ASCII case, and a key twice is an error, so this parser
+//! cannot read a different value than a standard JSON parser would. Unknown keys are ignored,
+//! nested up to [`MAX_JSON_DEPTH`] levels.
 //!
 //! # Examples
 //! ```
@@ -39,10 +41,7 @@ pub use url::{Endpoints, Partition, Scheme, StreamUrl, UrlError, DATA_CHANNEL_PA
 
 use core::fmt;
 
-use serde::de::{IgnoredAny, MapAccess, Visitor};
-use serde::ser::SerializeMap;
-use serde_json_core::str::{EscapedStr, EscapedStringFragment};
-
+use crate::payload::JsonStr;
 use crate::wire::InsufficientSize;
 
 /// Capacity of an owned `SessionId`: the SSM API caps session ids at 96 characters. Ids look like
@@ -60,9 +59,9 @@ pub const STREAM_URL_CAPACITY: usize = 2048;
 pub const TOKEN_CAPACITY: usize = 1024;
 
 /// Deepest nesting of arrays/objects accepted in the JSON (unknown keys may hold objects, e.g. the
-/// CLI's `ResponseMetadata.HTTPHeaders`). The JSON library recurses per level, so this bounds
-/// stack use on a microcontroller.
-pub const MAX_JSON_DEPTH: usize = 16;
+/// CLI's `ResponseMetadata.HTTPHeaders`): the payloads' limit, [`payload::json::MAX_DEPTH`](crate::payload::json::MAX_DEPTH).
+/// The reader never recurses, so the limit costs no stack.
+pub const MAX_JSON_DEPTH: usize = crate::payload::json::MAX_DEPTH as usize;
 
 /// A field of the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +86,15 @@ impl Field {
     }
 
     const ALL: [Field; 3] = [Field::SessionId, Field::StreamUrl, Field::TokenValue];
+
+    /// The field whose key `key` is (one of [`Field::key`]'s).
+    fn from_key(key: &str) -> Field {
+        match key {
+            "SessionId" => Field::SessionId,
+            "StreamUrl" => Field::StreamUrl,
+            _ => Field::TokenValue,
+        }
+    }
 }
 
 /// A StartSession response is unusable. No variant carries any part of the input, so printing an
@@ -175,162 +183,62 @@ pub fn validate_session_id(s: &str) -> Result<(), Error> {
     }
 }
 
-/// Unescapes a raw JSON string body, feeding the pieces to `sink` in order.
-fn unescape(raw: &str, mut sink: impl FnMut(&str) -> Result<(), Error>) -> Result<(), Error> {
-    if !raw.contains('\\') {
-        return sink(raw);
-    }
-    for frag in EscapedStr(raw).fragments() {
-        match frag.map_err(|_| Error::BadEscape)? {
-            EscapedStringFragment::NotEscaped(s) => sink(s)?,
-            EscapedStringFragment::Escaped(c) => sink(c.encode_utf8(&mut [0u8; 4]))?,
-        }
-    }
-    Ok(())
-}
-
-/// Whether a raw (possibly escaped) key means `name`.
-fn key_is(raw: &str, name: &str) -> Result<bool, Error> {
-    let mut rest = name;
-    let mut same = true;
-    unescape(raw, |piece| {
-        match rest.strip_prefix(piece) {
-            Some(r) if same => rest = r,
-            _ => same = false,
-        }
-        Ok(())
-    })?;
-    Ok(same && rest.is_empty())
-}
-
-/// Checks the whole input strictly before serde-json-core sees it: that parser skips unknown
-/// scalars by scanning to the next delimiter (so it accepts `{"x": a"b, ...}`, which no other
-/// parser reads the same way) and recurses once per nesting level. The crate's iterative
-/// validator rejects any malformed document, then [`check_depth`] bounds the recursion.
-fn validate(json: &[u8]) -> Result<(), Error> {
-    crate::payload::json::document(json).map_err(|e| match e {
-        crate::payload::Error::TooDeep => Error::TooDeep,
-        crate::payload::Error::BadEscape => Error::BadEscape,
+/// Reads the three values (still escaped) with the crate's one JSON reader
+/// ([`payload::json`](crate::payload::json)): iterative, every byte validated, keys matched ignoring
+/// ASCII case like Go's `encoding/json`, a known key twice is an error (so no two parsers can
+/// read different values from one answer), unknown keys skipped, nesting up to
+/// [`MAX_JSON_DEPTH`].
+fn parse_raw(json: &[u8]) -> Result<[JsonStr<'_>; 3], Error> {
+    use crate::payload::Error as E;
+    let keys = [
+        Field::SessionId.key(),
+        Field::StreamUrl.key(),
+        Field::TokenValue.key(),
+    ];
+    let map = |e: E| match e {
+        E::TooDeep => Error::TooDeep,
+        E::BadEscape => Error::BadEscape,
+        E::DuplicateField(k) => Error::Duplicate(Field::from_key(k)),
         _ => Error::Json,
-    })?;
-    check_depth(json)
-}
-
-/// Rejects nesting deeper than [`MAX_JSON_DEPTH`]. Only called on valid JSON, where skipping
-/// strings by the escape rule (a quote after an odd run of backslashes is escaped) is exact.
-fn check_depth(json: &[u8]) -> Result<(), Error> {
-    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
-    for &b in json {
-        if in_str {
-            match (esc, b) {
-                (true, _) => esc = false,
-                (false, b'\\') => esc = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_JSON_DEPTH {
-                    return Err(Error::TooDeep);
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// The three values as they stand in the JSON, still escaped.
-#[derive(Default)]
-struct Raw<'a> {
-    values: [Option<&'a str>; 3],
-    duplicate: Option<Field>,
-    bad_escape: bool,
-}
-
-impl<'de> serde::Deserialize<'de> for Raw<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Raw<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a StartSession response object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw<'de>, A::Error> {
-                let mut raw = Raw::default();
-                // Keys come raw (no unescape buffer is given to the parser); compare unescaped.
-                while let Some(key) = map.next_key::<&'de str>()? {
-                    let mut known = None;
-                    for (i, f) in Field::ALL.iter().enumerate() {
-                        match key_is(key, f.key()) {
-                            Ok(true) => known = Some(i),
-                            Ok(false) => {}
-                            Err(_) => raw.bad_escape = true,
-                        }
-                    }
-                    match known {
-                        Some(i) => {
-                            let v: EscapedStr<'de> = map.next_value()?;
-                            if raw.values[i].is_some() {
-                                raw.duplicate.get_or_insert(Field::ALL[i]);
-                            } else {
-                                raw.values[i] = Some(v.0);
-                            }
-                        }
-                        None => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(raw)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// Parses the JSON into the three raw (escaped) values.
-fn parse_raw(json: &[u8]) -> Result<[&str; 3], Error> {
-    validate(json)?;
-    let (raw, _) = serde_json_core::from_slice::<Raw<'_>>(json).map_err(|_| Error::Json)?;
-    if raw.bad_escape {
-        return Err(Error::BadEscape);
-    }
-    if let Some(f) = raw.duplicate {
-        return Err(Error::Duplicate(f));
-    }
-    let mut out = [""; 3];
+    };
+    let (values, _) =
+        crate::payload::fields(crate::payload::json::document(json).map_err(map)?, keys)
+            .map_err(map)?;
+    let mut out = [JsonStr::EMPTY; 3];
     for (i, f) in Field::ALL.iter().enumerate() {
-        out[i] = raw.values[i].ok_or(Error::Missing(*f))?;
+        out[i] = match values[i] {
+            Some(v) => v.str(f.key()).map_err(|_| Error::Json)?,
+            None => return Err(Error::Missing(*f)),
+        };
     }
     Ok(out)
 }
 
-/// Returns `raw` itself when it has no escapes, else unescapes it into the front of `scratch` and
-/// keeps the rest of `scratch` for the next value.
-fn take_unescaped<'a>(raw: &'a str, scratch: &mut Option<&'a mut [u8]>) -> Result<&'a str, Error> {
-    if !raw.contains('\\') {
-        return Ok(raw);
+/// Returns the text itself when it has no escapes, else unescapes it into the front of
+/// `scratch` and keeps the rest of `scratch` for the next value.
+fn take_unescaped<'a>(
+    raw: JsonStr<'a>,
+    scratch: &mut Option<&'a mut [u8]>,
+) -> Result<&'a str, Error> {
+    if !raw.has_escapes() {
+        return raw.as_str().map_err(|_| Error::BadEscape);
     }
     let buf = scratch.take().ok_or(Error::Escaped)?;
-    let mut n = 0;
-    unescape(raw, |piece| {
-        let end = n + piece.len();
-        buf.get_mut(n..end)
-            .ok_or(Error::ScratchTooSmall)?
-            .copy_from_slice(piece.as_bytes());
-        n = end;
-        Ok(())
-    })?;
+    let n = raw.unescaped_len();
+    if n > buf.len() {
+        return Err(Error::ScratchTooSmall);
+    }
     let (head, tail) = buf.split_at_mut(n);
     *scratch = Some(tail);
-    // Only whole `str` pieces were copied, so this is UTF-8.
-    core::str::from_utf8(head).map_err(|_| Error::BadEscape)
+    raw.unescape(head).map_err(|_| Error::BadEscape)
+}
+
+/// Appends the unescaped text of `raw` to a fixed-capacity string.
+fn push_unescaped(
+    raw: JsonStr<'_>,
+    mut push: impl FnMut(char) -> Result<(), Error>,
+) -> Result<(), Error> {
+    raw.chars().try_for_each(&mut push)
 }
 
 /// A StartSession (or ResumeSession) response, borrowing its text.
@@ -432,19 +340,17 @@ impl<'a> StartSessionResponse<'a> {
         if buf.len() < required {
             return Err(InsufficientSize { required });
         }
-        serde_json_core::to_slice(self, buf).map_err(|_| InsufficientSize { required })
-    }
-}
-
-/// Serializes as the AWS JSON, **with the token in the clear**: use it to produce a response, never
-/// to log one.
-impl serde::Serialize for StartSessionResponse<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(3))?;
-        m.serialize_entry(Field::SessionId.key(), self.session_id())?;
-        m.serialize_entry(Field::StreamUrl.key(), self.stream_url.as_str())?;
-        m.serialize_entry(Field::TokenValue.key(), self.token.expose_secret())?;
-        m.end()
+        crate::payload::json::emit_with(buf, |w| {
+            w.raw(b"{");
+            w.key(true, Field::SessionId.key());
+            w.quoted(self.session_id());
+            w.key(false, Field::StreamUrl.key());
+            w.quoted(self.stream_url.as_str());
+            w.key(false, Field::TokenValue.key());
+            w.quoted(self.token.expose_secret());
+            w.raw(b"}");
+        })
+        .map_err(|_| InsufficientSize { required })
     }
 }
 
@@ -477,16 +383,12 @@ impl<const URL: usize, const TOKEN: usize> OwnedStartSessionResponse<URL, TOKEN>
     pub fn parse_with(json: &[u8], endpoints: Endpoints) -> Result<Self, Error> {
         let [sid_raw, url_raw, tok_raw] = parse_raw(json)?;
         let mut sid = heapless::String::<SESSION_ID_CAPACITY>::new();
-        unescape(sid_raw, |p| {
-            sid.push_str(p).map_err(|_| Error::BadSessionId)
-        })?;
+        push_unescaped(sid_raw, |c| sid.push(c).map_err(|_| Error::BadSessionId))?;
         let mut stream_url = heapless::String::<URL>::new();
-        unescape(url_raw, |p| {
-            stream_url.push_str(p).map_err(|_| Error::TooLong)
-        })?;
+        push_unescaped(url_raw, |c| stream_url.push(c).map_err(|_| Error::TooLong))?;
         let url_parts = StreamUrl::parse_with(&stream_url, &sid, endpoints)?.parts();
         let mut token = OwnedToken::<TOKEN>::empty();
-        unescape(tok_raw, |p| token.push_str(p))?;
+        push_unescaped(tok_raw, |c| token.push_str(c.encode_utf8(&mut [0u8; 4])))?;
         token.validate()?;
         Ok(OwnedStartSessionResponse {
             stream_url,
@@ -553,15 +455,6 @@ impl<const URL: usize, const TOKEN: usize> fmt::Debug for OwnedStartSessionRespo
 impl<const URL: usize, const TOKEN: usize> defmt::Format for OwnedStartSessionResponse<URL, TOKEN> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::Format::format(&self.as_borrowed(), f)
-    }
-}
-
-/// Serializes as the AWS JSON, token in the clear (see [`StartSessionResponse`]'s impl).
-impl<const URL: usize, const TOKEN: usize> serde::Serialize
-    for OwnedStartSessionResponse<URL, TOKEN>
-{
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.as_borrowed().serialize(s)
     }
 }
 

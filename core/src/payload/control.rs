@@ -9,17 +9,24 @@ use crate::uuid::Uuid;
 use crate::wire::MessageType;
 
 /// Reads the members of a JSON object document into one slot per key (matched ignoring ASCII
-/// case, last one wins, `null` clears). Unknown keys are skipped (but still validated).
+/// case, like Go's `encoding/json`; `null` reads as absent). A known key twice is
+/// [`Error::DuplicateField`]: Go keeps the last, other readers the first, so an answer with both
+/// is refused rather than read one way here and another elsewhere. Unknown keys are skipped (but
+/// still validated).
 /// The second array holds each value's raw JSON text (empty when absent).
 pub(crate) fn fields<'a, const N: usize>(
     object: &'a str,
-    keys: [&str; N],
+    keys: [&'static str; N],
 ) -> Result<Fields<'a, N>, Error> {
     let mut out = [None; N];
     let mut raws = [""; N];
+    let mut seen = [false; N];
     for m in Members::new(object) {
         let (k, v, raw) = m?;
         if let Some(slot) = keys.iter().position(|key| k.eq_ignore_ascii_case(key)) {
+            if core::mem::replace(&mut seen[slot], true) {
+                return Err(Error::DuplicateField(keys[slot]));
+            }
             (out[slot], raws[slot]) = match v {
                 Value::Null => (None, ""),
                 v => (Some(v), raw),
@@ -35,7 +42,7 @@ pub(crate) type Fields<'a, const N: usize> = ([Option<Value<'a>>; N], [&'a str; 
 /// [`fields`] on a whole payload, which must be one JSON object.
 pub(crate) fn document_fields<'a, const N: usize>(
     input: &'a [u8],
-    keys: [&str; N],
+    keys: [&'static str; N],
 ) -> Result<[Option<Value<'a>>; N], Error> {
     Ok(fields(json::document(input)?, keys)?.0)
 }

@@ -107,6 +107,10 @@ pub enum Action<'a> {
     KmsEncryption {
         /// `ActionParameters.KMSKeyId`.
         kms_key_id: JsonStr<'a>,
+        /// `ActionParameters.Challenge`: base64 of 16 random bytes (agents before 3.3 send
+        /// none). A client that acknowledges it adds it to the data key's encryption context
+        /// (PROTOCOL.md §6; [`crate::kms`]).
+        challenge: Option<JsonStr<'a>>,
     },
     /// An action this crate does not know, preserved (answer it as unsupported).
     Other {
@@ -147,9 +151,11 @@ impl<'a> Action<'a> {
             }
             ActionType::KmsEncryption => {
                 const K: &str = "KMSKeyId";
-                let ([k], _) = fields(required(p, P)?.object(P)?, [K])?;
+                const C: &str = "Challenge";
+                let ([k, c], _) = fields(required(p, P)?.object(P)?, [K, C])?;
                 Action::KmsEncryption {
                     kms_key_id: required(k, K)?.str(K)?,
+                    challenge: c.map(|c| c.str(C)).transpose()?,
                 }
             }
             ActionType::Other(action_type) => Action::Other {
@@ -186,9 +192,16 @@ impl<'a> Action<'a> {
                 w.raw(properties.unwrap_or("null").as_bytes());
                 w.raw(b"}");
             }
-            Action::KmsEncryption { kms_key_id } => {
+            Action::KmsEncryption {
+                kms_key_id,
+                challenge,
+            } => {
                 w.raw(b"{\"KMSKeyId\":");
                 kms_key_id.write(w);
+                if let Some(c) = challenge {
+                    w.raw(b",\"Challenge\":");
+                    c.write(w);
+                }
                 w.raw(b"}");
             }
             Action::Other { parameters, .. } => w.raw(parameters.unwrap_or("null").as_bytes()),
@@ -408,8 +421,16 @@ impl<'a> HandshakeRequest<'a> {
 
     /// The KMS key id, if the agent asks for encryption.
     pub fn kms_key_id(&self) -> Option<JsonStr<'a>> {
+        self.kms().map(|(k, _)| k)
+    }
+
+    /// The first KMSEncryption action's key id and `Challenge` (PROTOCOL.md §6).
+    pub fn kms(&self) -> Option<(JsonStr<'a>, Option<JsonStr<'a>>)> {
         self.actions().find_map(|a| match a {
-            Action::KmsEncryption { kms_key_id } => Some(kms_key_id),
+            Action::KmsEncryption {
+                kms_key_id,
+                challenge,
+            } => Some((kms_key_id, challenge)),
             _ => None,
         })
     }
@@ -476,12 +497,17 @@ pub enum ActionResult<'a> {
     /// `null` (or absent).
     #[default]
     None,
-    /// The KMS data key: `{"KMSCipherTextKey":"<base64>","KMSCipherTextHash":"<base64>"}`.
+    /// The KMS data key: `{"KMSCipherTextKey":"<base64>","KMSCipherTextHash":"<base64>",
+    /// "ChallengeAcknowledgement":true}` (PROTOCOL.md §6).
     Kms {
         /// `KMSCipherTextKey`: the ciphertext blob from KMS GenerateDataKey, base64.
         cipher_text_key: JsonStr<'a>,
         /// `KMSCipherTextHash`: SHA-256 of the blob, base64.
         cipher_text_hash: JsonStr<'a>,
+        /// `ChallengeAcknowledgement`: the data key's encryption context holds the request's
+        /// `Challenge` as `aws:ssm:RandomChallenge`. Absent reads as `false` and `false` is
+        /// not written (older clients send no such key).
+        challenge_acknowledgement: bool,
     },
     /// Any other value, raw JSON text.
     Other(&'a str),
@@ -514,10 +540,12 @@ impl<'a> ProcessedAction<'a> {
             Some(Value::Object(o)) => {
                 const K: &str = "KMSCipherTextKey";
                 const H: &str = "KMSCipherTextHash";
-                match fields(o, [K, H])?.0 {
-                    [Some(k), Some(h)] => ActionResult::Kms {
+                const A: &str = "ChallengeAcknowledgement";
+                match fields(o, [K, H, A])?.0 {
+                    [Some(k), Some(h), a] => ActionResult::Kms {
                         cipher_text_key: k.str(K)?,
                         cipher_text_hash: h.str(H)?,
+                        challenge_acknowledgement: a.map_or(Ok(false), |a| a.bool(A))?,
                     },
                     _ => ActionResult::Other(r_raw),
                 }
@@ -543,11 +571,15 @@ impl<'a> ProcessedAction<'a> {
             ActionResult::Kms {
                 cipher_text_key,
                 cipher_text_hash,
+                challenge_acknowledgement,
             } => {
                 w.raw(b"{\"KMSCipherTextKey\":");
                 cipher_text_key.write(w);
                 w.raw(b",\"KMSCipherTextHash\":");
                 cipher_text_hash.write(w);
+                if challenge_acknowledgement {
+                    w.raw(b",\"ChallengeAcknowledgement\":true");
+                }
                 w.raw(b"}");
             }
             ActionResult::Other(raw) => w.raw(raw.as_bytes()),

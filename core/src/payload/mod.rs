@@ -34,6 +34,7 @@ mod control;
 mod handshake;
 mod properties;
 
+pub(crate) use control::fields;
 pub use control::{
     Acknowledge, ChannelClosed, EncChallenge, EncChallengeRequest, EncChallengeResponse, ExitCode,
     Flag, HandshakeComplete, OpenDataChannelInput, Size,
@@ -64,6 +65,8 @@ pub enum Error {
     EscapedString,
     /// A required key is absent.
     MissingField(&'static str),
+    /// A known key appears twice (keys match ignoring ASCII case).
+    DuplicateField(&'static str),
     /// A value has the wrong JSON type.
     WrongType(&'static str),
     /// A number is not an integer, or out of range for its field.
@@ -91,6 +94,7 @@ impl Error {
             Error::BadEscape => "payload json string has an invalid escape",
             Error::EscapedString => "payload string holds escapes; unescape it into a buffer",
             Error::MissingField(_) => "payload lacks a required field",
+            Error::DuplicateField(_) => "payload has a field twice",
             Error::WrongType(_) => "payload field has the wrong json type",
             Error::BadNumber(_) => "payload field is not an integer in range",
             Error::BadValue(_) => "payload field has an unacceptable value",
@@ -105,6 +109,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::MissingField(k)
+            | Error::DuplicateField(k)
             | Error::WrongType(k)
             | Error::BadNumber(k)
             | Error::BadValue(k) => write!(f, "{}: `{k}`", self.as_str()),

@@ -196,10 +196,11 @@ fn malformed_json_is_an_error_never_a_panic() {
         Size::parse(br#"{"cols":1,"rows":null}"#),
         Err(Error::MissingField("rows"))
     );
-    // Last key wins, as in Go.
+    // A key twice is refused (Go keeps the last, other readers the first), also when it differs
+    // only in case (keys match ignoring ASCII case, as in Go).
     assert_eq!(
-        Size::parse(br#"{"cols":1,"rows":2,"cols":3}"#),
-        Ok(Size { cols: 3, rows: 2 })
+        Size::parse(br#"{"cols":1,"rows":2,"COLS":3}"#),
+        Err(Error::DuplicateField("cols"))
     );
     // Huge numbers in ignored keys are fine; huge digit strings in fields are range errors.
     let huge = format!("{{\"cols\":1,\"rows\":2,\"x\":1{}e999}}", "0".repeat(5000));
@@ -340,6 +341,7 @@ fn handshake_request_actions() {
         },
         Action::KmsEncryption {
             kms_key_id: JsonStr::new("k\"1"),
+            challenge: Some(JsonStr::new("q83vEjRWeJA=")),
         },
     ];
     let built = HandshakeRequest {
@@ -424,7 +426,8 @@ fn handshake_response_round_trip() {
         p[1].result,
         ActionResult::Kms {
             cipher_text_key: JsonStr::new("a2V5"),
-            cipher_text_hash: JsonStr::new("aGFzaA==")
+            cipher_text_hash: JsonStr::new("aGFzaA=="),
+            challenge_acknowledgement: false,
         }
     );
     assert_eq!(p[1].error, "denied");
@@ -751,13 +754,13 @@ proptest! {
 
     #[test]
     fn handshake_round_trip(agent in arb_text(), key in arb_text(), other in arb_text(),
-                            st in 0usize..5, port: u16, status: i64, errs in proptest::collection::vec(arb_text(), 0..3)) {
+                            st in 0usize..5, port: u16, status: i64, ack: bool, errs in proptest::collection::vec(arb_text(), 0..3)) {
         let st = [SessionType::StandardStream, SessionType::Port, SessionType::InteractiveCommands,
                   SessionType::NonInteractiveCommands, SessionType::Unknown][st];
         let props = format!("{{\"portNumber\":{port}}}");
         let actions = [
             Action::SessionType { session_type: st, properties: Some(&props) },
-            Action::KmsEncryption { kms_key_id: JsonStr::new(&key) },
+            Action::KmsEncryption { kms_key_id: JsonStr::new(&key), challenge: ack.then(|| JsonStr::new(&other)) },
             Action::Other { action_type: JsonStr::new(&other), parameters: None },
         ];
         let r = HandshakeRequest { agent_version: JsonStr::new(&agent), requested_client_actions: List::new(&actions) };
@@ -771,7 +774,7 @@ proptest! {
 
         let errs: Vec<JsonStr<'_>> = errs.iter().map(|e| JsonStr::new(e)).collect();
         let processed = [ProcessedAction { action_type: ActionType::KmsEncryption, status: ActionStatus::from(status),
-            result: ActionResult::Kms { cipher_text_key: JsonStr::new(&key), cipher_text_hash: JsonStr::new(&other) },
+            result: ActionResult::Kms { cipher_text_key: JsonStr::new(&key), cipher_text_hash: JsonStr::new(&other), challenge_acknowledgement: ack },
             error: JsonStr::new(&agent) }];
         let resp = HandshakeResponse { client_version: JsonStr::new(&agent), processed_client_actions: List::new(&processed), errors: List::new(&errs) };
         let out = emit_checked(|b| resp.emit(b));

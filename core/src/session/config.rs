@@ -13,18 +13,29 @@ pub enum Role {
     Agent,
 }
 
-/// How the client answers a `KMSEncryption` handshake action.
+/// KMS session encryption (PROTOCOL.md §6; the engine's side is in
+/// [`Session::set_data_key`](super::Session::set_data_key) and its neighbours).
 ///
-/// The hook for session encryption (PROTOCOL.md §6): today the only answer is
-/// [`Encryption::Unsupported`] (ActionStatus 3, the agent then decides whether to go on
-/// unencrypted). The encryption issue adds a variant that asks the adapter for a KMS data key.
+/// Client role: how to answer a `KMSEncryption` handshake action. Agent role: the action goes
+/// out when [`AgentHandshake::kms_key_id`] is set (and the session type is not `Port`); this
+/// says whether a client that does not acknowledge the challenge is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Encryption {
-    /// Answer `KMSEncryption` with ActionStatus 3 (unsupported).
+    /// Client: answer `KMSEncryption` with ActionStatus 3 (unsupported); the agent then
+    /// decides whether to go on unencrypted (the real one refuses). Agent: accept a client that
+    /// does not acknowledge the challenge.
     #[default]
     Unsupported,
+    /// Client: ask the driver for a KMS data key ([`Event::DataKeyNeeded`](super::Event)) and
+    /// encrypt the session with it; this client always acknowledges the challenge. Agent: refuse
+    /// a client that does not acknowledge it when `require_challenge` is set (the agent's
+    /// `Kms.RequireKMSChallengeResponse`).
+    Kms {
+        /// Agent role: refuse a client that does not acknowledge the challenge.
+        require_challenge: bool,
+    },
 }
 
 /// What the agent role puts in its HandshakeRequest and HandshakeComplete.
@@ -55,9 +66,10 @@ impl AgentHandshake<'static> {
 }
 
 /// The version this client reports in `ClientVersion`: the official client release whose
-/// behaviour the engine follows (SigV4-signed upgrade, smux multiplexing; PROTOCOL.md §1). The
-/// agent gates features on it, so it must not be lower.
-pub const DEFAULT_CLIENT_VERSION: &str = "1.2.764.0";
+/// wire behaviour the engine follows (SigV4-signed upgrade from 1.2.764.0, smux multiplexing;
+/// PROTOCOL.md §1). The agent gates features on it, so it must not be lower. The one source of
+/// this number: the CLI answers `session-manager-plugin --version` with it too.
+pub const DEFAULT_CLIENT_VERSION: &str = "1.2.779.0";
 
 /// The `REORDER` capacity of a default [`Session`](super::Session): incoming messages it holds
 /// out of order.

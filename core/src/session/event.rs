@@ -23,6 +23,33 @@ pub enum TransmitKind {
     Binary,
 }
 
+/// What a [`Transmit`] is, so a driver never parses what it is told to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TransmitClass {
+    /// The OpenDataChannelInput text: the first message on every connection (client role).
+    Open,
+    /// An unsequenced `acknowledge` frame. It may overtake queued data: the peer times its
+    /// message from when it sent it, so an acknowledgement held behind a backlog of our data
+    /// makes the peer resend what already arrived.
+    Acknowledge,
+    /// Another unsequenced control frame (`pause_publication`, `start_publication`,
+    /// `channel_closed`). Sent in order: `channel_closed` must not pass the data before it.
+    Control,
+    /// A sequenced stream message (data, or a control payload carried in the stream: handshake,
+    /// size, flag, exit code). Sent in order.
+    Stream,
+}
+
+impl TransmitClass {
+    /// Whether a driver that queues messages may send this one ahead of messages queued
+    /// before it (only acknowledgements may). Everything else keeps the order in which
+    /// [`poll_transmit`](super::Session::poll_transmit) produced it.
+    pub const fn may_overtake(self) -> bool {
+        matches!(self, TransmitClass::Acknowledge)
+    }
+}
+
 /// One WebSocket message written into the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -30,8 +57,10 @@ pub enum TransmitKind {
 pub struct Transmit {
     /// Bytes written at the start of the buffer.
     pub len: usize,
-    /// Text or binary.
+    /// Text or binary (text exactly when `class` is [`TransmitClass::Open`]).
     pub kind: TransmitKind,
+    /// What the message is, and whether it may overtake queued data.
+    pub class: TransmitClass,
 }
 
 /// Which stream delivered bytes belong to.
@@ -67,6 +96,8 @@ pub enum CloseReason {
     HandshakeFailed,
     /// The peer broke the protocol (e.g. an unreadable HandshakeRequest).
     ProtocolViolation,
+    /// KMS encryption could not be set up (PROTOCOL.md §6).
+    Encryption(super::EncryptionFailure),
 }
 
 impl CloseReason {
@@ -80,6 +111,7 @@ impl CloseReason {
             CloseReason::HandshakeTimeout => "the handshake did not complete in time",
             CloseReason::HandshakeFailed => "handshake failed",
             CloseReason::ProtocolViolation => "the peer violated the protocol",
+            CloseReason::Encryption(f) => f.as_str(),
         }
     }
 }
@@ -116,10 +148,25 @@ pub enum Event {
         /// Rows.
         rows: u32,
     },
-    /// Agent role: the client sent a flag.
+    /// Agent role: the client sent a flag, in stream order: it comes once every input byte
+    /// sent before it has been [`read`](super::Session::read), and no byte sent after it can
+    /// be read before it is polled. So the bytes read before this event are exactly those
+    /// before the flag (a DisconnectToPort ends the target connection right there).
     Flag(Flag),
     /// Client role: the remote command's exit code (after all its output).
     ExitCode(i32),
+    /// Client role: the agent asks for KMS encryption. Call KMS `GenerateDataKey` with
+    /// [`Session::data_key_request`](super::Session::data_key_request), then
+    /// [`Session::set_data_key`](super::Session::set_data_key) (or
+    /// [`Session::refuse_data_key`](super::Session::refuse_data_key)) before the handshake
+    /// times out.
+    DataKeyNeeded,
+    /// Agent role: the client sent its data key. Call KMS `Decrypt` on
+    /// [`Session::data_key_ciphertext`](super::Session::data_key_ciphertext) under
+    /// [`Session::data_key_context`](super::Session::data_key_context), then
+    /// [`Session::set_decrypted_data_key`](super::Session::set_decrypted_data_key) (or
+    /// [`Session::refuse_data_key`](super::Session::refuse_data_key)).
+    DataKeyToDecrypt,
     /// Client role: the agent asked us to stop sending data.
     PublicationPaused,
     /// Client role: the agent lets us send data again.
@@ -153,6 +200,14 @@ pub enum Error {
     /// The token is empty or not visible ASCII without `"` and `\` (see
     /// [`model::Token`](crate::model::Token)).
     BadToken,
+    /// Peer sent garbage (or an attacker altered it): an encrypted payload that does not
+    /// authenticate under the session key. Dropped **unacknowledged**, as the agent does, so the
+    /// sender resends it: a corrupted copy costs one retransmission, and a peer that keeps
+    /// sending what does not open ends in its give-up.
+    Decrypt(crate::kms::Error),
+    /// KMS encryption failed during the handshake; the session is closed with
+    /// [`CloseReason::Encryption`].
+    Encryption(super::EncryptionFailure),
 }
 
 impl Error {
@@ -166,12 +221,14 @@ impl Error {
             Error::Closed => "session closed",
             Error::TokenTooLong => "token longer than the session can store",
             Error::BadToken => "token empty or not printable ascii",
+            Error::Decrypt(e) => e.as_str(),
+            Error::Encryption(f) => f.as_str(),
         }
     }
 
     /// Whether the error ended the session.
     pub const fn is_fatal(&self) -> bool {
-        matches!(self, Error::Handshake(_))
+        matches!(self, Error::Handshake(_) | Error::Encryption(_))
     }
 }
 
@@ -233,8 +290,13 @@ pub struct Stats {
     pub retransmits: u32,
     /// Acknowledgements that named nothing in flight (or a wrong id).
     pub unknown_acks: u32,
-    /// Acknowledgements not sent because the transmit queue was full.
+    /// Acknowledgements of duplicates not sent because the transmit queue was full (the peer
+    /// resends, and the next copy is acknowledged). A new message's acknowledgement is never
+    /// dropped: while the queue is full the message is held and its acknowledgement owed.
     pub acks_dropped: u32,
+    /// New messages held because the transmit queue had no room for their acknowledgement
+    /// (sent, and the message delivered, once there is room).
+    pub acks_deferred: u32,
 }
 
 impl Stats {
@@ -248,5 +310,6 @@ impl Stats {
         retransmits: 0,
         unknown_acks: 0,
         acks_dropped: 0,
+        acks_deferred: 0,
     };
 }

@@ -2,6 +2,8 @@
 //! bytes waiting for `read`.
 
 use super::Stream;
+use crate::uuid::Uuid;
+use crate::wire::PayloadType;
 
 /// Largest payload a reorder slot holds: the agent reads and sends at most 1024 bytes per message
 /// (PROTOCOL.md §4). A bigger message that arrives early is dropped unacknowledged and comes again.
@@ -11,7 +13,11 @@ pub const REORDER_SLOT_LEN: usize = 1024;
 #[derive(Clone, Copy)]
 pub(crate) struct Held {
     pub(crate) seq: i64,
-    pub(crate) payload_type: u32,
+    pub(crate) id: Uuid,
+    pub(crate) payload_type: PayloadType,
+    /// Its acknowledgement is owed: the transmit queue was full when it came. It is not
+    /// delivered before that acknowledgement is queued (its id would be lost).
+    pub(crate) ack_owed: bool,
     len: u16,
     occupied: bool,
     data: [u8; REORDER_SLOT_LEN],
@@ -20,7 +26,9 @@ pub(crate) struct Held {
 impl Held {
     const EMPTY: Held = Held {
         seq: 0,
-        payload_type: 0,
+        id: Uuid::NIL,
+        payload_type: PayloadType::Null,
+        ack_owed: false,
         len: 0,
         occupied: false,
         data: [0; REORDER_SLOT_LEN],
@@ -34,6 +42,8 @@ impl Held {
 /// Out-of-order storage, one slot per sequence number in `[expected, expected + N)`.
 pub(crate) struct Reorder<const N: usize> {
     slots: [Held; N],
+    /// Held messages whose acknowledgement is owed.
+    owed: usize,
 }
 
 /// Where an incoming sequence number stands.
@@ -53,6 +63,7 @@ impl<const N: usize> Reorder<N> {
     pub(crate) const fn new() -> Self {
         Reorder {
             slots: [Held::EMPTY; N],
+            owed: 0,
         }
     }
 
@@ -83,14 +94,28 @@ impl<const N: usize> Reorder<N> {
         }
     }
 
-    /// Holds a message; `false` (nothing stored) if its payload exceeds a slot.
-    pub(crate) fn hold(&mut self, seq: i64, payload_type: u32, payload: &[u8]) -> bool {
+    /// Holds a message (`ack_owed`: its acknowledgement could not be queued yet); `false`
+    /// (nothing stored) if its payload exceeds a slot.
+    pub(crate) fn hold(
+        &mut self,
+        seq: i64,
+        id: Uuid,
+        payload_type: PayloadType,
+        payload: &[u8],
+        ack_owed: bool,
+    ) -> bool {
         if N == 0 || payload.len() > REORDER_SLOT_LEN {
             return false;
         }
         let h = &mut self.slots[Self::slot(seq)];
+        if h.occupied && h.ack_owed {
+            self.owed -= 1;
+        }
         h.seq = seq;
+        h.id = id;
         h.payload_type = payload_type;
+        h.ack_owed = ack_owed;
+        self.owed += usize::from(ack_owed);
         h.len = payload.len() as u16;
         h.occupied = true;
         h.data[..payload.len()].copy_from_slice(payload);
@@ -111,7 +136,34 @@ impl<const N: usize> Reorder<N> {
         if N > 0 {
             let h = &mut self.slots[Self::slot(seq)];
             if h.seq == seq {
+                if h.occupied && h.ack_owed {
+                    self.owed -= 1;
+                }
                 h.occupied = false;
+                h.ack_owed = false;
+            }
+        }
+    }
+
+    /// The next held message whose acknowledgement is owed (lowest slot first), as
+    /// `(id, seq)`, if any.
+    pub(crate) fn next_owed(&self) -> Option<(Uuid, i64)> {
+        if self.owed == 0 {
+            return None;
+        }
+        self.slots
+            .iter()
+            .find(|h| h.occupied && h.ack_owed)
+            .map(|h| (h.id, h.seq))
+    }
+
+    /// The acknowledgement of held `seq` is queued now.
+    pub(crate) fn ack_queued(&mut self, seq: i64) {
+        if N > 0 {
+            let h = &mut self.slots[Self::slot(seq)];
+            if h.occupied && h.seq == seq && h.ack_owed {
+                h.ack_owed = false;
+                self.owed -= 1;
             }
         }
     }
@@ -139,7 +191,7 @@ impl<const N: usize> ReadBuffer<N> {
         }
     }
 
-    #[cfg(test)]
+    /// Whether every delivered byte has been read.
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -205,13 +257,19 @@ mod tests {
         assert_eq!(r.position(5, 5), Position::InOrder);
         assert_eq!(r.position(5, 8), Position::Ahead);
         assert_eq!(r.position(5, 9), Position::TooFar);
-        assert!(r.hold(7, 1, b"seven"));
+        assert!(r.hold(7, Uuid::NIL, PayloadType::Output, b"seven", false));
         assert_eq!(r.position(5, 7), Position::Duplicate);
         assert_eq!(r.get(7).unwrap().payload(), b"seven");
         assert!(r.get(11).is_none());
         r.release(7);
         assert!(r.get(7).is_none());
-        assert!(!r.hold(6, 1, &[0; REORDER_SLOT_LEN + 1]));
+        assert!(!r.hold(
+            6,
+            Uuid::NIL,
+            PayloadType::Output,
+            &[0; REORDER_SLOT_LEN + 1],
+            false
+        ));
     }
 
     #[test]

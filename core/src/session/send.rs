@@ -45,12 +45,13 @@
 
 use crate::time::{Duration, Instant};
 use crate::uuid::Uuid;
+use crate::wire::PayloadType;
 
 /// One sequenced message waiting for its acknowledgement.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sent {
     pub(crate) id: Uuid,
-    pub(crate) payload_type: u32,
+    pub(crate) payload_type: PayloadType,
     pub(crate) created_date: u64,
     off: u32,
     len: u32,
@@ -71,7 +72,7 @@ pub(crate) struct Sent {
 impl Sent {
     const EMPTY: Sent = Sent {
         id: Uuid::NIL,
-        payload_type: 0,
+        payload_type: PayloadType::Null,
         created_date: 0,
         off: 0,
         len: 0,
@@ -256,7 +257,7 @@ impl<const BYTES: usize, const SLOTS: usize> SendBuffer<BYTES, SLOTS> {
     pub(crate) fn push(
         &mut self,
         id: Uuid,
-        payload_type: u32,
+        payload_type: PayloadType,
         created_date: u64,
         max: usize,
         fill: impl FnOnce(&mut [u8]) -> Option<usize>,
@@ -577,7 +578,7 @@ mod tests {
     const REO: Duration = Duration::from_millis(1);
 
     fn push<const S: usize>(b: &mut SendBuffer<64, S>, n: usize, byte: u8) -> Option<i64> {
-        b.push(Uuid([byte; 16]), 1, 0, n, |d| {
+        b.push(Uuid([byte; 16]), PayloadType::Output, 0, n, |d| {
             d.fill(byte);
             Some(n)
         })

@@ -99,6 +99,14 @@ pub fn agent_disables_keep_alive(agent_version: &str) -> bool {
     version_at_least(agent_version, [3, 1, 1511, 0])
 }
 
+/// Whether a `LocalPortForwarding` port session between these versions is smux-multiplexed
+/// (PROTOCOL.md §5): the agent multiplexes from 3.0.196.0, and only for clients reporting at
+/// least 1.1.70 (the official plugin's thresholds).
+pub fn multiplexed(agent_version: &str, client_version: &str) -> bool {
+    version_at_least(agent_version, [3, 0, 196, 0])
+        && version_at_least(client_version, [1, 1, 70, 0])
+}
+
 /// Whether dotted version `v` (up to four numbers, missing ones count as 0) is at least `min`.
 /// Anything unparsable is "not at least".
 pub fn version_at_least(v: &str, min: [u32; 4]) -> bool {

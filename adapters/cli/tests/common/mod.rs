@@ -272,19 +272,46 @@ pub fn payload(i: usize, len: usize) -> Vec<u8> {
     v
 }
 
-/// A command for the binary with a clean AWS environment (no real credentials picked up).
-pub fn cmd(program: &Path) -> Command {
+/// The keys [`cmd`] puts in the environment (what a user of the AWS CLI has).
+pub const TEST_KEY_ID: &str = "AKIDTESTCLI";
+/// The secret of [`TEST_KEY_ID`].
+pub const TEST_SECRET: &str = "test-secret-0123456789";
+
+/// A command for the binary with a clean AWS environment: no real credentials, config or
+/// endpoint picked up, no instance metadata lookups, and no credentials at all.
+pub fn cmd_bare(program: &Path) -> Command {
     let mut c = Command::new(program);
     for k in [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
         "AWS_CA_BUNDLE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SSM",
+        "AWS_ENDPOINT_URL_STS",
         "AWS_SSM_START_SESSION_RESPONSE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "SSM_SESSION_NO_SIGN_UPGRADE",
     ] {
         c.env_remove(k);
     }
     c.env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    c.env("AWS_CONFIG_FILE", "/dev/null");
+    c.env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+/// [`cmd_bare`] with static keys in the environment ([`TEST_KEY_ID`], [`TEST_SECRET`]).
+pub fn cmd(program: &Path) -> Command {
+    let mut c = cmd_bare(program);
+    c.env("AWS_ACCESS_KEY_ID", TEST_KEY_ID);
+    c.env("AWS_SECRET_ACCESS_KEY", TEST_SECRET);
     c
 }

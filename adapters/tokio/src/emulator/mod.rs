@@ -15,7 +15,14 @@
 //!
 //! What it serves (every connection: plain HTTP, or TLS when the first byte is a TLS handshake):
 //! - `POST /` with `X-Amz-Target: AmazonSSM.StartSession` / `ResumeSession` /
-//!   `TerminateSession` (AWS JSON 1.1). The SigV4 `Authorization` header is accepted unchecked.
+//!   `TerminateSession` (AWS JSON 1.1). The SigV4 `Authorization` header is accepted unchecked,
+//!   unless [`EmulatorConfig::credentials`] is set (strict mode): then every API call and every
+//!   WebSocket upgrade must be SigV4-signed with those keys (or keys it issued through STS), for
+//!   services `ssm`, `sts` and `ssmmessages`, within 5 minutes of its clock, and failures answer
+//!   with AWS's error types (`UnrecognizedClientException`, `InvalidSignatureException`, ...).
+//! - `POST /` with a form body `Action=AssumeRole` (the STS Query API): temporary credentials
+//!   (XML answer) that strict mode accepts from then on, so `role_arn` + `source_profile`
+//!   profiles work through `AWS_ENDPOINT_URL_STS`.
 //!   StartSession answers `{"SessionId","StreamUrl","TokenValue"}`; the `StreamUrl` is
 //!   `wss://127.0.0.1:PORT/v1/data-channel/<id>?role=publish_subscribe` (`ws://` when
 //!   [`EmulatorConfig::tls`] is off). Clients trust [`Emulator::ca_pem`], a CA made at start.
@@ -36,12 +43,18 @@
 //!   each stream (smux-multiplexed when `agent_version` ≥ 3.0.196.0 and the client reports
 //!   ≥ 1.1.70, else basic with DisconnectToPort), as [`crate::forward`] describes.
 //!
+//! [`EmulatorConfig::close_every`] closes each data-channel WebSocket after that long with
+//! `close 1000 "Bye"`, as the service does about every hour; clients resume.
+//!
 //! Faults ([`EmulatorConfig::faults`]) apply between the agent's engine and the socket, in both
 //! directions, to sessions started after they are set.
 
 mod agent;
+mod bye;
 mod cert;
 mod http;
+mod kms;
+pub mod sigv4;
 
 use std::collections::HashMap;
 use std::io;
@@ -55,7 +68,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::{AgentOptions, AgentSession, Control, Faults, Target, TlsOptions};
+use crate::{AgentOptions, AgentSession, Control, Faults, Grant, TlsOptions};
 
 /// What the emulator does. `Default` is like a real agent on loopback: TLS, 1 ms pacing.
 #[derive(Clone, Debug)]
@@ -80,6 +93,17 @@ pub struct EmulatorConfig {
     pub customer_message: String,
     /// A session whose client stays away this long ends (its process is killed).
     pub reconnect_timeout: Duration,
+    /// A KMS key id (id, ARN or `alias/NAME`): the emulator's local KMS (`TrentService.*` on
+    /// the same port) holds this key, and every non-port session requires KMS encryption with
+    /// it. `None`: no KMS, sessions in the clear.
+    pub kms_key_id: Option<String>,
+    /// With `kms_key_id`: refuse clients that do not acknowledge the KMS challenge (the agent's
+    /// `Kms.RequireKMSChallengeResponse`).
+    pub require_kms_challenge: bool,
+    /// Strict mode: the keys every request must be SigV4-signed with; `None` accepts anything.
+    pub credentials: Option<sigv4::Credentials>,
+    /// Close every data-channel WebSocket after this long (`close 1000 "Bye"`).
+    pub close_every: Option<Duration>,
 }
 
 impl Default for EmulatorConfig {
@@ -101,6 +125,10 @@ impl Default for EmulatorConfig {
             shell: shell.into(),
             customer_message: String::new(),
             reconnect_timeout: Duration::from_secs(60),
+            kms_key_id: None,
+            require_kms_challenge: false,
+            credentials: None,
+            close_every: None,
         }
     }
 }
@@ -209,16 +237,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn session_type(&self) -> &'static str {
-        match self {
-            Kind::Shell => "Standard_Stream",
-            Kind::Interactive(_) => "InteractiveCommands",
-            Kind::NonInteractive(_) => "NonInteractiveCommands",
-            Kind::Port { .. } => "Port",
-        }
-    }
-
-    fn session_type_enum(&self) -> crate::engine::SessionType {
+    fn session_type(&self) -> crate::engine::SessionType {
         match self {
             Kind::Shell => crate::engine::SessionType::StandardStream,
             Kind::Interactive(_) => crate::engine::SessionType::InteractiveCommands,
@@ -299,6 +318,10 @@ struct State {
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
     seed: Mutex<crate::faults::Rng>,
+    /// The local KMS, when a key is configured.
+    kms: Option<kms::LocalKms>,
+    /// Temporary credentials handed out by AssumeRole (strict mode accepts them too).
+    issued: Mutex<Vec<sigv4::Credentials>>,
 }
 
 /// A running emulator. Dropping it stops accepting connections; running sessions end with
@@ -336,12 +359,18 @@ impl Emulator {
         let certs = cert::generate()?;
         let listener = TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
+        let kms = config
+            .kms_key_id
+            .as_deref()
+            .map(|k| kms::LocalKms::new(k, EMULATED_REGION));
         let state = Arc::new(State {
             config: Mutex::new(config),
             sessions: Mutex::new(HashMap::new()),
             addr,
             tls: certs.server,
             seed: Mutex::new(crate::faults::Rng::new(crate::random_seed())),
+            kms,
+            issued: Mutex::new(Vec::new()),
         });
         let st = state.clone();
         let accept = tokio::spawn(async move {
@@ -399,7 +428,7 @@ impl Emulator {
     ///
     /// # Errors
     /// An unknown document or a missing `command` parameter (`InvalidInput`).
-    pub fn start_session(&self, request: &StartSession) -> io::Result<Target> {
+    pub fn start_session(&self, request: &StartSession) -> io::Result<Grant> {
         Ok(start_session(&self.state, request)?.1)
     }
 
@@ -407,7 +436,7 @@ impl Emulator {
     ///
     /// # Errors
     /// The session does not exist (`InvalidInput`).
-    pub fn resume_session(&self, session_id: &str) -> io::Result<Target> {
+    pub fn resume_session(&self, session_id: &str) -> io::Result<Grant> {
         Ok(resume_session(&self.state, session_id)?)
     }
 
@@ -435,6 +464,9 @@ fn random_hex(state: &State, bytes: usize) -> String {
         .map(|_| format!("{:02x}", rng.next_u64() as u8))
         .collect()
 }
+
+/// The region the emulator's answers name (KMS key ARNs).
+const EMULATED_REGION: &str = "us-east-1";
 
 fn stream_url(state: &State, id: &str) -> String {
     let scheme = if lock(&state.config).tls { "wss" } else { "ws" };
@@ -494,12 +526,26 @@ fn kind_of(request: &StartSession) -> Result<Kind, ApiError> {
     }
 }
 
-fn start_session(state: &State, request: &StartSession) -> Result<(String, Target), ApiError> {
+/// The grant of session `id` with `token`: this emulator's own URL, so any host is accepted.
+fn grant(state: &State, id: &str, token: &str) -> Result<Grant, ApiError> {
+    let url = stream_url(state, id);
+    let internal = |e: ssm_proto::model::Error| ApiError::new("InternalServerError", e.to_string());
+    let r = ssm_proto::model::StartSessionResponse::new(
+        id,
+        &url,
+        token,
+        crate::Endpoints::DangerousAnyHost,
+    )
+    .map_err(internal)?;
+    Grant::from_borrowed(&r).map_err(internal)
+}
+
+fn start_session(state: &State, request: &StartSession) -> Result<(String, Grant), ApiError> {
     let kind = kind_of(request)?;
     let id = format!("emulator-{}", random_hex(state, 9));
     let token = random_hex(state, 32);
-    let target = Target::new(stream_url(state, &id), token.clone());
-    tracing::info!(session_id = %id, session_type = kind.session_type(), "session started");
+    let target = grant(state, &id, &token)?;
+    tracing::info!(session_id = %id, session_type = kind.session_type().as_str(), "session started");
     lock(&state.sessions).insert(
         id.clone(),
         Entry {
@@ -511,7 +557,7 @@ fn start_session(state: &State, request: &StartSession) -> Result<(String, Targe
     Ok((id, target))
 }
 
-fn resume_session(state: &State, id: &str) -> Result<Target, ApiError> {
+fn resume_session(state: &State, id: &str) -> Result<Grant, ApiError> {
     let token = random_hex(state, 32);
     let sessions = lock(&state.sessions);
     let entry = sessions.get(id).ok_or_else(|| {
@@ -520,9 +566,10 @@ fn resume_session(state: &State, id: &str) -> Result<Target, ApiError> {
             format!("session {id} does not exist"),
         )
     })?;
-    lock(&entry.tokens).push(token.clone());
+    let g = grant(state, id, &token)?;
+    lock(&entry.tokens).push(token);
     tracing::info!(session_id = %id, "session resumed");
-    Ok(Target::new(stream_url(state, id), token))
+    Ok(g)
 }
 
 fn terminate_session(state: &State, id: &str) {
@@ -559,9 +606,35 @@ where
         };
         let path = req.path.split('?').next().unwrap_or("").to_string();
         if let Some(id) = path.strip_prefix("/v1/data-channel/") {
+            if let Err(r) = check_signature(&state, &req, "ssmmessages") {
+                tracing::info!(kind = r.kind, "upgrade refused");
+                let body = serde_json::json!({"__type": r.kind, "message": r.message}).to_string();
+                http::respond(&mut s, r.status, &[], body.as_bytes()).await?;
+                return Ok(());
+            }
             return serve_data_channel(state, s, req, id.to_string(), buf).await;
         }
+        if is_sts(&req) {
+            let (status, body) = match check_signature(&state, &req, "sts") {
+                Ok(()) => sts_answer(&state, &req),
+                Err(r) => (r.status, sts_error(r.kind, &r.message)),
+            };
+            http::respond(
+                &mut s,
+                status,
+                &[("Content-Type", "text/xml")],
+                body.as_bytes(),
+            )
+            .await?;
+            continue;
+        }
         let json = [("Content-Type", "application/x-amz-json-1.1")];
+        if let Err(r) = check_signature(&state, &req, "ssm") {
+            tracing::info!(kind = r.kind, "api call refused");
+            let body = serde_json::json!({"__type": r.kind, "message": r.message}).to_string();
+            http::respond(&mut s, r.status, &json, body.as_bytes()).await?;
+            continue;
+        }
         if req.method != "POST" {
             http::respond(
                 &mut s,
@@ -591,7 +664,19 @@ fn api(state: &State, req: &http::Request) -> Result<serde_json::Value, ApiError
             .map_err(|e| ApiError::new("SerializationException", e.to_string()))?
     };
     let str_field = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_string);
-    match req.header("x-amz-target").unwrap_or("") {
+    let target = req.header("x-amz-target").unwrap_or("");
+    if let Some(op) = target.strip_prefix("TrentService.") {
+        let kms = state.kms.as_ref().ok_or_else(|| {
+            ApiError::new(
+                "UnknownOperationException",
+                "no KMS key is configured (start the emulator with a KMS key id)",
+            )
+        })?;
+        return kms
+            .api(op, &body)
+            .map_err(|(kind, m)| ApiError::new(kind, m));
+    }
+    match target {
         "AmazonSSM.StartSession" => {
             let parameters = body
                 .get("Parameters")
@@ -617,18 +702,13 @@ fn api(state: &State, req: &http::Request) -> Result<serde_json::Value, ApiError
                 document_name: str_field("DocumentName"),
                 parameters,
             };
-            let (id, t) = start_session(state, &request)?;
-            Ok(serde_json::json!({
-                "SessionId": id, "StreamUrl": t.stream_url, "TokenValue": t.token.expose()
-            }))
+            let (_, g) = start_session(state, &request)?;
+            grant_json(&g)
         }
         "AmazonSSM.ResumeSession" => {
             let id = str_field("SessionId")
                 .ok_or_else(|| ApiError::new("ValidationException", "SessionId is required"))?;
-            let t = resume_session(state, &id)?;
-            Ok(serde_json::json!({
-                "SessionId": id, "StreamUrl": t.stream_url, "TokenValue": t.token.expose()
-            }))
+            grant_json(&resume_session(state, &id)?)
         }
         "AmazonSSM.TerminateSession" => {
             let id = str_field("SessionId")
@@ -641,6 +721,104 @@ fn api(state: &State, req: &http::Request) -> Result<serde_json::Value, ApiError
             format!("operation {other:?} is not emulated"),
         )),
     }
+}
+
+/// The AWS JSON of a grant (token in the clear: this is the answer that hands it out).
+fn grant_json(g: &Grant) -> Result<serde_json::Value, ApiError> {
+    let mut buf = vec![0u8; g.as_borrowed().json_len()];
+    let n = g
+        .as_borrowed()
+        .emit(&mut buf)
+        .map_err(|_| ApiError::new("InternalServerError", "grant does not fit"))?;
+    serde_json::from_slice(&buf[..n])
+        .map_err(|e| ApiError::new("InternalServerError", e.to_string()))
+}
+
+/// Strict mode: the request must be signed for `service` with a known key.
+fn check_signature(
+    state: &State,
+    req: &http::Request,
+    service: &str,
+) -> Result<(), sigv4::Refusal> {
+    let Some(own) = lock(&state.config).credentials.clone() else {
+        return Ok(());
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut keys = vec![own];
+    keys.extend(lock(&state.issued).iter().cloned());
+    sigv4::verify(req, service, &keys, now)
+}
+
+/// An STS Query API call (form-encoded `Action=...`), not an SSM JSON one.
+fn is_sts(req: &http::Request) -> bool {
+    req.method == "POST"
+        && req.header("x-amz-target").is_none()
+        && req
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// `AssumeRole`: fresh temporary credentials for the role, valid for an hour.
+fn sts_answer(state: &State, req: &http::Request) -> (u16, String) {
+    let form = String::from_utf8_lossy(&req.body).into_owned();
+    let field = |name: &str| {
+        form.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| sigv4::form_decode(v))
+        })
+    };
+    if field("Action").as_deref() != Some("AssumeRole") {
+        return (
+            400,
+            sts_error("InvalidAction", "only AssumeRole is emulated"),
+        );
+    }
+    let (Some(arn), Some(session)) = (field("RoleArn"), field("RoleSessionName")) else {
+        return (
+            400,
+            sts_error(
+                "ValidationError",
+                "RoleArn and RoleSessionName are required",
+            ),
+        );
+    };
+    let creds = sigv4::Credentials {
+        access_key_id: format!("ASIAEMU{}", random_hex(state, 6).to_ascii_uppercase()),
+        secret_access_key: random_hex(state, 20),
+        session_token: Some(random_hex(state, 32)),
+    };
+    lock(&state.issued).push(creds.clone());
+    let role = arn.rsplit('/').next().unwrap_or("role");
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 3600;
+    tracing::info!(role, "role assumed");
+    let body = format!(
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+         <AssumedRoleUser><AssumedRoleId>AROAEMULATOR:{session}</AssumedRoleId>\
+         <Arn>arn:aws:sts::123456789012:assumed-role/{role}/{session}</Arn></AssumedRoleUser>\
+         <Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>\
+         <SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials>\
+         </AssumeRoleResult><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata>\
+         </AssumeRoleResponse>",
+        creds.access_key_id,
+        creds.secret_access_key,
+        creds.session_token.as_deref().unwrap_or(""),
+        sigv4::iso8601(expires),
+        random_hex(state, 16),
+    );
+    (200, body)
+}
+
+/// An STS error document.
+fn sts_error(code: &str, message: &str) -> String {
+    format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+         <Code>{code}</Code><Message>{message}</Message></Error><RequestId>0</RequestId></ErrorResponse>"
+    )
 }
 
 async fn serve_data_channel<S>(
@@ -669,12 +847,17 @@ where
         Some(crate::transport::ws_config()),
     )
     .await;
+    let close_every = lock(&state.config).close_every;
+    let ws: crate::transport::BoxWs = match close_every {
+        Some(after) => Box::pin(bye::ByeAfter::new(ws, after)),
+        None => crate::transport::boxed(ws),
+    };
     let mut sessions = lock(&state.sessions);
     let Some(entry) = sessions.get_mut(&id) else {
         return Ok(());
     };
     if let Some(agent) = &entry.agent {
-        if agent.attach(ws) {
+        if attach(agent, ws) {
             tracing::debug!(session_id = %id, "client reconnected");
             return Ok(());
         }
@@ -695,7 +878,7 @@ where
             reconnect_timeout: Some(config.reconnect_timeout),
         },
     );
-    agent.control.attach(ws);
+    attach(&agent.control, ws);
     entry.agent = Some(agent.control.clone());
     let kind = entry.kind.clone();
     drop(sessions);
@@ -706,6 +889,11 @@ where
         tracing::info!(session_id = %id, "session ended");
     });
     Ok(())
+}
+
+/// Hands a (possibly wrapped) WebSocket to the agent; `false` if the agent has ended.
+fn attach(control: &Control, ws: crate::transport::BoxWs) -> bool {
+    control.tx.send(crate::handle::Command::Attach(ws)).is_ok()
 }
 
 fn random_seed(state: &State) -> u64 {
@@ -724,7 +912,7 @@ fn spawn_agent(
         seed,
         crate::engine::AgentHandshake {
             agent_version: &config.agent_version,
-            session_type: kind.session_type_enum(),
+            session_type: kind.session_type(),
             properties: &properties,
             kms_key_id: None,
             customer_message: &config.customer_message,

@@ -6,9 +6,11 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
-use crate::wire::FrameRepr;
+use crate::payload;
+use crate::wire::{FrameRepr, MessageType};
 
 mod bottleneck;
+mod kms;
 mod property;
 mod scenarios;
 mod sim;
@@ -48,7 +50,21 @@ impl Msg {
     }
 }
 
-/// Every message the session wants to send now.
+/// What a transmit is, read from its bytes: what `Transmit::class` must say.
+pub(crate) fn class_of(kind: TransmitKind, bytes: &[u8]) -> TransmitClass {
+    if kind == TransmitKind::Text {
+        return TransmitClass::Open;
+    }
+    let f = FrameRepr::parse_bytes(bytes).expect("session emitted a bad frame");
+    match f.header.message_type {
+        MessageType::Acknowledge => TransmitClass::Acknowledge,
+        MessageType::InputStreamData | MessageType::OutputStreamData => TransmitClass::Stream,
+        _ => TransmitClass::Control,
+    }
+}
+
+/// Every message the session wants to send now (each transmit's class checked against its
+/// bytes).
 pub(crate) fn drain<
     const A: usize,
     const B: usize,
@@ -62,6 +78,7 @@ pub(crate) fn drain<
     let mut out = Vec::new();
     let mut buf = vec![0u8; 8192];
     while let Some(t) = s.poll_transmit(now, &mut buf).expect("8 KiB is enough") {
+        assert_eq!(t.class, class_of(t.kind, &buf[..t.len]), "transmit class");
         out.push(Msg {
             kind: t.kind,
             bytes: buf[..t.len].to_vec(),

@@ -94,7 +94,13 @@ fn client_opens_with_text_then_answers_the_handshake() {
 }
 
 /// A frame from the peer, as the official serializer would write it.
-fn peer_frame(t: MessageType, seq: i64, id: Uuid, pt: PayloadType, payload: &[u8]) -> Msg {
+pub(super) fn peer_frame(
+    t: MessageType,
+    seq: i64,
+    id: Uuid,
+    pt: PayloadType,
+    payload: &[u8],
+) -> Msg {
     let repr = FrameRepr {
         header: Header {
             message_type: t,
@@ -283,6 +289,9 @@ fn terminate_closes_once_the_flag_is_acknowledged() {
     );
     assert!(!c.is_closed());
     deliver(&mut a, at(2), &out);
+    // The flag comes in stream order: after the bytes before it are read.
+    assert!(!events(&mut a).contains(&Event::Flag(Flag::TerminateSession)));
+    assert_eq!(read_all(&mut a).0, b"exit");
     assert!(events(&mut a).contains(&Event::Flag(Flag::TerminateSession)));
     let acks = drain(&mut a, at(2));
     deliver(&mut c, at(3), &acks);
@@ -549,11 +558,16 @@ fn duplicates_are_reacked_and_delivered_once() {
     );
     let out = drain(&mut a, at(1));
     let got = acks(&out);
-    let want: Vec<(std::string::String, i64)> = [2, 2, 0, 0, 1, 2]
+    // Each copy is acknowledged, but a copy whose acknowledgement still waits in the queue adds
+    // none: the one queued answers it.
+    let want: Vec<(std::string::String, i64)> = [2, 0, 1]
         .iter()
         .map(|&s| ("input_stream_data".into(), s))
         .collect();
-    assert_eq!(got, want, "every copy acknowledged");
+    assert_eq!(
+        got, want,
+        "every copy acknowledged, none twice in one queue"
+    );
     assert_eq!(read_all(&mut a).0, b"abc");
     assert_eq!(a.stats().duplicates, 3);
     // Still re-acknowledged long after delivery (the official client's issue #139).
@@ -1233,4 +1247,115 @@ fn channel_closed_after_held_data_delivers_it_first() {
 fn max_ahead_defaults() {
     assert_eq!(Config::client(1).max_ahead, 10_000);
     assert_eq!(Config::agent(1, AgentHandshake::SHELL).max_ahead, 10_000);
+}
+
+/// What an agent's driver sees, polling as the driving contract says: read everything, then the
+/// events. Returns the bytes read and, for each flag, how many bytes were read before it.
+fn read_with_flags(a: &mut Small) -> (Vec<u8>, Vec<(Flag, usize)>) {
+    let (mut got, mut flags) = (Vec::new(), Vec::new());
+    loop {
+        got.extend(read_all(a).0);
+        match a.poll_event() {
+            Some(Event::Flag(f)) => flags.push((f, got.len())),
+            Some(_) => {}
+            None if a.read(&mut [0u8; 1]).is_none() => return (got, flags),
+            None => panic!("bytes readable without an event"),
+        }
+    }
+}
+
+#[test]
+fn flag_after_held_data_drained_in_the_same_batch_comes_at_its_place() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut a);
+    c.write(at(1), b"first connection").unwrap();
+    c.send_flag(Flag::DisconnectToPort).unwrap();
+    c.write(at(1), b"second").unwrap();
+    let out = drain(&mut c, at(1));
+    assert_eq!(data(&out).len(), 3);
+    // The flag and the bytes after it arrive first and are held; the first message comes last
+    // and releases all three at once.
+    deliver(&mut a, at(1), &out[1..]);
+    deliver(&mut a, at(1), &out[..1]);
+    let (got, flags) = read_with_flags(&mut a);
+    assert_eq!(got, b"first connectionsecond");
+    assert_eq!(flags, [(Flag::DisconnectToPort, b"first connection".len())]);
+}
+
+#[test]
+fn flag_waits_for_the_bytes_before_it_to_be_read() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut a);
+    c.write(at(1), b"before").unwrap();
+    c.send_flag(Flag::DisconnectToPort).unwrap();
+    c.write(at(1), b"after").unwrap();
+    exchange(&mut c, &mut a, at(1));
+    // Nothing read yet: the flag is not reported, the bytes after it are not readable.
+    assert_eq!(events(&mut a), [Event::Readable]);
+    let mut buf = [0u8; 64];
+    assert_eq!(a.read(&mut buf), Some((Stream::Output, 6)));
+    assert_eq!(a.read(&mut buf), None, "bytes after the flag wait for it");
+    assert_eq!(
+        events(&mut a),
+        [Event::Flag(Flag::DisconnectToPort), Event::Readable]
+    );
+    assert_eq!(a.read(&mut buf), Some((Stream::Output, 5)));
+    assert_eq!(&buf[..5], b"after");
+    assert_eq!(c.unacked_bytes(), 0, "held messages are acknowledged");
+}
+
+#[test]
+fn acknowledgements_owed_while_the_transmit_queue_is_full_are_sent_later() {
+    // Small's transmit queue holds 16: the client takes 24 new messages and a flood of
+    // duplicates before its driver polls a transmit.
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    events(&mut a);
+    let mut out = Vec::new();
+    for i in 0..24u8 {
+        a.write(at(1), &[i; 10]).unwrap();
+        out.extend(drain(&mut a, at(1)));
+    }
+    assert_eq!(data(&out).len(), 24);
+    for m in out.iter().chain(&out[..8]).chain(&out[..8]) {
+        let _ = c.handle_input(at(2), m.incoming());
+    }
+    // Every new message's acknowledgement goes out, none twice, with no resend by the agent.
+    let acks = drain(&mut c, at(2));
+    let mut acked: Vec<i64> = acks
+        .iter()
+        .filter(|m| m.frame().header.message_type == MessageType::Acknowledge)
+        .map(|m| {
+            m.json()["AcknowledgedMessageSequenceNumber"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    acked.sort_unstable();
+    acked.dedup();
+    let seqs: Vec<i64> = data(&out).iter().map(|(seq, _, _)| *seq).collect();
+    assert_eq!(acked, seqs);
+    deliver(&mut a, at(3), &acks);
+    assert_eq!(a.unacked_bytes(), 0);
+    assert_eq!(a.stats().retransmits, 0);
+    let got: Vec<u8> = (0..24u8).flat_map(|i| [i; 10]).collect();
+    assert_eq!(
+        read_all(&mut c).0,
+        got,
+        "every message delivered once, in order"
+    );
+}
+
+#[test]
+fn a_duplicate_is_not_acknowledged_twice_while_its_ack_waits() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    a.write(at(1), b"once").unwrap();
+    let out = drain(&mut a, at(1));
+    for _ in 0..40 {
+        deliver(&mut c, at(2), &out);
+    }
+    assert_eq!(drain(&mut c, at(2)).len(), 1, "one acknowledgement");
+    assert_eq!(c.stats().acks_dropped, 0);
+    assert_eq!(read_all(&mut c).0, b"once");
 }

@@ -42,6 +42,12 @@ fn main() -> ! {
     if let Ok(Status::Complete(_)) = handshake::parse_response(black_box(&rx[..]), &key) {
         black_box(1);
     }
+    #[cfg(feature = "model")]
+    {
+        // The StartSession answer, as a device that calls the API parses it.
+        let r = ssm_proto::model::OwnedStartSessionResponse::<512, 512>::parse(black_box(&rx[..]));
+        black_box(&r);
+    }
     let _ = engine.handle_connected(Instant::from_millis(1), black_box("token"));
     let mut mask = 0x1234_5678u32;
     for step in 0..black_box(4u64) {
@@ -95,21 +101,11 @@ fn main() -> ! {
             engine.terminate(now);
         }
     }
+    #[cfg(feature = "kms")]
+    kms(&mut app);
     black_box(&engine);
     #[cfg(feature = "api")]
     api_client(&mut out, &mut frame);
-    #[cfg(all(feature = "response", not(feature = "api")))]
-    {
-        let (json, scratch) = frame.split_at_mut(2048);
-        let answer = ssm_proto::model::StartSessionResponse::parse_with(
-            black_box(&json[..]),
-            Some(scratch),
-            ssm_proto::model::Endpoints::Aws,
-        );
-        if let Ok(r) = answer {
-            black_box(r.token());
-        }
-    }
     loop {
         cortex_m::asm::wfi();
     }
@@ -179,6 +175,37 @@ fn api_client(out: &mut [u8; 4096], body: &mut [u8; 4096]) {
         }
     }
     black_box(api::check_terminate_answer(head.status, body).is_ok());
+}
+
+/// The client's KMS steps (PROTOCOL.md §6) on opaque inputs: challenge, action result,
+/// EncChallenge answer, then sealing one chunk and opening another.
+#[cfg(feature = "kms")]
+fn kms(app: &mut [u8; 1024]) {
+    use ssm_proto::kms::{ClientKms, ENC_CHALLENGE_TEXT_LEN, OVERHEAD};
+    use ssm_proto::payload::{EncChallenge, JsonStr};
+
+    let mut client = ClientKms::new();
+    let _ = client.request(Some(JsonStr::new(black_box("AAECAwQFBgcICQoLDA0ODw=="))));
+    let _ = client.set_data_key(black_box(&[3u8; 64]), black_box([0; 12]));
+    let mut text = [0u8; 512];
+    if let Ok(r) = client.action_result(black_box(&app[..200]), &mut text) {
+        black_box(r);
+    }
+    let mut answer = [0u8; ENC_CHALLENGE_TEXT_LEN];
+    let request = EncChallenge {
+        challenge: JsonStr::new(black_box("AAAA")),
+    };
+    if let Ok(a) = client.answer_challenge(&request, &mut answer) {
+        black_box(a);
+    }
+    if let Some(c) = client.cipher() {
+        let n = black_box(app.len() - OVERHEAD);
+        let _ = c.seal(app, n);
+        black_box(&app[..]);
+        let _ = c
+            .open(&mut app[..black_box(500)])
+            .map(|p| black_box(p.len()));
+    }
 }
 
 #[panic_handler]
