@@ -166,7 +166,7 @@ async fn service() -> Service {
     let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
     let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
     let port = emu.addr().port();
-    let url = target.stream_url.replace(
+    let url = target.stream_url().as_str().replace(
         &format!("wss://127.0.0.1:{port}/"),
         &format!("wss://localhost:{port}/"),
     );
@@ -175,9 +175,9 @@ async fn service() -> Service {
         "unexpected StreamUrl shape"
     );
     let json = serde_json::json!({
-        "SessionId": Emulator::session_id_of(&target.stream_url).unwrap(),
+        "SessionId": target.session_id(),
         "StreamUrl": url,
-        "TokenValue": target.token.expose(),
+        "TokenValue": target.token().expose_secret(),
     })
     .to_string();
     let json: &'static [u8] = Box::leak(json.into_bytes().into_boxed_slice());
