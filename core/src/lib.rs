@@ -17,7 +17,10 @@
 //!
 //! Modules:
 //! - [`model`]: the `StartSessionResponse` (session id, validated `StreamUrl`, redacted token).
-//! - [`sigv4`]: SigV4 presigning of the data-channel URL (service `ssmmessages`).
+//! - [`api`]: the SSM API calls a device makes (StartSession, ResumeSession, TerminateSession):
+//!   JSON bodies, signed HTTP/1.1 requests, response parsing into typed answers and errors.
+//! - [`sigv4`]: SigV4 presigning of the data-channel URL (service `ssmmessages`) and header
+//!   signing of API calls and the WebSocket upgrade.
 //! - [`wire`]: the binary frame codec (typed view [`wire::Frame`] + [`wire::FrameRepr`]).
 //! - [`time`]: integer-millisecond [`Instant`] and [`Duration`].
 //! - [`uuid`]: the 16-byte ids the protocol uses (message ids, request ids).
@@ -52,6 +55,7 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 mod fmt;
 mod decimal;
 
+pub mod api;
 #[cfg(feature = "kms")]
 pub mod kms;
 pub mod model;

@@ -1,4 +1,6 @@
-//! SigV4 query presigning of the data-channel WebSocket URL (service `ssmmessages`).
+//! SigV4 signing: query presigning of the data-channel WebSocket URL (service `ssmmessages`),
+//! and header signing ([`sign_headers`]) of the SSM JSON API calls (service `ssm`,
+//! [`sign_json_request`]) and of the WebSocket upgrade GET ([`sign_upgrade`]).
 //!
 //! Since plugin 1.2.764.0 the official client signs the WebSocket upgrade (PROTOCOL.md §1). A
 //! presigned URL carries the signature in its query (`X-Amz-Algorithm`, `-Credential`, `-Date`,
@@ -21,6 +23,15 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::model::{StreamUrl, DATA_CHANNEL_PATH};
+
+mod credentials;
+mod header;
+
+pub use credentials::OwnedCredentials;
+pub use header::{
+    sign_headers, sign_json_request, sign_upgrade, upgrade_host, HeaderRequest, SignedHeaders,
+    API_SERVICE, EMPTY_BODY_SHA256, JSON_CONTENT_TYPE, MAX_EXTRA_HEADERS,
+};
 
 /// The service name in the credential scope.
 pub const SERVICE: &str = "ssmmessages";
@@ -73,6 +84,11 @@ pub enum Error {
     BadExpires,
     /// The access key id is empty, or the date is past year 9999.
     BadInput,
+    /// A header name or value cannot be sent as is (CR, LF, a name outside RFC 7230's token
+    /// characters, a repeated name, or a header the signer writes itself).
+    BadHeader,
+    /// More than [`MAX_EXTRA_HEADERS`] headers to sign.
+    TooManyHeaders,
     /// The output buffer is too small; nothing useful was written.
     BufferTooSmall {
         /// Bytes the URL needs.
@@ -90,7 +106,9 @@ impl Error {
             Error::TooManyParams => "stream url query has too many parameters",
             Error::BadExpires => "presigned url expiry must be 1 s to 7 days",
             Error::BadInput => "access key id is empty or the date is out of range",
-            Error::BufferTooSmall { .. } => "buffer too small for the presigned url",
+            Error::BadHeader => "header name or value cannot be signed and sent as is",
+            Error::TooManyHeaders => "too many headers to sign",
+            Error::BufferTooSmall { .. } => "buffer too small for the signed output",
         }
     }
 }
@@ -207,7 +225,7 @@ pub fn signing_key(secret_access_key: &str, date: &str, region: &str, service: &
 }
 
 /// Where bytes go: a hash, a counter or a buffer.
-trait Sink {
+pub(crate) trait Sink {
     fn put(&mut self, bytes: &[u8]);
 }
 
@@ -218,9 +236,9 @@ impl Sink for Sha256 {
 }
 
 /// Counts bytes and writes what fits.
-struct Out<'b> {
-    buf: &'b mut [u8],
-    len: usize,
+pub(crate) struct Out<'b> {
+    pub(crate) buf: &'b mut [u8],
+    pub(crate) len: usize,
 }
 
 impl Sink for Out<'_> {
@@ -233,7 +251,7 @@ impl Sink for Out<'_> {
     }
 }
 
-fn hex_into(bytes: &[u8], out: &mut impl Sink) {
+pub(crate) fn hex_into(bytes: &[u8], out: &mut impl Sink) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         out.put(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
@@ -371,21 +389,84 @@ impl Param<'_> {
     }
 }
 
-/// Everything the canonical request and the URL are written from.
-struct Signing<'a> {
-    url: StreamUrl<'a>,
-    host: &'a str,
-    path: &'a str,
+/// The query parameters of a canonical request: at most [`MAX_QUERY_PARAMS`] from the URL plus
+/// the presigner's own, sorted by their canonical encoding.
+pub(crate) struct Query<'a> {
     params: [Option<Param<'a>>; MAX_QUERY_PARAMS + 6],
     count: usize,
 }
 
-impl<'a> Signing<'a> {
+impl<'a> Query<'a> {
+    /// The parameters of a URL query (`None`: no query). `presigning` refuses `X-Amz-*` keys
+    /// (the URL is presigned already).
+    pub(crate) fn from_url(query: Option<&'a str>, presigning: bool) -> Result<Self, Error> {
+        let mut s = Query {
+            params: [None; MAX_QUERY_PARAMS + 6],
+            count: 0,
+        };
+        let Some(q) = query else {
+            return Ok(s);
+        };
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            check_part(k)?;
+            check_part(v)?;
+            let key = Part::Url(k);
+            if presigning
+                && key
+                    .decoded()
+                    .take(6)
+                    .map(|b| b.to_ascii_lowercase())
+                    .eq(*b"x-amz-")
+            {
+                return Err(Error::AlreadyPresigned);
+            }
+            if s.count == MAX_QUERY_PARAMS {
+                return Err(Error::TooManyParams);
+            }
+            if s.params().any(|p| p.key.decoded().eq(key.decoded())) {
+                return Err(Error::BadQuery);
+            }
+            s.params[s.count] = Some(Param {
+                key,
+                value: Part::Url(v),
+            });
+            s.count += 1;
+        }
+        Ok(s)
+    }
+
+    fn push(&mut self, key: &'a str, value: &'a str) {
+        self.params[self.count] = Some(Param {
+            key: Part::Plain(key),
+            value: Part::Plain(value),
+        });
+        self.count += 1;
+    }
+
     fn params(&self) -> impl Iterator<Item = &Param<'a>> {
         self.params[..self.count].iter().flatten()
     }
 
-    fn write_query(&self, out: &mut impl Sink) {
+    /// Insertion sort: at most 14 entries, no allocation.
+    pub(crate) fn sort(&mut self) {
+        for i in 1..self.count {
+            let mut j = i;
+            while j > 0 {
+                let (a, b) = (self.params[j - 1], self.params[j]);
+                match (a, b) {
+                    (Some(a), Some(b)) if a.cmp(&b) == Ordering::Greater => {
+                        self.params.swap(j - 1, j);
+                        j -= 1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    /// `k=v&k=v`, canonically encoded, in the current order.
+    pub(crate) fn write(&self, out: &mut impl Sink) {
         for (i, p) in self.params().enumerate() {
             if i > 0 {
                 out.put(b"&");
@@ -395,19 +476,68 @@ impl<'a> Signing<'a> {
             p.value.write(out);
         }
     }
+}
 
+/// The canonical URI: the path URI-encoded once more (all services but S3); `/` stays.
+pub(crate) fn write_canonical_path(path: &str, out: &mut impl Sink) {
+    for b in path.bytes() {
+        if b == b'/' {
+            out.put(b"/");
+        } else {
+            put_encoded(b, out);
+        }
+    }
+}
+
+/// `<date>/<region>/<service>/aws4_request`, the credential scope.
+pub(crate) fn write_scope(date: &AmzDate, region: &str, service: &str, out: &mut impl Sink) {
+    for piece in [date.date(), "/", region, "/", service, "/aws4_request"] {
+        out.put(piece.as_bytes());
+    }
+}
+
+/// The signature over a canonical request's hash: the string to sign (algorithm, date, scope,
+/// hex hash) HMAC'd with the day's signing key.
+pub(crate) fn signature(
+    secret_access_key: &str,
+    date: &AmzDate,
+    region: &str,
+    service: &str,
+    canonical_hash: &[u8],
+) -> Result<[u8; 32], Error> {
+    let mut sts = [0u8; 256];
+    let mut w = Out {
+        buf: &mut sts,
+        len: 0,
+    };
+    for piece in [ALGORITHM, "\n", date.as_str(), "\n"] {
+        w.put(piece.as_bytes());
+    }
+    write_scope(date, region, service, &mut w);
+    w.put(b"\n");
+    hex_into(canonical_hash, &mut w);
+    let sts_len = w.len;
+    let sts = sts.get(..sts_len).ok_or(Error::BadInput)?;
+    let mut key = signing_key(secret_access_key, date.date(), region, service);
+    let signature = hmac_sha256(&[&key], sts);
+    key.zeroize();
+    Ok(signature)
+}
+
+/// Everything the canonical request and the URL are written from.
+struct Signing<'a> {
+    url: StreamUrl<'a>,
+    host: &'a str,
+    path: &'a str,
+    query: Query<'a>,
+}
+
+impl Signing<'_> {
     fn write_canonical_request(&self, out: &mut impl Sink) {
         out.put(b"GET\n");
-        // The path is URI-encoded once more (all services but S3); `/` stays.
-        for b in self.path.bytes() {
-            if b == b'/' {
-                out.put(b"/");
-            } else {
-                put_encoded(b, out);
-            }
-        }
+        write_canonical_path(self.path, out);
         out.put(b"\n");
-        self.write_query(out);
+        self.query.write(out);
         out.put(b"\nhost:");
         out.put(self.host.as_bytes());
         out.put(b"\n\nhost\n");
@@ -420,7 +550,7 @@ impl<'a> Signing<'a> {
         out.put(&full.as_bytes()[..before_path]);
         out.put(self.path.as_bytes());
         out.put(b"?");
-        self.write_query(out);
+        self.query.write(out);
         out.put(b"&X-Amz-Signature=");
         hex_into(signature, out);
     }
@@ -454,66 +584,24 @@ pub fn presign_stream_url(
     let expires = Decimal::new(u64::from(expires_secs));
     let expires = expires.as_str();
 
-    // X-Amz-Credential = <key id>/<date>/<region>/ssmmessages/aws4_request, written into a
-    // small buffer so it can be encoded like any other value.
+    // X-Amz-Credential = <key id>/<scope>, written into a small buffer so it can be encoded
+    // like any other value.
     let mut cred_buf = [0u8; 256];
     let mut cred = Out {
         buf: &mut cred_buf,
         len: 0,
     };
-    for piece in [
-        credentials.access_key_id,
-        "/",
-        date.date(),
-        "/",
-        region,
-        "/",
-        SERVICE,
-        "/aws4_request",
-    ] {
-        cred.put(piece.as_bytes());
-    }
+    cred.put(credentials.access_key_id.as_bytes());
+    cred.put(b"/");
+    write_scope(&date, region, SERVICE, &mut cred);
     let cred_len = cred.len;
     let credential = cred_buf
         .get(..cred_len)
         .and_then(|b| core::str::from_utf8(b).ok())
         .ok_or(Error::BadInput)?;
 
-    let mut s = Signing {
-        url: *url,
-        host: url.host(),
-        path: url.path(),
-        params: [None; MAX_QUERY_PARAMS + 6],
-        count: 0,
-    };
-    debug_assert!(s.path.starts_with(DATA_CHANNEL_PATH));
-    if let Some(q) = url.query() {
-        for pair in q.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            check_part(k)?;
-            check_part(v)?;
-            let key = Part::Url(k);
-            if key
-                .decoded()
-                .take(6)
-                .map(|b| b.to_ascii_lowercase())
-                .eq(*b"x-amz-")
-            {
-                return Err(Error::AlreadyPresigned);
-            }
-            if s.count == MAX_QUERY_PARAMS {
-                return Err(Error::TooManyParams);
-            }
-            if s.params().any(|p| p.key.decoded().eq(key.decoded())) {
-                return Err(Error::BadQuery);
-            }
-            s.params[s.count] = Some(Param {
-                key,
-                value: Part::Url(v),
-            });
-            s.count += 1;
-        }
-    }
+    debug_assert!(url.path().starts_with(DATA_CHANNEL_PATH));
+    let mut query = Query::from_url(url.query(), true)?;
     let auth = [
         ("X-Amz-Algorithm", Some(ALGORITHM)),
         ("X-Amz-Credential", Some(credential)),
@@ -524,57 +612,27 @@ pub fn presign_stream_url(
     ];
     for (k, v) in auth {
         if let Some(v) = v {
-            s.params[s.count] = Some(Param {
-                key: Part::Plain(k),
-                value: Part::Plain(v),
-            });
-            s.count += 1;
+            query.push(k, v);
         }
     }
-    // Insertion sort: at most 14 entries, no allocation.
-    for i in 1..s.count {
-        let mut j = i;
-        while j > 0 {
-            let (a, b) = (s.params[j - 1], s.params[j]);
-            match (a, b) {
-                (Some(a), Some(b)) if a.cmp(&b) == Ordering::Greater => {
-                    s.params.swap(j - 1, j);
-                    j -= 1;
-                }
-                _ => break,
-            }
-        }
-    }
+    query.sort();
+    let s = Signing {
+        url: *url,
+        host: url.host(),
+        path: url.path(),
+        query,
+    };
 
     let mut h = Sha256::new();
     s.write_canonical_request(&mut h);
     let canonical_hash = h.finalize();
-    let mut key = signing_key(credentials.secret_access_key, date.date(), region, SERVICE);
-    // String to sign: algorithm, date, scope, hex(SHA-256(canonical request)); HMAC'd whole.
-    let mut sts = [0u8; 256];
-    let mut w = Out {
-        buf: &mut sts,
-        len: 0,
-    };
-    for piece in [
-        ALGORITHM,
-        "\n",
-        date.as_str(),
-        "\n",
-        date.date(),
-        "/",
+    let signature = signature(
+        credentials.secret_access_key,
+        &date,
         region,
-        "/",
         SERVICE,
-        "/aws4_request\n",
-    ] {
-        w.put(piece.as_bytes());
-    }
-    hex_into(&canonical_hash, &mut w);
-    let sts_len = w.len;
-    let sts = sts.get(..sts_len).ok_or(Error::BadInput)?;
-    let signature = hmac_sha256(&[&key], sts);
-    key.zeroize();
+        &canonical_hash,
+    )?;
 
     let mut count = Out {
         buf: &mut [],

@@ -227,9 +227,28 @@ where
     if url.scheme() != Scheme::Wss {
         return Err(Error::BadStreamUrl);
     }
-    let host = url.host();
     debug!("ssm: connecting to port {}", url.port());
+    let (conn, socket) =
+        open_tls(stack, addr, url.port(), url.host(), trust, net, &mut rng).await?;
+    let halves = conn.split();
+    let config = Config::from_response(response);
+    let (session, runner) = new(halves, config, resources, rng.next_u64());
+    Ok((session, NetRunner { runner, socket }))
+}
 
+/// TCP to `addr:port`, then TLS verified for `host`, in `net`'s slots.
+async fn open_tls<'d, G, const TR: usize, const TT: usize>(
+    stack: Stack<'d>,
+    addr: IpAddress,
+    port: u16,
+    host: &'d str,
+    trust: Verification<'d>,
+    net: &'d mut NetResources<'d, TR, TT>,
+    rng: &mut G,
+) -> Result<(&'d mut tls::Connection<'d, NetSocket<'d>>, NetSocket<'d>), Error>
+where
+    G: RngCore + CryptoRng,
+{
     let NetResources {
         tcp_rx,
         tcp_tx,
@@ -241,26 +260,108 @@ where
     let socket = socket.insert(RefCell::new(TcpSocket::new(stack, tcp_rx, tcp_tx)));
     socket
         .get_mut()
-        .connect((addr, url.port()))
+        .connect((addr, port))
         .await
         .map_err(|_| Error::Connect)?;
     let socket = NetSocket { socket };
-
     let options = tls::Options {
         server_name: host,
         verification: trust,
     };
-    let conn = match tls::connect(socket, tls_rx, tls_tx, options, &mut rng).await {
-        Ok(conn) => conn,
+    match tls::connect(socket, tls_rx, tls_tx, options, rng).await {
+        Ok(conn) => Ok((tls_slot.insert(conn), socket)),
         Err(_) => {
             // Nothing to say to a server we do not trust (or that broke the handshake).
             socket.abort().await;
-            return Err(Error::Tls);
+            Err(Error::Tls)
         }
-    };
-    let conn = tls_slot.insert(conn);
-    let halves = conn.split();
-    let config = Config::from_response(response);
-    let (session, runner) = new(halves, config, resources, rng.next_u64());
-    Ok((session, NetRunner { runner, socket }))
+    }
+}
+
+/// A verified TLS connection to the SSM API over embassy-net, for [`crate::Api`]'s calls
+/// (`Read + Write`). [`ApiConnection::close`] ends it (FIN, or RST after 5 s).
+pub struct ApiConnection<'d> {
+    conn: &'d mut tls::Connection<'d, NetSocket<'d>>,
+    socket: NetSocket<'d>,
+}
+
+impl ApiConnection<'_> {
+    /// Closes the TCP connection (TLS ends without close_notify, as [`NetRunner`]'s).
+    pub async fn close(self) {
+        self.socket.shutdown().await;
+    }
+}
+
+impl ErrorType for ApiConnection<'_> {
+    type Error = tls::Error;
+}
+
+impl Read for ApiConnection<'_> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, tls::Error> {
+        self.conn.read(buf).await
+    }
+}
+
+impl Write for ApiConnection<'_> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, tls::Error> {
+        self.conn.write(buf).await
+    }
+
+    async fn flush(&mut self) -> Result<(), tls::Error> {
+        self.conn.flush().await
+    }
+}
+
+/// Resolves `endpoint.host` (DNS A) and opens [`connect_api_to`]'s connection.
+///
+/// # Errors
+/// As [`connect_api_to`], and [`Error::Dns`].
+pub async fn connect_api<'d, G, const TR: usize, const TT: usize>(
+    stack: Stack<'d>,
+    endpoint: &ssm_proto::api::Endpoint<'d>,
+    trust: Verification<'d>,
+    net: &'d mut NetResources<'d, TR, TT>,
+    rng: G,
+) -> Result<ApiConnection<'d>, Error>
+where
+    G: RngCore + CryptoRng,
+{
+    let addrs = stack
+        .dns_query(endpoint.host, embassy_net::dns::DnsQueryType::A)
+        .await
+        .map_err(|_| Error::Dns)?;
+    let addr = *addrs.first().ok_or(Error::Dns)?;
+    connect_api_to(stack, addr, endpoint, trust, net, rng).await
+}
+
+/// TCP to `addr` on `endpoint.port`, TLS verified for `endpoint.host` (`trust` as for
+/// [`connect`]): a connection for [`crate::Api`]'s calls, kept alive between them.
+///
+/// # Errors
+/// [`Error::BadStreamUrl`] if the endpoint is not TLS, [`Error::Connect`], [`Error::Tls`].
+pub async fn connect_api_to<'d, G, const TR: usize, const TT: usize>(
+    stack: Stack<'d>,
+    addr: IpAddress,
+    endpoint: &ssm_proto::api::Endpoint<'d>,
+    trust: Verification<'d>,
+    net: &'d mut NetResources<'d, TR, TT>,
+    mut rng: G,
+) -> Result<ApiConnection<'d>, Error>
+where
+    G: RngCore + CryptoRng,
+{
+    if !endpoint.tls {
+        return Err(Error::BadStreamUrl);
+    }
+    let (conn, socket) = open_tls(
+        stack,
+        addr,
+        endpoint.port,
+        endpoint.host,
+        trust,
+        net,
+        &mut rng,
+    )
+    .await?;
+    Ok(ApiConnection { conn, socket })
 }

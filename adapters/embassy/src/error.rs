@@ -36,6 +36,9 @@ pub enum Error {
     Tls,
     /// The StartSessionResponse is unusable (its StreamUrl scheme, host or port).
     BadStreamUrl,
+    /// An SSM API call failed ([`crate::api`]): the service's typed error, an unusable answer,
+    /// or signing.
+    Api(ssm_proto::api::Error),
 }
 
 impl Error {
@@ -53,6 +56,7 @@ impl Error {
             Error::Connect => "tcp connection failed",
             Error::Tls => "tls handshake failed",
             Error::BadStreamUrl => "unusable stream url",
+            Error::Api(e) => e.as_str(),
         }
     }
 }
@@ -78,6 +82,9 @@ impl embedded_io::Error for Error {
             Error::Dns => ErrorKind::AddrNotAvailable,
             Error::Connect => ErrorKind::ConnectionRefused,
             Error::Tls => ErrorKind::PermissionDenied,
+            Error::Api(ssm_proto::api::Error::BufferTooSmall { .. }) => ErrorKind::OutOfMemory,
+            Error::Api(ssm_proto::api::Error::Service(_)) => ErrorKind::PermissionDenied,
+            Error::Api(_) => ErrorKind::InvalidData,
         }
     }
 }

@@ -20,6 +20,13 @@
 //! does. It moves bytes and time, and translates errors.
 //!
 //! ## Usage
+//! 0. Without a StartSession answer from elsewhere, call the SSM API from the device: an
+//!    [`Api`] (endpoint, your credentials in an [`OwnedCredentials`], a [`Clock`] set from an
+//!    RTC or learned from the service's `Date`) over a TLS connection to
+//!    `ssm.<region>.amazonaws.com` (feature `net`: `connect_api`): [`Api::start_session`],
+//!    [`Api::resume_session`],
+//!    [`Api::terminate_session`]. [`Api::sign_upgrade`] gives the SigV4 headers for
+//!    [`Config::headers`].
 //! 1. Get a connected transport as a read half and a write half. With embassy-net and TLS, the
 //!    [`connect`] helper (feature `net`) does DNS, TCP, TLS and returns the pair already wired.
 //!    By hand: `TcpSocket::split()`, then [`duplex::DuplexState`] + [`tls::connect`] +
@@ -34,9 +41,10 @@
 //!    the transport is yours (drop or close it). The `connect` helper's `NetRunner` closes its
 //!    TCP connection itself (FIN, or RST after 5 s).
 //!
-//! What it does not do yet: reconnect with ResumeSession when the service closes the WebSocket
-//! (about every 60 minutes): the runner then ends with [`Error::TransportClosed`]. SigV4 signing
-//! of the upgrade is not done here (pass signed headers in [`Config::headers`]).
+//! When the service closes the WebSocket (about every 60 minutes), [`Runner::run`] ends with
+//! [`Error::TransportClosed`]; [`Runner::run_resuming`] instead calls ResumeSession through a
+//! [`ResumeSource`] you provide (typically [`Api::resume_session`] plus a new TLS connection),
+//! checks the answer like StartSession's, reconnects and carries on with the engine's state.
 //!
 //! ## Memory
 //! [`Resources`] holds the engine with device-sized capacities ([`SEND`] 16 KiB window,
@@ -60,17 +68,26 @@ compile_error!("features `defmt` and `log` are mutually exclusive");
 #[macro_use]
 mod fmt;
 
+pub mod api;
+pub mod clock;
 #[cfg(feature = "net")]
 mod connect;
 pub mod duplex;
 mod error;
+pub mod resume;
 mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+pub use api::{Api, ApiBuffers, OwnedCredentials, SignedUpgrade, StreamUrls};
+pub use clock::Clock;
 #[cfg(feature = "net")]
-pub use connect::{connect, connect_to, NetResources, NetRunner, NetSocket};
+pub use connect::{
+    connect, connect_api, connect_api_to, connect_to, ApiConnection, NetResources, NetRunner,
+    NetSocket,
+};
 pub use error::Error;
+pub use resume::{ResumeSource, Resumed};
 pub use session::{
     new, Config, Engine, Resources, Runner, Session, TryError, RECV, REORDER, SEND, TXQ, UNACKED,
 };

@@ -131,7 +131,7 @@ fn with<R>(shared: &Shared, f: impl FnOnce(&mut Inner) -> R) -> R {
     }
 }
 
-fn now() -> ssm_proto::Instant {
+pub(crate) fn now() -> ssm_proto::Instant {
     ssm_proto::Instant::from_millis(embassy_time::Instant::now().as_millis())
 }
 
@@ -251,30 +251,17 @@ impl<'d, R: Read, W: Write, const MSG: usize> Runner<'d, R, W, MSG> {
     ///
     /// # Errors
     /// The transport's error, [`Error::TransportClosed`] when it ends first (the service closes
-    /// the WebSocket about every 60 minutes; reconnecting with ResumeSession is not implemented
-    /// here yet), a WebSocket protocol error, or a buffer too small.
+    /// the WebSocket about every 60 minutes: [`Runner::run_resuming`] reconnects through
+    /// ResumeSession instead), a WebSocket protocol error, or a buffer too small.
     pub async fn run(mut self) -> Result<CloseReason, Error> {
-        let result = self.run_inner().await;
-        with(self.shared, |inner| {
-            if let Err(e) = result {
-                inner.failed = Some(e);
-                inner.engine.handle_transport_closed(now());
-            }
-            inner.wake_handles();
-        });
-        result
+        let (mut link, reader, writer, config) = self.link();
+        let result = link.drive(reader, writer, &config).await;
+        finish(self.shared, result)
     }
 
-    async fn run_inner(&mut self) -> Result<CloseReason, Error> {
-        let (start, end) = self.upgrade().await?;
-        let token = self.config.token;
-        with(self.shared, |inner| {
-            inner
-                .engine
-                .handle_connected(now(), token)
-                .map_err(|_| Error::TokenTooLong)
-        })?;
-        debug!("ssm: websocket open, open data channel queued");
+    /// The runner's parts: what every connection of the session uses, the first
+    /// connection's halves, and its configuration.
+    pub(crate) fn link(&mut self) -> (Link<'_, 'd, MSG>, &mut R, &mut W, Config<'d>) {
         let Runner {
             shared,
             ws,
@@ -283,11 +270,73 @@ impl<'d, R: Read, W: Write, const MSG: usize> Runner<'d, R, W, MSG> {
             rx,
             frame,
             out,
+            config,
             rng,
-            ..
         } = self;
-        let reading = read_loop(shared, ws, reader, rx, start, end);
-        let writing = write_loop(shared, ws, writer, frame, out, rng);
+        let link = Link {
+            shared,
+            ws,
+            rx,
+            frame,
+            out,
+            rng,
+        };
+        (link, reader, writer, *config)
+    }
+}
+
+/// Records how the runner ended and wakes the handles.
+pub(crate) fn finish(
+    shared: &Shared,
+    result: Result<CloseReason, Error>,
+) -> Result<CloseReason, Error> {
+    with(shared, |inner| {
+        if let Err(e) = result {
+            inner.failed = Some(e);
+            inner.engine.handle_transport_closed(now());
+        }
+        inner.wake_handles();
+    });
+    result
+}
+
+/// What one connection of the session runs on: the engine and WebSocket state (kept across
+/// connections) and the IO buffers.
+pub(crate) struct Link<'a, 'd, const MSG: usize> {
+    pub(crate) shared: &'d Shared,
+    pub(crate) ws: &'d RefCell<WebSocket<MSG>>,
+    rx: &'a mut [u8],
+    frame: &'a mut [u8],
+    out: &'a mut [u8],
+    rng: &'a mut SplitMix64,
+}
+
+impl<const MSG: usize> Link<'_, '_, MSG> {
+    /// Runs `f` on the engine.
+    pub(crate) fn engine<T>(&self, f: impl FnOnce(&mut Engine) -> T) -> T {
+        with(self.shared, |inner| f(&mut inner.engine))
+    }
+
+    /// One connection: upgrade, OpenDataChannelInput, then data both ways until the engine
+    /// closes (why) or the connection fails.
+    pub(crate) async fn drive<R: Read, W: Write>(
+        &mut self,
+        reader: &mut R,
+        writer: &mut W,
+        config: &Config<'_>,
+    ) -> Result<CloseReason, Error> {
+        *self.ws.borrow_mut() = WebSocket::new(Role::Client);
+        let (start, end) = self.upgrade(reader, writer, config).await?;
+        let token = config.token;
+        with(self.shared, |inner| {
+            inner
+                .engine
+                .handle_connected(now(), token)
+                .map_err(|_| Error::TokenTooLong)
+        })?;
+        debug!("ssm: websocket open, open data channel queued");
+        let reading = read_loop(self.shared, self.ws, reader, self.rx, start, end);
+        let writing = write_loop(self.shared, self.ws, writer, self.frame, self.out, self.rng);
         match select(reading, writing).await {
             Either::First(r) | Either::Second(r) => r,
         }
@@ -295,28 +344,33 @@ impl<'d, R: Read, W: Write, const MSG: usize> Runner<'d, R, W, MSG> {
 
     /// Sends the upgrade request and reads the answer into `rx`. Returns the range of `rx` that
     /// holds bytes after the answer (WebSocket frames that arrived with it).
-    async fn upgrade(&mut self) -> Result<(usize, usize), Error> {
+    async fn upgrade<R: Read, W: Write>(
+        &mut self,
+        reader: &mut R,
+        writer: &mut W,
+        config: &Config<'_>,
+    ) -> Result<(usize, usize), Error> {
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         key[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         let request = handshake::ClientRequest {
-            host: self.config.host,
-            port: self.config.port,
-            tls: self.config.tls,
-            path_and_query: self.config.path_and_query,
+            host: config.host,
+            port: config.port,
+            tls: config.tls,
+            path_and_query: config.path_and_query,
             key,
-            headers: self.config.headers,
+            headers: config.headers,
         };
         let n = request.write(self.out).map_err(|_| Error::BufferTooSmall)?;
-        self.writer.write_all(&self.out[..n]).await.map_err(io)?;
-        self.writer.flush().await.map_err(io)?;
+        writer.write_all(&self.out[..n]).await.map_err(io)?;
+        writer.flush().await.map_err(io)?;
         let key = request.key_base64();
         let mut filled = 0;
         loop {
             if filled == self.rx.len() {
                 return Err(Error::UpgradeTooLarge);
             }
-            let n = self.reader.read(&mut self.rx[filled..]).await.map_err(io)?;
+            let n = reader.read(&mut self.rx[filled..]).await.map_err(io)?;
             if n == 0 {
                 return Err(Error::TransportClosed);
             }

@@ -38,17 +38,11 @@ where
     let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
     let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
 
-    // The same StartSessionResponse a device would parse.
-    let session_id = Emulator::session_id_of(&target.stream_url)
-        .unwrap()
-        .to_string();
-    let json = serde_json::json!({
-        "SessionId": session_id,
-        "StreamUrl": target.stream_url,
-        "TokenValue": target.token.expose(),
-    })
-    .to_string();
-    let json: &'static [u8] = Box::leak(json.into_bytes().into_boxed_slice());
+    // The same StartSessionResponse a device would parse: the grant as AWS JSON, parsed again.
+    let grant = target.as_borrowed();
+    let mut json = vec![0u8; grant.json_len()];
+    grant.emit(&mut json).unwrap();
+    let json: &'static [u8] = Box::leak(json.into_boxed_slice());
     let response =
         StartSessionResponse::parse_with(json, None, ssm_proto::model::Endpoints::DangerousAnyHost)
             .unwrap();

@@ -8,44 +8,20 @@
 
 mod common;
 
-use std::sync::Mutex;
-
-use common::{pki, spawn_agent, with_session, Mode};
+use common::{capture, pki, spawn_agent, with_session, Mode};
 use embedded_io_async::Read;
 use ssm_embassy::CloseReason;
 
 /// A token no other text contains by chance.
 const TOKEN: &str = "tok-CANARY-5f1e9a7c3b2d4e6f8a0b1c2d3e4f5a6b7c8d9e0f";
 
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
-        self.0.lock().unwrap().push(line);
-    }
-
-    fn flush(&self) {}
-}
-
-static LOGS: Capture = Capture(Mutex::new(Vec::new()));
-
-/// Every piece of the token long enough to identify it.
-fn leaks(text: &str) -> Vec<&str> {
-    (0..=TOKEN.len() - 8)
-        .map(|i| &TOKEN[i..i + 8])
-        .filter(|piece| text.contains(piece))
-        .collect()
+fn leaks(text: &str) -> Vec<&'static str> {
+    capture::leaks(TOKEN, text)
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_token_never_reaches_the_log() {
-    log::set_logger(&LOGS).unwrap();
-    log::set_max_level(log::LevelFilter::Trace);
+    capture::install();
 
     let (ca, server) = pki();
     let mode = Mode::Command {
@@ -74,7 +50,7 @@ async fn the_token_never_reaches_the_log() {
     let report = agent.await.unwrap();
     assert!(report.token_ok, "the agent did not get the token");
 
-    let logs = LOGS.0.lock().unwrap().join("\n");
+    let logs = capture::logs();
     // The capture saw the session (else the search below proves nothing): the adapter's,
     // the engine's and the TLS layer's records.
     for expected in ["websocket open", "ssm_proto", "embedded_tls"] {

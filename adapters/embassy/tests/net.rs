@@ -166,7 +166,7 @@ async fn service() -> Service {
     let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
     let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
     let port = emu.addr().port();
-    let url = target.stream_url.replace(
+    let url = target.stream_url().as_str().replace(
         &format!("wss://127.0.0.1:{port}/"),
         &format!("wss://localhost:{port}/"),
     );
@@ -175,9 +175,9 @@ async fn service() -> Service {
         "unexpected StreamUrl shape"
     );
     let json = serde_json::json!({
-        "SessionId": Emulator::session_id_of(&target.stream_url).unwrap(),
+        "SessionId": target.session_id(),
         "StreamUrl": url,
-        "TokenValue": target.token.expose(),
+        "TokenValue": target.token().expose_secret(),
     })
     .to_string();
     let json: &'static [u8] = Box::leak(json.into_bytes().into_boxed_slice());
@@ -296,4 +296,61 @@ async fn untrusted_server_gets_a_reset() {
         end,
         DeviceEnd::Failed(embassy_net::tcp::Error::ConnectionReset)
     );
+}
+
+/// The device starts its own session over embassy-net: `connect_api_to` (TCP + TLS verified for
+/// `localhost`), `Api::start_session` on it, then the connection closed with a FIN.
+#[tokio::test(flavor = "current_thread")]
+async fn start_session_through_the_api_across_two_embassy_net_stacks() {
+    let Service { emu, ca, .. } = service().await;
+    let port = emu.addr().port();
+    let (end, session_id) = across_two_stacks(&emu, |stack_a| async move {
+        let net: &'static mut NetResources<'static> = leak(NetResources::new());
+        let endpoint = ssm_embassy::api::Endpoint {
+            host: "localhost",
+            port,
+            tls: true,
+            region: "us-east-1",
+        };
+        let mut conn = ssm_embassy::connect_api_to(
+            stack_a,
+            GATEWAY_IP.into(),
+            &endpoint,
+            Verification::Root(ca),
+            net,
+            OsRng,
+        )
+        .await
+        .unwrap();
+        let clock: &'static ssm_embassy::Clock = leak(ssm_embassy::Clock::from_unix_secs(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        ));
+        let api = ssm_embassy::Api {
+            endpoint,
+            credentials: ssm_proto::sigv4::Credentials {
+                access_key_id: "AKIDEXAMPLE",
+                secret_access_key: "secret",
+                session_token: None,
+            },
+            clock,
+            stream_urls: ssm_embassy::StreamUrls::LoopbackForTests,
+        };
+        let mut buffers = ssm_embassy::ApiBuffers::<4096, 2048>::new();
+        let request = ssm_embassy::api::StartSessionRequest {
+            target: "i-0emulator",
+            ..Default::default()
+        };
+        let id = api
+            .start_session(&mut conn, &request, &mut buffers)
+            .await
+            .map(|r| r.session_id().to_string());
+        conn.close().await;
+        id
+    })
+    .await;
+    assert!(session_id.unwrap().starts_with("emulator-"));
+    assert_eq!(end, DeviceEnd::Closed);
 }

@@ -3,6 +3,10 @@
 //! a NonInteractiveCommands session (output, exit code, channel closed).
 #![allow(dead_code, reason = "each test file uses part of it")]
 
+#[cfg(feature = "tls")]
+pub mod api;
+#[cfg(feature = "log")]
+pub mod capture;
 pub mod replay;
 
 use std::sync::Arc;

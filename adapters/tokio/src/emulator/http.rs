@@ -114,6 +114,11 @@ pub(crate) async fn respond<S: AsyncWrite + Unpin>(
     body: &[u8],
 ) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    // AWS dates every answer; clients without a clock learn the time from it.
+    head.push_str(&format!(
+        "Date: {}\r\n",
+        http_date(std::time::SystemTime::now())
+    ));
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
@@ -121,6 +126,33 @@ pub(crate) async fn respond<S: AsyncWrite + Unpin>(
     s.write_all(head.as_bytes()).await?;
     s.write_all(body).await?;
     s.flush().await
+}
+
+/// An IMF-fixdate (RFC 9110 §5.6.7): `Tue, 01 Dec 2026 22:01:46 GMT`.
+pub(crate) fn http_date(t: std::time::SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // `YYYYMMDDTHHMMSSZ`; the weekday from the day count (1970-01-01 was a Thursday).
+    let Ok(d) = ssm_proto::sigv4::AmzDate::from_unix_secs(secs) else {
+        return "Thu, 01 Jan 1970 00:00:00 GMT".into();
+    };
+    let d = d.as_str();
+    let month = d[4..6].parse::<usize>().unwrap_or(1).clamp(1, 12);
+    format!(
+        "{}, {} {} {} {}:{}:{} GMT",
+        DAYS[(secs / 86_400 % 7) as usize],
+        &d[6..8],
+        MONTHS[month - 1],
+        &d[0..4],
+        &d[9..11],
+        &d[11..13],
+        &d[13..15]
+    )
 }
 
 /// Answers a WebSocket upgrade with 101; `None` if the request is not a valid upgrade.
@@ -141,4 +173,27 @@ pub(crate) async fn accept_upgrade<S: AsyncWrite + Unpin>(
     s.write_all(head.as_bytes()).await?;
     s.flush().await?;
     Ok(Some(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn http_dates_are_imf_fixdates() {
+        let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(
+            super::http_date(at(784_111_777)),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(super::http_date(at(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
+        for s in [951_868_799, 1_796_162_506, 4_102_444_800] {
+            let text = super::http_date(at(s));
+            assert_eq!(
+                ssm_proto::api::http::parse_http_date(&text),
+                Some(s),
+                "{text}"
+            );
+        }
+    }
 }

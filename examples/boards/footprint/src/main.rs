@@ -119,9 +119,77 @@ fn main() -> ! {
         }
     }
     black_box(&engine);
+    #[cfg(feature = "api")]
+    api_client(&mut out, &mut frame);
     loop {
         cortex_m::asm::wfi();
     }
+}
+
+/// What `ssm_embassy::api` runs for StartSession / ResumeSession / TerminateSession and the
+/// signed upgrade, with inputs the optimiser cannot see through.
+#[cfg(feature = "api")]
+fn api_client(out: &mut [u8; 4096], body: &mut [u8; 4096]) {
+    use ssm_proto::api::{self, http, Endpoint, Operation, ServiceError, StartSessionRequest};
+    use ssm_proto::model::Endpoints;
+    use ssm_proto::sigv4::{self, Credentials};
+
+    let creds = Credentials {
+        access_key_id: black_box("AKIDEXAMPLE"),
+        secret_access_key: black_box("secret"),
+        session_token: black_box(Some("token")),
+    };
+    let mut host = [0u8; api::HOST_CAPACITY];
+    let Ok(endpoint) = Endpoint::aws(black_box("eu-west-1"), &mut host) else {
+        return;
+    };
+    let values = [black_box("uptime")];
+    let params = [("command", &values[..])];
+    let request = StartSessionRequest {
+        target: black_box("i-0123456789abcdef0"),
+        document_name: black_box(Some("AWS-StartNonInteractiveCommand")),
+        parameters: &params,
+        reason: None,
+    };
+    let mut json = [0u8; 512];
+    let n = match black_box(0u8) {
+        0 => request.emit(&mut json),
+        _ => api::session_id_body(black_box("s-1"), &mut json),
+    }
+    .unwrap_or(0);
+    let op = black_box(Operation::StartSession);
+    let now = black_box(1_700_000_000);
+    let n = api::write_request(&endpoint, op, &json[..n], &creds, now, out).unwrap_or(0);
+    black_box(&out[..n]);
+
+    // The answer: head, body de-framed, then the session or the error.
+    let rx = black_box(&out[..]);
+    let Ok(Some(head)) = http::parse_head(rx) else {
+        return;
+    };
+    let Ok(mut dec) = api::BodyDecoder::new(&head, body.len()) else {
+        return;
+    };
+    if dec.feed(&rx[head.len.min(rx.len())..], body).is_err() || dec.finish().is_err() {
+        return;
+    }
+    let len = dec.len();
+    let (body, scratch) = body.split_at_mut(2048);
+    let body = &body[..len.min(2048)];
+    match api::parse_session_answer(head.status, body, scratch, Endpoints::Aws) {
+        Ok(r) => {
+            let mut auth = [0u8; 512];
+            if let Ok(s) = sigv4::sign_upgrade(&r.stream_url(), None, &creds, now, &mut auth) {
+                black_box(s.authorization);
+            }
+            black_box(r.token());
+        }
+        Err(_) => {
+            let e = ServiceError::parse(head.status, body);
+            black_box(e.is_clock_skew(now, head.date));
+        }
+    }
+    black_box(api::check_terminate_answer(head.status, body).is_ok());
 }
 
 #[panic_handler]

@@ -10,6 +10,7 @@
 
 mod engine_tests;
 mod harness;
+mod sigv4_tests;
 mod tls_heap;
 mod vectors;
 mod wire_tests;
@@ -27,6 +28,7 @@ fn main() -> ! {
         .iter()
         .chain(engine_tests::TESTS)
         .chain(tls_heap::TESTS)
+        .chain(sigv4_tests::TESTS)
     {
         match (t.run)() {
             Ok(()) => passed += 1,

@@ -1,0 +1,296 @@
+//! The runner survives the loss of its WebSocket (PROTOCOL.md §6a): `Runner::run_resuming`
+//! calls ResumeSession through the test's `ResumeSource` (the device's own `Api` over verified
+//! TLS to the tokio emulator), reconnects with the new token, and the engine's state carries
+//! the session on. The emulator cuts every data-channel connection after a few frames
+//! (`Faults::cut_after`); the command's output still arrives byte-exact with its exit code.
+//! Mock sources check the ends: a session that has ended, an answer about another session, and
+//! a source that keeps failing (bounded attempts).
+#![cfg(feature = "tls")]
+
+mod common;
+
+use core::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use embassy_futures::join::join;
+use ssm_embassy::resume::RESUME_ATTEMPTS;
+use ssm_embassy::{Api, ApiBuffers, Clock, CloseReason, Error, ResumeSource, Resumed, StreamUrls};
+use ssm_proto::sigv4::Credentials;
+use ssm_tokio::emulator::{Emulator, EmulatorConfig};
+use ssm_tokio::Faults;
+
+const CREDS: Credentials<'static> = Credentials {
+    access_key_id: "AKIDEXAMPLE",
+    secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    session_token: None,
+};
+
+fn leak<T>(t: T) -> &'static mut T {
+    Box::leak(Box::new(t))
+}
+
+use common::api::{Reader, Writer};
+
+/// ResumeSession through the device's API client, then a new verified TLS connection to the
+/// answer's StreamUrl port, with a signed upgrade.
+struct EmulatorSource {
+    api: Api<'static>,
+    api_conn: &'static mut common::TestConnection,
+    buffers: ApiBuffers,
+    ca: &'static [u8],
+    resumes: Cell<u32>,
+}
+
+impl ResumeSource for EmulatorSource {
+    type Reader<'c> = Reader;
+    type Writer<'c> = Writer;
+
+    async fn resume<'c>(
+        &'c mut self,
+        session_id: &str,
+    ) -> Result<Resumed<'c, Reader, Writer>, Error> {
+        self.resumes.set(self.resumes.get() + 1);
+        let response = self
+            .api
+            .resume_session(&mut *self.api_conn, session_id, &mut self.buffers)
+            .await?;
+        let signed = leak(self.api.sign_upgrade(&response.stream_url())?);
+        let (headers, n) = signed.headers();
+        let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new(headers));
+        let conn = common::tls_to_localhost(response.stream_url().port(), self.ca).await;
+        Ok(Resumed {
+            response,
+            transport: conn.split(),
+            headers: &headers[..n],
+        })
+    }
+}
+
+struct Setup {
+    api: Api<'static>,
+    api_conn: &'static mut common::TestConnection,
+    ca: &'static [u8],
+    port: u16,
+    _emu: Emulator,
+}
+
+async fn setup(cut_after: Option<u64>) -> Setup {
+    setup_with(cut_after, EmulatorConfig::default()).await
+}
+
+async fn setup_with(cut_after: Option<u64>, config: EmulatorConfig) -> Setup {
+    let emu = Emulator::start(config).await.unwrap();
+    emu.set_faults(cut_after.map(|n| Faults {
+        seed: 7,
+        cut_after: Some(n),
+        ..Faults::default()
+    }));
+    let port = emu.addr().port();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (api, ca) = common::api::emulator_api(&emu, CREDS, leak(Clock::from_unix_secs(now)));
+    let api_conn = common::tls_to_localhost(port, ca).await;
+    Setup {
+        api,
+        api_conn,
+        ca,
+        port,
+        _emu: emu,
+    }
+}
+
+/// Starts `command` through the API and runs it with `run_resuming` and `source`; returns the
+/// runner's result, the output and the exit code.
+async fn run_command<S: ResumeSource>(
+    s: &mut Setup,
+    command: &str,
+    source: impl FnOnce(&'static str) -> S,
+) -> (Result<CloseReason, Error>, Vec<u8>, Option<i32>, S) {
+    let response = common::api::start_command(&s.api, s.api_conn, command).await;
+    let session_id: &'static str = Box::leak(response.session_id().to_string().into_boxed_str());
+    let (session, runner, _) =
+        common::api::open_session(&s.api, &response, s.port, s.ca, 0x7e5).await;
+    let mut source = source(session_id);
+    let app = async move { (common::api::read_all(session).await, session.exit_code()) };
+    let (run, (out, code)) = tokio::time::timeout(
+        core::time::Duration::from_secs(120),
+        join(
+            runner.run_resuming(session_id, &mut source, StreamUrls::LoopbackForTests),
+            app,
+        ),
+    )
+    .await
+    .expect("session stuck for 120 s");
+    (run, out, code, source)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_survives_repeated_cuts_through_resume_session() {
+    // 200 KB of output; each connection is cut after 60 frames (about 50 KB).
+    const LEN: usize = 200_000;
+    let mut s = setup(Some(60)).await;
+    let (api, ca) = (s.api, s.ca);
+    let api_conn = common::tls_to_localhost(s.port, ca).await;
+    let (run, out, code, source) = run_command(
+        &mut s,
+        &format!("head -c {LEN} /dev/zero | tr '\\0' 'r'; exit 5"),
+        move |_| EmulatorSource {
+            api,
+            api_conn,
+            buffers: ApiBuffers::new(),
+            ca,
+            resumes: Cell::new(0),
+        },
+    )
+    .await;
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    assert_eq!(out.len(), LEN);
+    assert!(out.iter().all(|&b| b == b'r'));
+    assert_eq!(code, Some(5));
+    let resumes = source.resumes.get();
+    assert!(resumes >= 3, "only {resumes} resumes");
+}
+
+/// The service's routine close (`close 1000 "Bye"`, here every 300 ms instead of every hour)
+/// against the strict emulator: each ResumeSession call and each upgrade is verified, and a
+/// slow command's every line arrives, in order, with its exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routine_closes_of_the_strict_emulator_are_resumed() {
+    let config = EmulatorConfig {
+        credentials: Some(ssm_tokio::emulator::sigv4::Credentials {
+            access_key_id: CREDS.access_key_id.into(),
+            secret_access_key: CREDS.secret_access_key.into(),
+            session_token: None,
+        }),
+        close_every: Some(core::time::Duration::from_millis(300)),
+        ..EmulatorConfig::default()
+    };
+    let mut s = setup_with(None, config).await;
+    let (api, ca) = (s.api, s.ca);
+    let api_conn = common::tls_to_localhost(s.port, ca).await;
+    let (run, out, code, source) = run_command(
+        &mut s,
+        "for i in $(seq 1 15); do echo line-$i; sleep 0.1; done; exit 6",
+        move |_| EmulatorSource {
+            api,
+            api_conn,
+            buffers: ApiBuffers::new(),
+            ca,
+            resumes: Cell::new(0),
+        },
+    )
+    .await;
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    let want: String = (1..=15).map(|i| format!("line-{i}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&out), want);
+    assert_eq!(code, Some(6));
+    let resumes = source.resumes.get();
+    assert!(resumes >= 3, "only {resumes} resumes");
+}
+
+/// A source whose every attempt fails with the same error.
+struct Failing {
+    error: Error,
+    calls: u32,
+}
+
+impl ResumeSource for Failing {
+    type Reader<'c> = Reader;
+    type Writer<'c> = Writer;
+
+    async fn resume<'c>(
+        &'c mut self,
+        _session_id: &str,
+    ) -> Result<Resumed<'c, Reader, Writer>, Error> {
+        self.calls += 1;
+        Err(self.error)
+    }
+}
+
+fn failing(error: Error) -> Failing {
+    Failing { error, calls: 0 }
+}
+
+/// A source that answers `json` (parsed by the core like any answer) and connects to the
+/// emulator: what a hostile or confused ResumeSession answer would look like to the runner.
+struct Doctored {
+    json: Vec<u8>,
+    scratch: Vec<u8>,
+    ca: &'static [u8],
+    port: u16,
+}
+
+impl ResumeSource for Doctored {
+    type Reader<'c> = Reader;
+    type Writer<'c> = Writer;
+
+    async fn resume<'c>(
+        &'c mut self,
+        _session_id: &str,
+    ) -> Result<Resumed<'c, Reader, Writer>, Error> {
+        let response = ssm_proto::api::parse_session_answer(
+            200,
+            &self.json,
+            &mut self.scratch,
+            ssm_proto::model::Endpoints::DangerousAnyHost,
+        )
+        .map_err(Error::Api)?;
+        let conn = common::tls_to_localhost(self.port, self.ca).await;
+        Ok(Resumed {
+            response,
+            transport: conn.split(),
+            headers: &[],
+        })
+    }
+}
+
+/// Cut after 10 frames, a command that outputs more than that and then waits.
+const LONG: &str = "head -c 100000 /dev/zero; sleep 30";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_has_ended_ends_the_runner_with_session_ended() {
+    let mut s = setup(Some(10)).await;
+    let (run, _, _, source) = run_command(&mut s, LONG, |_| {
+        failing(Error::Api(ssm_proto::api::Error::SessionEnded))
+    })
+    .await;
+    assert_eq!(run, Err(Error::Api(ssm_proto::api::Error::SessionEnded)));
+    assert_eq!(source.calls, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_resumes_are_retried_a_bounded_number_of_times() {
+    let mut s = setup(Some(10)).await;
+    let started = std::time::Instant::now();
+    let (run, _, _, source) = run_command(&mut s, LONG, |_| failing(Error::Connect)).await;
+    assert_eq!(run, Err(Error::Connect));
+    assert_eq!(source.calls, RESUME_ATTEMPTS);
+    // Backoff 100 + 200 + 400 + 800 ms between the five attempts.
+    assert!(started.elapsed() >= core::time::Duration::from_millis(1500));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_for_another_session_or_host_is_refused() {
+    let mut s = setup(Some(10)).await;
+    let (ca, port) = (s.ca, s.port);
+    for url in [
+        // Another session (its own URL is consistent, so the core's parse accepts it).
+        "{\"SessionId\":\"{id}x\",\"StreamUrl\":\"wss://127.0.0.1:{port}/v1/data-channel/{id}x\",\"TokenValue\":\"t\"}",
+        // A host that is neither AWS nor loopback.
+        "{\"SessionId\":\"{id}\",\"StreamUrl\":\"wss://192.0.2.1/v1/data-channel/{id}\",\"TokenValue\":\"t\"}",
+    ] {
+        let (run, _, _, _) = run_command(&mut s, LONG, |id| Doctored {
+            json: url
+                .replace("{id}", id)
+                .replace("{port}", &port.to_string())
+                .into_bytes(),
+            scratch: vec![0; 1024],
+            ca,
+            port,
+        })
+        .await;
+        assert_eq!(run, Err(Error::BadStreamUrl), "{url}");
+    }
+}
