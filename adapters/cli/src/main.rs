@@ -324,13 +324,13 @@ fn resume_with(aws: Aws, session_id: String, ended: Arc<AtomicBool>) -> ResumeFn
         let (aws, id, ended) = (aws.clone(), session_id.clone(), ended.clone());
         Box::pin(async move {
             if ended.load(Ordering::Acquire) {
-                return Err(std::io::Error::other("the session ended"));
+                return Ok(None);
             }
             match aws.resume_session(&id).await {
-                Ok(Resumed::Grant(g)) => Ok(*g),
+                Ok(Resumed::Grant(g)) => Ok(Some(*g)),
                 Ok(Resumed::Ended) => {
                     ended.store(true, Ordering::Release);
-                    Err(std::io::Error::other("the session ended"))
+                    Ok(None)
                 }
                 Err(f) => Err(std::io::Error::other(f.message)),
             }

@@ -709,7 +709,7 @@ async fn open_session(
     options.resume = Some(Arc::new(move || {
         let body = serde_json::json!({ "SessionId": session_id });
         RESUMES.fetch_add(1, Relaxed);
-        Box::pin(async move { api(endpoint, "ResumeSession", &body).await })
+        Box::pin(async move { api(endpoint, "ResumeSession", &body).await.map(Some) })
     }));
     let mut s = ssm_tokio::connect(target, options)
         .await

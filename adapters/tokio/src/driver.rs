@@ -26,9 +26,12 @@ use crate::{Error, Grant, TlsOptions};
 pub(crate) type Engine = engine::Session;
 
 /// Asks the application for a fresh [`Grant`] (a `ResumeSession` answer, validated with the
-/// same endpoint policy as the first one) after the WebSocket dropped.
-pub type ResumeFn =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<Grant>> + Send>> + Send + Sync>;
+/// same endpoint policy as the first one) after the WebSocket dropped. `Ok(None)`: the service
+/// says the session has ended (an answer without a token); the driver stops with
+/// [`Error::SessionEnded`] instead of trying again.
+pub type ResumeFn = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<Option<Grant>>> + Send>> + Send + Sync,
+>;
 
 /// Headers to add to a WebSocket upgrade request for this stream URL (a SigV4 signature made with
 /// fresh credentials); called before every connection attempt. Header values are never logged.
@@ -909,7 +912,8 @@ impl Driver {
                             tokio::time::sleep(RECONNECT_PAUSE).await;
                         }
                         let grant = match resume().await {
-                            Ok(g) => Box::new(g),
+                            Ok(Some(g)) => Box::new(g),
+                            Ok(None) => return Err(Error::SessionEnded),
                             Err(e) => {
                                 last = Error::ConnectionLost(format!("resume failed: {e}"));
                                 continue;

@@ -13,7 +13,8 @@ use std::io;
 pub enum Error {
     /// The stream URL cannot be used (what is wrong with it).
     InvalidUrl(&'static str),
-    /// `ws://` was asked for without [`TlsOptions::allow_plain_ws`](crate::TlsOptions).
+    /// `ws://` was asked for without [`TlsOptions::allow_plain_ws`](crate::TlsOptions), or to a
+    /// host other than this machine's loopback.
     PlainWsRefused,
     /// The TCP connection to `host:port` failed or timed out.
     Unreachable {
@@ -38,6 +39,9 @@ pub enum Error {
     ChannelClosed(String),
     /// The connection was lost and could not be resumed.
     ConnectionLost(String),
+    /// The connection was lost and the service says the session has ended (ResumeSession
+    /// answered with no token): nothing is wrong, there is nothing to resume.
+    SessionEnded,
     /// The protocol engine gave up (its description).
     Protocol(String),
     /// The session's driver task ended without a result (it panicked or was cancelled).
@@ -61,6 +65,7 @@ impl fmt::Display for Error {
             Error::HandshakeFailed(d) => write!(f, "session handshake failed: {d}"),
             Error::ChannelClosed(reason) => write!(f, "agent closed the channel: {reason}"),
             Error::ConnectionLost(d) => write!(f, "connection lost: {d}"),
+            Error::SessionEnded => f.write_str("the session has ended (nothing to resume)"),
             Error::Protocol(d) => write!(f, "protocol error: {d}"),
             Error::DriverGone => f.write_str("session driver ended unexpectedly"),
             Error::Io(e) => write!(f, "{e}"),
@@ -93,9 +98,10 @@ impl From<Error> for io::Error {
                 io::ErrorKind::InvalidData
             }
             Error::HandshakeFailed(_) => io::ErrorKind::PermissionDenied,
-            Error::ChannelClosed(_) | Error::ConnectionLost(_) | Error::DriverGone => {
-                io::ErrorKind::ConnectionAborted
-            }
+            Error::ChannelClosed(_)
+            | Error::ConnectionLost(_)
+            | Error::SessionEnded
+            | Error::DriverGone => io::ErrorKind::ConnectionAborted,
             Error::Io(e) => e.kind(),
         };
         io::Error::new(kind, e)

@@ -55,6 +55,14 @@ pub(crate) fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(16 << 20))
 }
 
+/// Whether `host` is this machine (`localhost` or a loopback address).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Opens the WebSocket to `url`: TCP (bounded by `timeout`), TLS for `wss://`, then the upgrade
 /// with the headers `headers` makes for it (a SigV4 signature), if any.
 ///
@@ -67,10 +75,11 @@ pub(crate) async fn connect_ws(
     headers: Option<&UpgradeHeadersFn>,
 ) -> Result<BoxWs, Error> {
     let secure = url.scheme() == Scheme::Wss;
-    if !secure && !tls.allow_plain_ws {
+    let host = url.host().trim_start_matches('[').trim_end_matches(']');
+    // Clear text only ever to this machine, checked for every grant (a resume answer too).
+    if !secure && !(tls.allow_plain_ws && is_loopback(host)) {
         return Err(Error::PlainWsRefused);
     }
-    let host = url.host().trim_start_matches('[').trim_end_matches(']');
     let port = url.port();
     let endpoint = format!("{}:{port}", url.host());
     let extra = match headers {

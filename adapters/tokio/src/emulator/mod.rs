@@ -322,6 +322,8 @@ struct State {
     seed: Mutex<crate::faults::Rng>,
     /// The local KMS, when a key is configured.
     kms: Option<kms::LocalKms>,
+    /// Sessions that ran and ended: ResumeSession answers them with no token.
+    ended: Mutex<std::collections::HashSet<String>>,
     /// Temporary credentials handed out by AssumeRole (strict mode accepts them too).
     issued: Mutex<Vec<sigv4::Credentials>>,
 }
@@ -372,6 +374,7 @@ impl Emulator {
             tls: certs.server,
             seed: Mutex::new(crate::faults::Rng::new(crate::random_seed())),
             kms,
+            ended: Mutex::new(Default::default()),
             issued: Mutex::new(Vec::new()),
         });
         let st = state.clone();
@@ -438,7 +441,8 @@ impl Emulator {
     ///
     /// # Errors
     /// The session does not exist (`InvalidInput`).
-    pub fn resume_session(&self, session_id: &str) -> io::Result<Grant> {
+    /// `Ok(None)` for a session that has ended (the service's answer without a token).
+    pub fn resume_session(&self, session_id: &str) -> io::Result<Option<Grant>> {
         Ok(resume_session(&self.state, session_id)?)
     }
 
@@ -587,9 +591,15 @@ fn start_session(state: &State, request: &StartSession) -> Result<(String, Grant
     Ok((id, target))
 }
 
-fn resume_session(state: &State, id: &str) -> Result<Grant, ApiError> {
+/// A new token for a live session; `None` for one that has ended (AWS then answers with no
+/// token, and the client stops resuming).
+fn resume_session(state: &State, id: &str) -> Result<Option<Grant>, ApiError> {
     let token = random_hex(state, 32);
     let sessions = lock(&state.sessions);
+    if !sessions.contains_key(id) && lock(&state.ended).contains(id) {
+        tracing::info!(session_id = %id, "resume of an ended session");
+        return Ok(None);
+    }
     let entry = sessions.get(id).ok_or_else(|| {
         ApiError::new(
             "DoesNotExistException",
@@ -599,7 +609,7 @@ fn resume_session(state: &State, id: &str) -> Result<Grant, ApiError> {
     let g = grant(state, id, &token)?;
     lock(&entry.tokens).push(token);
     tracing::info!(session_id = %id, "session resumed");
-    Ok(g)
+    Ok(Some(g))
 }
 
 fn terminate_session(state: &State, id: &str) {
@@ -747,7 +757,10 @@ fn api(state: &State, req: &http::Request) -> Result<serde_json::Value, ApiError
         "AmazonSSM.ResumeSession" => {
             let id = str_field("SessionId")
                 .ok_or_else(|| ApiError::new("ValidationException", "SessionId is required"))?;
-            grant_json(&resume_session(state, &id)?)
+            match resume_session(state, &id)? {
+                Some(g) => grant_json(&g),
+                None => Ok(serde_json::json!({ "SessionId": id, "TokenValue": "" })),
+            }
         }
         "AmazonSSM.TerminateSession" => {
             let id = str_field("SessionId")
@@ -946,6 +959,7 @@ where
     tokio::spawn(async move {
         agent::run(agent, kind, config.shell, config.agent_version).await;
         lock(&st.sessions).remove(&id);
+        lock(&st.ended).insert(id.clone());
         tracing::info!(session_id = %id, "session ended");
     });
     Ok(())
