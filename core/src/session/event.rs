@@ -139,7 +139,7 @@ pub enum EncryptionFailure {
     /// or not the bytes the agent sent.
     ChallengeFailed,
     /// Client: the agent's KMSEncryption action is unusable (a `Challenge` that is not base64 of
-    /// 16 bytes).
+    /// 16 bytes, or a key id longer than [`MAX_TEXT_LEN`](super::MAX_TEXT_LEN)).
     BadRequest,
 }
 

@@ -233,7 +233,14 @@ impl<
             self.session_type = Some(t);
             self.properties_kept = self.properties.set_cut(props.unwrap_or(""));
         }
-        self.kms_key_id.set_json(&key_id);
+        if !self.kms_key_id.set_json(&key_id) {
+            // A cut key id would only make KMS fail later, with a less clear error.
+            debug!(
+                "session: kms key id longer than {} bytes",
+                super::MAX_TEXT_LEN
+            );
+            return Err(self.fail_encryption(EncryptionFailure::BadRequest));
+        }
         self.kms_requested = true;
         self.agent_version.set_json(&req.agent_version);
         self.kms = KmsState::ClientNeedsKey(k);
@@ -263,8 +270,8 @@ impl<
     /// source). The plaintext is not kept beyond the two AES keys, which are wiped on drop.
     ///
     /// # Errors
-    /// [`kms::Error::Unexpected`] when no key is awaited, [`kms::Error::DataKeyLength`],
-    /// [`kms::Error::BlobLength`]; the session waits on (call again, or
+    /// [`kms::Error::Unexpected`] when no key is awaited (or the session closed meanwhile),
+    /// [`kms::Error::DataKeyLength`], [`kms::Error::BlobLength`]; the session waits on (call again, or
     /// [`refuse_data_key`](Self::refuse_data_key)).
     pub fn set_data_key(
         &mut self,
@@ -277,6 +284,9 @@ impl<
         let KmsState::ClientNeedsKey(k) = &mut self.kms else {
             return Err(kms::Error::Unexpected);
         };
+        if matches!(self.phase, Phase::Closed(_)) {
+            return Err(kms::Error::Unexpected);
+        }
         if ciphertext_blob.is_empty() || ciphertext_blob.len() > MAX_BLOB_LEN {
             return Err(kms::Error::BlobLength);
         }
@@ -433,14 +443,15 @@ impl<
     /// production.
     ///
     /// # Errors
-    /// [`kms::Error::Unexpected`] when no key is awaited, [`kms::Error::DataKeyLength`].
+    /// [`kms::Error::Unexpected`] when no key is awaited (or the session closed meanwhile),
+    /// [`kms::Error::DataKeyLength`].
     pub fn set_decrypted_data_key(
         &mut self,
         now: crate::Instant,
         plaintext: &[u8],
     ) -> Result<(), kms::Error> {
         self.tick(now);
-        if !matches!(self.kms, KmsState::AgentNeedsKey(..)) {
+        if !matches!(self.kms, KmsState::AgentNeedsKey(..)) || self.is_closed() {
             return Err(kms::Error::Unexpected);
         }
         let nonce = self.random();
