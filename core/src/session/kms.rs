@@ -37,8 +37,8 @@ impl EncryptionFailure {
 
 /// The KMS handshake's progress; each step carries its own data.
 ///
-/// The agent's blob waits inline (no allocator), so this costs every session about 1.2 KB
-/// (`MAX_BLOB_LEN` plus the handshake state). Once the handshake is over
+/// The agent's blob waits inline (no allocator), so with the `kms` feature this costs every
+/// session about 1.2 KB (`MAX_BLOB_LEN` plus the handshake state). Once the handshake is over
 /// the cipher moves to `Session::cipher` and this is `Off` again.
 #[allow(
     clippy::large_enum_variant,
@@ -401,7 +401,6 @@ impl<
             Err(e) => {
                 debug!("session: kms result: {}", e.as_str());
                 let f = EncryptionFailure::from_kms(e);
-                self.close_message.set_cut(f.as_str());
                 return Err(self.fail_encryption(f));
             }
         };
@@ -487,7 +486,6 @@ impl<
             if let Err(e) = verified {
                 debug!("session: encryption challenge: {}", e.as_str());
                 let f = EncryptionFailure::ChallengeFailed;
-                self.close_message.set_cut(f.as_str());
                 return Err(self.fail_encryption(f));
             }
         }
