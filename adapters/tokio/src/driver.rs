@@ -416,11 +416,17 @@ impl Driver {
                     self.apply(c);
                 }
             }
-            // Engine → socket, while the writer keeps up (else `Transport::drained` wakes us).
+            // Engine → socket, while the writer keeps up (else `Transport::drained` wakes us);
+            // acknowledgements even when it does not (they overtake its queue).
             if self.transport.is_some() {
-                while !self.backlogged() {
+                loop {
                     let now = self.now();
-                    match self.session.poll_transmit(now, &mut self.tbuf) {
+                    let polled = if self.backlogged() {
+                        self.session.poll_overtaking(now, &mut self.tbuf)
+                    } else {
+                        self.session.poll_transmit(now, &mut self.tbuf)
+                    };
+                    match polled {
                         Ok(Some(t)) => {
                             progress = true;
                             let bytes = &self.tbuf[..t.len];

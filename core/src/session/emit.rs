@@ -28,9 +28,12 @@ impl<
         const TXQ: usize,
     > Session<SEND, UNACKED, REORDER, RECV, TXQ>
 {
+    /// The next message to send; with `overtaking_only`, only one that may overtake queued data
+    /// (an acknowledgement at the head of the control queue).
     pub(super) fn next_transmit(
         &mut self,
         buf: &mut [u8],
+        overtaking_only: bool,
     ) -> Result<Option<Transmit>, InsufficientSize> {
         let now = self.now;
         if !self.transport_up {
@@ -41,6 +44,9 @@ impl<
                 // A closed client still sends the acknowledgements it owes (the agent would
                 // otherwise resend until it gives up), nothing else.
                 if self.open_pending && !self.is_closed() {
+                    if overtaking_only {
+                        return Ok(None);
+                    }
                     return self.emit_open(buf).map(Some);
                 }
             }
@@ -53,10 +59,16 @@ impl<
             }
         }
         if let Some(&c) = self.txq.front() {
+            if overtaking_only && !matches!(c, Control::Ack { .. }) {
+                return Ok(None);
+            }
             let t = self.emit_control(c, buf)?;
             self.txq.pop_front();
             self.queue_owed_acks();
             return Ok(Some(t));
+        }
+        if overtaking_only {
+            return Ok(None);
         }
         if let Some(due) = self.channel_closed_due {
             if due <= now {

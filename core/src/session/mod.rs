@@ -650,7 +650,27 @@ impl<
     ) -> Result<Option<Transmit>, InsufficientSize> {
         self.tick(now);
         self.advance();
-        let t = self.next_transmit(buf)?;
+        let t = self.next_transmit(buf, false)?;
+        if t.is_some() {
+            self.stats.messages_out = self.stats.messages_out.wrapping_add(1);
+        }
+        Ok(t)
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but only a message that may overtake
+    /// queued data ([`TransmitClass::may_overtake`]: an acknowledgement). For a driver whose
+    /// own send queue is full: it takes no data now (the engine times a message from when it
+    /// hands it out), yet the acknowledgements the peer waits for still go, ahead of its queue.
+    ///
+    /// # Errors
+    /// As `poll_transmit`.
+    pub fn poll_overtaking(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Result<Option<Transmit>, InsufficientSize> {
+        self.tick(now);
+        let t = self.next_transmit(buf, true)?;
         if t.is_some() {
             self.stats.messages_out = self.stats.messages_out.wrapping_add(1);
         }

@@ -1359,3 +1359,28 @@ fn a_duplicate_is_not_acknowledged_twice_while_its_ack_waits() {
     assert_eq!(c.stats().acks_dropped, 0);
     assert_eq!(read_all(&mut c).0, b"once");
 }
+
+#[test]
+fn poll_overtaking_hands_out_acknowledgements_only() {
+    let (mut c, mut a) = established(AgentHandshake::SHELL);
+    events(&mut c);
+    a.write(at(1), b"output").unwrap();
+    let out = drain(&mut a, at(1));
+    deliver(&mut c, at(2), &out);
+    c.write(at(2), b"input").unwrap();
+    // Both an acknowledgement and a data message are due; only the first may overtake.
+    let mut buf = [0u8; 4096];
+    let t = c
+        .poll_overtaking(at(2), &mut buf)
+        .unwrap()
+        .expect("the ack");
+    assert_eq!(t.class, TransmitClass::Acknowledge);
+    assert_eq!(class_of(t.kind, &buf[..t.len]), TransmitClass::Acknowledge);
+    assert_eq!(c.poll_overtaking(at(2), &mut buf).unwrap(), None);
+    let rest = drain(&mut c, at(2));
+    assert_eq!(
+        data(&rest).len(),
+        1,
+        "the data message waits for poll_transmit"
+    );
+}
