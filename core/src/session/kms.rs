@@ -251,6 +251,67 @@ impl<
     /// Client role, after [`Event::DataKeyNeeded`]: what to ask KMS `GenerateDataKey` for. Pass
     /// the StartSession `SessionId` and the target (instance) id; the KMS key id and the
     /// agent's challenge come from the HandshakeRequest. `None` when no key is awaited.
+    ///
+    /// # Examples
+    ///
+    /// A client and an agent in memory, with the driver's KMS calls faked:
+    ///
+    /// ```
+    /// use ssm_proto::session::{
+    ///     AgentHandshake, Config, Encryption, Event, Incoming, Session, TransmitKind,
+    /// };
+    /// use ssm_proto::Instant;
+    ///
+    /// type S = Session<8192, 16, 4, 2048, 8>;
+    /// let now = Instant::ZERO;
+    /// let kms = Encryption::Kms { require_challenge: true };
+    /// let mut client = S::new(Config { encryption: kms, ..Config::client(1) }, now);
+    /// let shell = AgentHandshake { kms_key_id: Some("alias/ssm"), ..AgentHandshake::SHELL };
+    /// let mut agent = S::new(Config { encryption: kms, ..Config::agent(2, shell) }, now);
+    /// agent.handle_connected(now, "").unwrap();
+    /// client.handle_connected(now, "token").unwrap();
+    ///
+    /// fn pump(from: &mut S, to: &mut S, now: Instant) -> bool {
+    ///     let mut buf = [0u8; 4096];
+    ///     let mut moved = false;
+    ///     while let Some(t) = from.poll_transmit(now, &mut buf).unwrap() {
+    ///         let msg = &buf[..t.len];
+    ///         let input = match t.kind {
+    ///             TransmitKind::Text => Incoming::Text(msg),
+    ///             TransmitKind::Binary => Incoming::Binary(msg),
+    ///         };
+    ///         to.handle_input(now, input).unwrap();
+    ///         moved = true;
+    ///     }
+    ///     moved
+    /// }
+    /// let key = [7u8; 64]; // KMS GenerateDataKey's Plaintext (and Decrypt's, agent side)
+    /// let blob = b"CiphertextBlob from KMS";
+    /// loop {
+    ///     let mut moved = pump(&mut client, &mut agent, now) | pump(&mut agent, &mut client, now);
+    ///     while let Some(e) = client.poll_event() {
+    ///         moved = true;
+    ///         if e == Event::DataKeyNeeded {
+    ///             let req = client.data_key_request("s-0123", "i-0123").unwrap();
+    ///             assert_eq!(req.key_id, "alias/ssm");
+    ///             assert_eq!(req.context.entries().count(), 3, "with the challenge");
+    ///             client.set_data_key(now, &key, blob, [0; 12]).unwrap(); // random nonce start
+    ///         }
+    ///     }
+    ///     while let Some(e) = agent.poll_event() {
+    ///         moved = true;
+    ///         if e == Event::DataKeyToDecrypt {
+    ///             assert_eq!(agent.data_key_ciphertext(), Some(&blob[..]));
+    ///             let _context = agent.data_key_context("s-0123", "i-0123").unwrap();
+    ///             agent.set_decrypted_data_key(now, &key).unwrap();
+    ///         }
+    ///     }
+    ///     if !moved {
+    ///         break;
+    ///     }
+    /// }
+    /// assert!(client.is_established() && client.is_encrypted() && agent.is_encrypted());
+    /// ```
     pub fn data_key_request<'s>(
         &'s self,
         session_id: &'s str,
