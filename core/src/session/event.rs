@@ -130,8 +130,8 @@ pub enum EncryptionFailure {
     /// The driver could not get the data key from KMS (client) or KMS would not decrypt it
     /// (agent): `Session::refuse_data_key`.
     KeyRefused,
-    /// Agent: the client's KMSCipherTextKey is unreadable, or KMSCipherTextHash is not its
-    /// SHA-256.
+    /// Agent: the client reported success without a KMS result, its KMSCipherTextKey is
+    /// unreadable, or KMSCipherTextHash is not its SHA-256.
     BadCipherTextKey,
     /// Agent: the client did not acknowledge the challenge, and the configuration requires it.
     ChallengeNotAcknowledged,

@@ -25,9 +25,10 @@ use super::recv::REORDER_SLOT_LEN;
 impl EncryptionFailure {
     fn from_kms(e: kms::Error) -> Self {
         match e {
-            kms::Error::HashMismatch | kms::Error::BlobLength | kms::Error::BadBase64(_) => {
-                EncryptionFailure::BadCipherTextKey
-            }
+            kms::Error::HashMismatch
+            | kms::Error::BlobLength
+            | kms::Error::BadBase64(_)
+            | kms::Error::NotProcessed => EncryptionFailure::BadCipherTextKey,
             kms::Error::ChallengeNotAcknowledged => EncryptionFailure::ChallengeNotAcknowledged,
             kms::Error::KeyRefused => EncryptionFailure::KeyRefused,
             _ => EncryptionFailure::ChallengeFailed,
@@ -436,8 +437,10 @@ impl<
         true
     }
 
-    /// Agent: checks the client's KMS result. `Ok(true)`: the key is with the driver now
-    /// (`DataKeyToDecrypt`), HandshakeComplete waits for the challenge.
+    /// Agent: checks the client's KMS result (it reported success). `Ok(true)`: the key is
+    /// with the driver now (`DataKeyToDecrypt`), HandshakeComplete waits for the challenge.
+    /// Anything else closes the session: a client that claims success without a usable key
+    /// never gets an unencrypted session.
     pub(super) fn agent_kms_result(&mut self, resp: &HandshakeResponse<'_>) -> Result<bool, Error> {
         let require = matches!(
             self.encryption,
@@ -445,30 +448,26 @@ impl<
                 require_challenge: true
             }
         );
-        let KmsState::AgentRequested(k) = &mut self.kms else {
-            return Ok(false);
-        };
-        let Some(action) = resp
+        let action = resp
             .processed_client_actions
             .iter()
-            .find(|p| p.action_type == ActionType::KmsEncryption)
-        else {
-            return Ok(false);
+            .find(|p| p.action_type == ActionType::KmsEncryption);
+        let mut buf = [0u8; MAX_BLOB_LEN];
+        let checked = match (&mut self.kms, action) {
+            (KmsState::AgentRequested(k), Some(action)) => k
+                .check_result(&action, require, &mut buf)
+                .and_then(|b| Vec::from_slice(b).map_err(|_| kms::Error::BlobLength)),
+            _ => Err(kms::Error::NotProcessed),
         };
-        let mut blob = [0u8; MAX_BLOB_LEN];
-        let blob = match k.check_result(&action, require, &mut blob) {
-            Ok(b) => Vec::from_slice(b).ok(),
-            Err(kms::Error::NotProcessed) => return Ok(false),
+        let blob = match checked {
+            Ok(b) => b,
             Err(e) => {
                 debug!("session: kms result: {}", e.as_str());
-                let f = EncryptionFailure::from_kms(e);
-                return Err(self.fail_encryption(f));
+                return Err(self.fail_encryption(EncryptionFailure::from_kms(e)));
             }
         };
-        let (Some(blob), KmsState::AgentRequested(k)) =
-            (blob, core::mem::replace(&mut self.kms, KmsState::Off))
-        else {
-            return Ok(false);
+        let KmsState::AgentRequested(k) = core::mem::replace(&mut self.kms, KmsState::Off) else {
+            return Err(self.fail_encryption(EncryptionFailure::BadCipherTextKey));
         };
         self.kms = KmsState::AgentNeedsKey(k, blob);
         let _ = self.events.push_back(Event::DataKeyToDecrypt);

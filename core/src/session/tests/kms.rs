@@ -535,6 +535,17 @@ fn the_agent_checks_the_blob_hash_and_the_acknowledgement() {
             std::format!(r#"{{"KMSCipherTextKey":"{key}","KMSCipherTextHash":"{hash}"}}"#),
             Some(EncryptionFailure::ChallengeNotAcknowledged),
         ),
+        // Success claimed without a key: never an unencrypted session.
+        (
+            false,
+            String::from("null"),
+            Some(EncryptionFailure::BadCipherTextKey),
+        ),
+        (
+            false,
+            String::from(r#"{"SomethingElse":1}"#),
+            Some(EncryptionFailure::BadCipherTextKey),
+        ),
         (
             false,
             std::format!(r#"{{"KMSCipherTextKey":"{key}","KMSCipherTextHash":"{hash}"}}"#),
