@@ -112,3 +112,10 @@ write("kms", bytes([1]) + b'{"AgentVersion":"3.3.40.0","RequestedClientActions":
 write("kms", bytes([1]) + b'{"Challenge":"' + base64.b64encode(bytes(92)) + b'"}')
 for ack in ["", ',"ChallengeAcknowledgement":true']:
     write("kms", bytes([2]) + ('{"ClientVersion":"1.2.779.0","ProcessedClientActions":[{"ActionType":"KMSEncryption","ActionStatus":1,"ActionResult":{"KMSCipherTextKey":"%s","KMSCipherTextHash":"%s"%s},"Error":""}],"Errors":[]}' % (key_b64, hash_b64, ack)).encode())
+
+# engine with KMS encryption: bit 7 of the first byte (138 is op 6, deliver all, with it).
+kms_on = bytes([138, 20])
+write("engine", kms_on)
+write("engine", kms_on + ops((1, 100), (2, 120), (3, 30), (6, 20), (0, 50), (6, 20)))
+write("engine", kms_on + ops((2, 200), (7, 0), (0, 20), (8, 0), (6, 30), (0, 100), (6, 30)))
+write("engine", kms_on + ops((1, 200), (4, 1), (4, 0), (5, 2), (0, 60), (6, 10), (10, 3), (6, 20)))
