@@ -100,3 +100,22 @@ write("engine", ops((6, 20), (9, 80), (10, 3), (10, 2), (6, 20), (0, 250), (6, 2
 write("engine", ops((6, 20), (10, 4), (1, 50), (6, 5), (10, 5), (6, 20), (10, 0), (6, 20), (10, 1)))
 # A hostile binary message to the agent: a frame from the official vectors.
 write("engine", ops((6, 20), (11, len(frames[1]))) + frames[1] + ops((6, 5)))
+
+# kms: first byte picks the path (0 sealed payload, 1 client, 2 agent); see fuzz_targets/kms.rs.
+import base64
+blob = bytes(range(1, 40))
+key_b64 = base64.b64encode(blob).decode()
+hash_b64 = base64.b64encode(hashlib.sha256(blob).digest()).decode()
+write("kms", bytes([0]) + bytes(range(40)))
+write("kms", bytes([3]) + b"")
+write("kms", bytes([1]) + b'{"AgentVersion":"3.3.40.0","RequestedClientActions":[{"ActionType":"SessionType","ActionParameters":{"SessionType":"Standard_Stream","Properties":null}},{"ActionType":"KMSEncryption","ActionParameters":{"KMSKeyId":"alias/ssm","Challenge":"AAECAwQFBgcICQoLDA0ODw=="}}]}')
+write("kms", bytes([1]) + b'{"Challenge":"' + base64.b64encode(bytes(92)) + b'"}')
+for ack in ["", ',"ChallengeAcknowledgement":true']:
+    write("kms", bytes([2]) + ('{"ClientVersion":"1.2.779.0","ProcessedClientActions":[{"ActionType":"KMSEncryption","ActionStatus":1,"ActionResult":{"KMSCipherTextKey":"%s","KMSCipherTextHash":"%s"%s},"Error":""}],"Errors":[]}' % (key_b64, hash_b64, ack)).encode())
+
+# engine with KMS encryption: bit 7 of the first byte (138 is op 6, deliver all, with it).
+kms_on = bytes([138, 20])
+write("engine", kms_on)
+write("engine", kms_on + ops((1, 100), (2, 120), (3, 30), (6, 20), (0, 50), (6, 20)))
+write("engine", kms_on + ops((2, 200), (7, 0), (0, 20), (8, 0), (6, 30), (0, 100), (6, 30)))
+write("engine", kms_on + ops((1, 200), (4, 1), (4, 0), (5, 2), (0, 60), (6, 10), (10, 3), (6, 20)))

@@ -52,9 +52,13 @@ pub use engine::Pair;
 /// allocation test. After [`Pair::new`] every step works in preallocated buffers.
 pub mod engine {
     use ssm_proto::session::{
-        AgentHandshake, Config, Event, Incoming, Session, Stream, TransmitKind,
+        AgentHandshake, Config, Encryption, Event, Incoming, Session, Stream, TransmitKind,
     };
     use ssm_proto::time::Instant;
+
+    /// The data key and ciphertext blob a fake KMS hands out in [`Pair::encrypted`].
+    const DATA_KEY: [u8; 64] = [0x6b; 64];
+    const BLOB: &[u8] = b"bench KMS ciphertext blob";
 
     /// Room for one WebSocket message (the session's largest transmit is under 3 KiB).
     const SLOT: usize = 4096;
@@ -182,15 +186,47 @@ pub mod engine {
         /// # Panics
         /// If the handshake does not complete (an engine bug).
         pub fn new(seed: u64, loss_per_mille: u64) -> Self {
+            Self::with(seed, loss_per_mille, Encryption::Unsupported)
+        }
+
+        /// As [`new`](Self::new), with KMS encryption (PROTOCOL.md §6): the handshake gets a
+        /// data key from a fake KMS, and every data payload is sealed and opened.
+        ///
+        /// # Panics
+        /// As `new`, or if the session does not end up encrypted.
+        pub fn encrypted(seed: u64, loss_per_mille: u64) -> Self {
+            let kms = Encryption::Kms {
+                require_challenge: true,
+            };
+            let p = Self::with(seed, loss_per_mille, kms);
+            assert!(p.client.is_encrypted() && p.agent.is_encrypted());
+            p
+        }
+
+        fn with(seed: u64, loss_per_mille: u64, encryption: Encryption) -> Self {
             let now = Instant::from_millis(0);
+            let kms_key_id = (encryption != Encryption::Unsupported).then_some("alias/bench");
             let mut p = Pair {
                 now,
-                client: Box::new(Session::new(Config::client(seed), now)),
+                client: Box::new(Session::new(
+                    Config {
+                        encryption,
+                        ..Config::client(seed)
+                    },
+                    now,
+                )),
                 agent: Box::new(Session::new(
                     Config {
                         // The links lose messages: send no further ahead than the client holds.
                         max_ahead: ssm_proto::session::DEFAULT_REORDER,
-                        ..Config::agent(seed ^ 0x5a5a, AgentHandshake::SHELL)
+                        encryption,
+                        ..Config::agent(
+                            seed ^ 0x5a5a,
+                            AgentHandshake {
+                                kms_key_id,
+                                ..AgentHandshake::SHELL
+                            },
+                        )
                     },
                     now,
                 )),
@@ -242,9 +278,21 @@ pub mod engine {
             moved |= link.deliver(&mut self.to_agent, &mut self.agent);
             while let Some(e) = self.client.poll_event() {
                 moved |= e == Event::Readable;
+                if e == Event::DataKeyNeeded {
+                    self.client
+                        .set_data_key(self.now, &DATA_KEY, BLOB, [0; 12])
+                        .expect("the client takes the data key");
+                    moved = true;
+                }
             }
             while let Some(e) = self.agent.poll_event() {
                 moved |= e == Event::Readable;
+                if e == Event::DataKeyToDecrypt {
+                    self.agent
+                        .set_decrypted_data_key(self.now, &DATA_KEY)
+                        .expect("the agent takes the data key");
+                    moved = true;
+                }
             }
             while let Some((stream, n)) = self.client.read(&mut self.rx[..]) {
                 assert_eq!(stream, Stream::Output);

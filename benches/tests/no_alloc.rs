@@ -72,15 +72,22 @@ fn control_payloads_parse_and_emit_without_allocating() {
 }
 
 fn engine_steps_without_allocating() {
-    for loss in [0, 50] {
-        // Setup allocates (boxes, rings); the steps after it must not.
-        let mut pair = Pair::new(3, loss);
+    for (loss, kms) in [(0, false), (50, false), (0, true), (50, true)] {
+        // Setup allocates (boxes, rings); the steps after it must not, encrypted or not.
+        let mut pair = if kms {
+            Pair::encrypted(3, loss)
+        } else {
+            Pair::new(3, loss)
+        };
         pair.transfer(64 * 1024);
         let before = (pair.received, pair.dropped);
         let n = allocations(|| pair.transfer(1 << 20));
         assert!(pair.received - before.0 >= 1 << 20);
         assert!(loss == 0 || pair.dropped > before.1, "no loss happened");
-        assert_eq!(n, 0, "{n} allocations moving 1 MiB at loss {loss}/1000");
+        assert_eq!(
+            n, 0,
+            "{n} allocations moving 1 MiB at loss {loss}/1000 (kms: {kms})"
+        );
     }
 }
 

@@ -3,7 +3,9 @@
 //! resizes, flags, closes, and hostile messages. Invariants: no panic; the bytes each side reads
 //! are exactly a prefix of the bytes the other side's `write` accepted, in order, once (checked
 //! for every direction no hostile message was accepted on); after any call, `poll_timeout` is
-//! never earlier than `now`.
+//! never earlier than `now`. With bit 7 of the first byte set, both roles run with KMS
+//! encryption (a fake KMS answers the data key events at once), and the same invariants hold
+//! through sealing and opening.
 #![no_main]
 
 use std::collections::VecDeque;
@@ -11,11 +13,15 @@ use std::collections::VecDeque;
 use libfuzzer_sys::fuzz_target;
 use ssm_proto::payload::Flag;
 use ssm_proto::session::{
-    AgentHandshake, Config, Event, Incoming, Session, Stream, TransmitKind,
+    AgentHandshake, Config, Encryption, Event, Incoming, Session, Stream, TransmitKind,
 };
 use ssm_proto::time::{Duration, Instant};
 
 type S = Session<16384, 32, 8, 4096, 16>;
+
+/// What the fake KMS hands out.
+const DATA_KEY: [u8; 64] = [0x2d; 64];
+const BLOB: &[u8] = b"fuzz KMS ciphertext blob";
 
 /// Bytes written on one stream, and how many the reader has seen.
 #[derive(Default)]
@@ -41,8 +47,15 @@ impl Flow {
     fn deliver(&mut self, got: &[u8], what: &str) {
         if !self.tainted {
             let end = self.read + got.len();
-            assert!(end <= self.written.len(), "{what}: more bytes read than written");
-            assert_eq!(&self.written[self.read..end], got, "{what}: bytes differ from those written");
+            assert!(
+                end <= self.written.len(),
+                "{what}: more bytes read than written"
+            );
+            assert_eq!(
+                &self.written[self.read..end],
+                got,
+                "{what}: bytes differ from those written"
+            );
         }
         self.read += got.len();
     }
@@ -63,19 +76,52 @@ struct World {
 }
 
 impl World {
-    fn new() -> Self {
+    fn new(kms: bool) -> Self {
         let now = Instant::from_millis(1000);
+        let (encryption, kms_key_id) = if kms {
+            let e = Encryption::Kms {
+                require_challenge: true,
+            };
+            (e, Some("alias/fuzz"))
+        } else {
+            (Encryption::Unsupported, None)
+        };
+        let agent = AgentHandshake {
+            kms_key_id,
+            ..AgentHandshake::SHELL
+        };
         let mut w = World {
             now,
-            client: Box::new(S::new(Config::client(1), now)),
-            agent: Box::new(S::new(Config::agent(2, AgentHandshake::SHELL), now)),
+            client: Box::new(S::new(
+                Config {
+                    encryption,
+                    ..Config::client(1)
+                },
+                now,
+            )),
+            agent: Box::new(S::new(
+                Config {
+                    encryption,
+                    ..Config::agent(2, agent)
+                },
+                now,
+            )),
             to_agent: VecDeque::new(),
             to_client: VecDeque::new(),
             up: false,
             cuts: 0,
-            c2a: Flow { pattern: 7, ..Flow::default() },
-            a2c_out: Flow { pattern: 3, ..Flow::default() },
-            a2c_err: Flow { pattern: 5, ..Flow::default() },
+            c2a: Flow {
+                pattern: 7,
+                ..Flow::default()
+            },
+            a2c_out: Flow {
+                pattern: 3,
+                ..Flow::default()
+            },
+            a2c_err: Flow {
+                pattern: 5,
+                ..Flow::default()
+            },
             tx: vec![0u8; 8192],
         };
         w.client.set_unix_time(now, 1_760_000_000_000);
@@ -110,17 +156,31 @@ impl World {
             let mut moved = false;
             while let Some(e) = self.client.poll_event() {
                 moved = true;
+                if e == Event::DataKeyNeeded {
+                    let _ = self.client.set_data_key(self.now, &DATA_KEY, BLOB, [0; 12]);
+                }
                 if e == Event::Readable {
                     while let Some((s, n)) = self.client.read(&mut buf) {
                         match s {
-                            Stream::Output => self.a2c_out.deliver(&buf[..n], "agent→client output"),
-                            Stream::StdErr => self.a2c_err.deliver(&buf[..n], "agent→client stderr"),
+                            Stream::Output => {
+                                self.a2c_out.deliver(&buf[..n], "agent→client output")
+                            }
+                            Stream::StdErr => {
+                                self.a2c_err.deliver(&buf[..n], "agent→client stderr")
+                            }
                         }
                     }
                 }
             }
             while let Some(e) = self.agent.poll_event() {
                 moved = true;
+                if e == Event::DataKeyToDecrypt {
+                    if self.agent.data_key_ciphertext() == Some(BLOB) {
+                        let _ = self.agent.set_decrypted_data_key(self.now, &DATA_KEY);
+                    } else {
+                        self.agent.refuse_data_key(self.now);
+                    }
+                }
                 if e == Event::Readable {
                     while let Some((s, n)) = self.agent.read(&mut buf) {
                         assert_eq!(s, Stream::Output, "the client sent stderr");
@@ -137,7 +197,8 @@ impl World {
             while let Ok(Some(t)) = self.agent.poll_transmit(self.now, &mut self.tx) {
                 moved = true;
                 if self.up {
-                    self.to_client.push_back((t.kind, self.tx[..t.len].to_vec()));
+                    self.to_client
+                        .push_back((t.kind, self.tx[..t.len].to_vec()));
                 }
             }
             if !moved {
@@ -164,14 +225,30 @@ impl World {
     /// Delivers one in-flight message: bit 0 drops it (binary only: a lost text message means
     /// a dead WebSocket, which `cut` models), bit 1 delivers it twice, bit 2 takes the newest.
     fn deliver(&mut self, to_agent: bool, how: u8) {
-        let q = if to_agent { &mut self.to_agent } else { &mut self.to_client };
-        let m = if how & 4 != 0 { q.pop_back() } else { q.pop_front() };
+        let q = if to_agent {
+            &mut self.to_agent
+        } else {
+            &mut self.to_client
+        };
+        let m = if how & 4 != 0 {
+            q.pop_back()
+        } else {
+            q.pop_front()
+        };
         let Some((kind, bytes)) = m else { return };
         if kind == TransmitKind::Binary && how & 1 != 0 {
             return;
         }
-        let times = if kind == TransmitKind::Binary && how & 2 != 0 { 2 } else { 1 };
-        let s = if to_agent { &mut self.agent } else { &mut self.client };
+        let times = if kind == TransmitKind::Binary && how & 2 != 0 {
+            2
+        } else {
+            1
+        };
+        let s = if to_agent {
+            &mut self.agent
+        } else {
+            &mut self.client
+        };
         for _ in 0..times {
             let input = match kind {
                 TransmitKind::Text => Incoming::Text(&bytes),
@@ -182,8 +259,16 @@ impl World {
     }
 
     fn inject(&mut self, to_agent: bool, text: bool, bytes: &[u8]) {
-        let input = if text { Incoming::Text(bytes) } else { Incoming::Binary(bytes) };
-        let s = if to_agent { &mut self.agent } else { &mut self.client };
+        let input = if text {
+            Incoming::Text(bytes)
+        } else {
+            Incoming::Binary(bytes)
+        };
+        let s = if to_agent {
+            &mut self.agent
+        } else {
+            &mut self.client
+        };
         if s.handle_input(self.now, input).is_ok() {
             if to_agent {
                 self.c2a.tainted = true;
@@ -196,7 +281,7 @@ impl World {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut w = World::new();
+    let mut w = World::new(data.first().is_some_and(|b| b & 0x80 != 0));
     w.settle();
     let mut i = 0;
     while i + 1 < data.len() {

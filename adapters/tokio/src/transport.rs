@@ -77,7 +77,7 @@ pub(crate) async fn connect_ws(
     let secure = url.scheme() == Scheme::Wss;
     let host = url.host().trim_start_matches('[').trim_end_matches(']');
     // Clear text only ever to this machine, checked for every grant (a resume answer too).
-    if !secure && !(tls.allow_plain_ws && is_loopback(host)) {
+    if !(secure || tls.allow_plain_ws && is_loopback(host)) {
         return Err(Error::PlainWsRefused);
     }
     let port = url.port();

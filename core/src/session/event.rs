@@ -130,8 +130,8 @@ pub enum EncryptionFailure {
     /// The driver could not get the data key from KMS (client) or KMS would not decrypt it
     /// (agent): `Session::refuse_data_key`.
     KeyRefused,
-    /// Agent: the client's KMSCipherTextKey is unreadable, or KMSCipherTextHash is not its
-    /// SHA-256.
+    /// Agent: the client reported success without a KMS result, its KMSCipherTextKey is
+    /// unreadable, or KMSCipherTextHash is not its SHA-256.
     BadCipherTextKey,
     /// Agent: the client did not acknowledge the challenge, and the configuration requires it.
     ChallengeNotAcknowledged,
@@ -139,7 +139,7 @@ pub enum EncryptionFailure {
     /// or not the bytes the agent sent.
     ChallengeFailed,
     /// Client: the agent's KMSEncryption action is unusable (a `Challenge` that is not base64 of
-    /// 16 bytes).
+    /// 16 bytes, or a key id longer than [`MAX_TEXT_LEN`](super::MAX_TEXT_LEN)).
     BadRequest,
 }
 

@@ -25,9 +25,10 @@ use super::recv::REORDER_SLOT_LEN;
 impl EncryptionFailure {
     fn from_kms(e: kms::Error) -> Self {
         match e {
-            kms::Error::HashMismatch | kms::Error::BlobLength | kms::Error::BadBase64(_) => {
-                EncryptionFailure::BadCipherTextKey
-            }
+            kms::Error::HashMismatch
+            | kms::Error::BlobLength
+            | kms::Error::BadBase64(_)
+            | kms::Error::NotProcessed => EncryptionFailure::BadCipherTextKey,
             kms::Error::ChallengeNotAcknowledged => EncryptionFailure::ChallengeNotAcknowledged,
             kms::Error::KeyRefused => EncryptionFailure::KeyRefused,
             _ => EncryptionFailure::ChallengeFailed,
@@ -37,8 +38,8 @@ impl EncryptionFailure {
 
 /// The KMS handshake's progress; each step carries its own data.
 ///
-/// The agent's blob waits inline (no allocator), so this costs every session about 1.2 KB
-/// (`MAX_BLOB_LEN` plus the handshake state). Once the handshake is over
+/// The agent's blob waits inline (no allocator), so with the `kms` feature this costs every
+/// session about 1.2 KB (`MAX_BLOB_LEN` plus the handshake state). Once the handshake is over
 /// the cipher moves to `Session::cipher` and this is `Off` again.
 #[allow(
     clippy::large_enum_variant,
@@ -233,7 +234,14 @@ impl<
             self.session_type = Some(t);
             self.properties_kept = self.properties.set_cut(props.unwrap_or(""));
         }
-        self.kms_key_id.set_json(&key_id);
+        if !self.kms_key_id.set_json(&key_id) {
+            // A cut key id would only make KMS fail later, with a less clear error.
+            debug!(
+                "session: kms key id longer than {} bytes",
+                super::MAX_TEXT_LEN
+            );
+            return Err(self.fail_encryption(EncryptionFailure::BadRequest));
+        }
         self.kms_requested = true;
         self.agent_version.set_json(&req.agent_version);
         self.kms = KmsState::ClientNeedsKey(k);
@@ -244,6 +252,67 @@ impl<
     /// Client role, after [`Event::DataKeyNeeded`]: what to ask KMS `GenerateDataKey` for. Pass
     /// the StartSession `SessionId` and the target (instance) id; the KMS key id and the
     /// agent's challenge come from the HandshakeRequest. `None` when no key is awaited.
+    ///
+    /// # Examples
+    ///
+    /// A client and an agent in memory, with the driver's KMS calls faked:
+    ///
+    /// ```
+    /// use ssm_proto::session::{
+    ///     AgentHandshake, Config, Encryption, Event, Incoming, Session, TransmitKind,
+    /// };
+    /// use ssm_proto::Instant;
+    ///
+    /// type S = Session<8192, 16, 4, 2048, 8>;
+    /// let now = Instant::ZERO;
+    /// let kms = Encryption::Kms { require_challenge: true };
+    /// let mut client = S::new(Config { encryption: kms, ..Config::client(1) }, now);
+    /// let shell = AgentHandshake { kms_key_id: Some("alias/ssm"), ..AgentHandshake::SHELL };
+    /// let mut agent = S::new(Config { encryption: kms, ..Config::agent(2, shell) }, now);
+    /// agent.handle_connected(now, "").unwrap();
+    /// client.handle_connected(now, "token").unwrap();
+    ///
+    /// fn pump(from: &mut S, to: &mut S, now: Instant) -> bool {
+    ///     let mut buf = [0u8; 4096];
+    ///     let mut moved = false;
+    ///     while let Some(t) = from.poll_transmit(now, &mut buf).unwrap() {
+    ///         let msg = &buf[..t.len];
+    ///         let input = match t.kind {
+    ///             TransmitKind::Text => Incoming::Text(msg),
+    ///             TransmitKind::Binary => Incoming::Binary(msg),
+    ///         };
+    ///         to.handle_input(now, input).unwrap();
+    ///         moved = true;
+    ///     }
+    ///     moved
+    /// }
+    /// let key = [7u8; 64]; // KMS GenerateDataKey's Plaintext (and Decrypt's, agent side)
+    /// let blob = b"CiphertextBlob from KMS";
+    /// loop {
+    ///     let mut moved = pump(&mut client, &mut agent, now) | pump(&mut agent, &mut client, now);
+    ///     while let Some(e) = client.poll_event() {
+    ///         moved = true;
+    ///         if e == Event::DataKeyNeeded {
+    ///             let req = client.data_key_request("s-0123", "i-0123").unwrap();
+    ///             assert_eq!(req.key_id, "alias/ssm");
+    ///             assert_eq!(req.context.entries().count(), 3, "with the challenge");
+    ///             client.set_data_key(now, &key, blob, [0; 12]).unwrap(); // random nonce start
+    ///         }
+    ///     }
+    ///     while let Some(e) = agent.poll_event() {
+    ///         moved = true;
+    ///         if e == Event::DataKeyToDecrypt {
+    ///             assert_eq!(agent.data_key_ciphertext(), Some(&blob[..]));
+    ///             let _context = agent.data_key_context("s-0123", "i-0123").unwrap();
+    ///             agent.set_decrypted_data_key(now, &key).unwrap();
+    ///         }
+    ///     }
+    ///     if !moved {
+    ///         break;
+    ///     }
+    /// }
+    /// assert!(client.is_established() && client.is_encrypted() && agent.is_encrypted());
+    /// ```
     pub fn data_key_request<'s>(
         &'s self,
         session_id: &'s str,
@@ -263,8 +332,8 @@ impl<
     /// source). The plaintext is not kept beyond the two AES keys, which are wiped on drop.
     ///
     /// # Errors
-    /// [`kms::Error::Unexpected`] when no key is awaited, [`kms::Error::DataKeyLength`],
-    /// [`kms::Error::BlobLength`]; the session waits on (call again, or
+    /// [`kms::Error::Unexpected`] when no key is awaited (or the session closed meanwhile),
+    /// [`kms::Error::DataKeyLength`], [`kms::Error::BlobLength`]; the session waits on (call again, or
     /// [`refuse_data_key`](Self::refuse_data_key)).
     pub fn set_data_key(
         &mut self,
@@ -277,6 +346,9 @@ impl<
         let KmsState::ClientNeedsKey(k) = &mut self.kms else {
             return Err(kms::Error::Unexpected);
         };
+        if matches!(self.phase, Phase::Closed(_)) {
+            return Err(kms::Error::Unexpected);
+        }
         if ciphertext_blob.is_empty() || ciphertext_blob.len() > MAX_BLOB_LEN {
             return Err(kms::Error::BlobLength);
         }
@@ -365,8 +437,10 @@ impl<
         true
     }
 
-    /// Agent: checks the client's KMS result. `Ok(true)`: the key is with the driver now
-    /// (`DataKeyToDecrypt`), HandshakeComplete waits for the challenge.
+    /// Agent: checks the client's KMS result (it reported success). `Ok(true)`: the key is
+    /// with the driver now (`DataKeyToDecrypt`), HandshakeComplete waits for the challenge.
+    /// Anything else closes the session: a client that claims success without a usable key
+    /// never gets an unencrypted session.
     pub(super) fn agent_kms_result(&mut self, resp: &HandshakeResponse<'_>) -> Result<bool, Error> {
         let require = matches!(
             self.encryption,
@@ -374,31 +448,26 @@ impl<
                 require_challenge: true
             }
         );
-        let KmsState::AgentRequested(k) = &mut self.kms else {
-            return Ok(false);
-        };
-        let Some(action) = resp
+        let action = resp
             .processed_client_actions
             .iter()
-            .find(|p| p.action_type == ActionType::KmsEncryption)
-        else {
-            return Ok(false);
+            .find(|p| p.action_type == ActionType::KmsEncryption);
+        let mut buf = [0u8; MAX_BLOB_LEN];
+        let checked = match (&mut self.kms, action) {
+            (KmsState::AgentRequested(k), Some(action)) => k
+                .check_result(&action, require, &mut buf)
+                .and_then(|b| Vec::from_slice(b).map_err(|_| kms::Error::BlobLength)),
+            _ => Err(kms::Error::NotProcessed),
         };
-        let mut blob = [0u8; MAX_BLOB_LEN];
-        let blob = match k.check_result(&action, require, &mut blob) {
-            Ok(b) => Vec::from_slice(b).ok(),
-            Err(kms::Error::NotProcessed) => return Ok(false),
+        let blob = match checked {
+            Ok(b) => b,
             Err(e) => {
                 debug!("session: kms result: {}", e.as_str());
-                let f = EncryptionFailure::from_kms(e);
-                self.close_message.set_cut(f.as_str());
-                return Err(self.fail_encryption(f));
+                return Err(self.fail_encryption(EncryptionFailure::from_kms(e)));
             }
         };
-        let (Some(blob), KmsState::AgentRequested(k)) =
-            (blob, core::mem::replace(&mut self.kms, KmsState::Off))
-        else {
-            return Ok(false);
+        let KmsState::AgentRequested(k) = core::mem::replace(&mut self.kms, KmsState::Off) else {
+            return Err(self.fail_encryption(EncryptionFailure::BadCipherTextKey));
         };
         self.kms = KmsState::AgentNeedsKey(k, blob);
         let _ = self.events.push_back(Event::DataKeyToDecrypt);
@@ -433,14 +502,15 @@ impl<
     /// production.
     ///
     /// # Errors
-    /// [`kms::Error::Unexpected`] when no key is awaited, [`kms::Error::DataKeyLength`].
+    /// [`kms::Error::Unexpected`] when no key is awaited (or the session closed meanwhile),
+    /// [`kms::Error::DataKeyLength`].
     pub fn set_decrypted_data_key(
         &mut self,
         now: crate::Instant,
         plaintext: &[u8],
     ) -> Result<(), kms::Error> {
         self.tick(now);
-        if !matches!(self.kms, KmsState::AgentNeedsKey(..)) {
+        if !matches!(self.kms, KmsState::AgentNeedsKey(..)) || self.is_closed() {
             return Err(kms::Error::Unexpected);
         }
         let nonce = self.random();
@@ -476,7 +546,6 @@ impl<
             if let Err(e) = verified {
                 debug!("session: encryption challenge: {}", e.as_str());
                 let f = EncryptionFailure::ChallengeFailed;
-                self.close_message.set_cut(f.as_str());
                 return Err(self.fail_encryption(f));
             }
         }

@@ -535,6 +535,17 @@ fn the_agent_checks_the_blob_hash_and_the_acknowledgement() {
             std::format!(r#"{{"KMSCipherTextKey":"{key}","KMSCipherTextHash":"{hash}"}}"#),
             Some(EncryptionFailure::ChallengeNotAcknowledged),
         ),
+        // Success claimed without a key: never an unencrypted session.
+        (
+            false,
+            String::from("null"),
+            Some(EncryptionFailure::BadCipherTextKey),
+        ),
+        (
+            false,
+            String::from(r#"{"SomethingElse":1}"#),
+            Some(EncryptionFailure::BadCipherTextKey),
+        ),
         (
             false,
             std::format!(r#"{{"KMSCipherTextKey":"{key}","KMSCipherTextHash":"{hash}"}}"#),
@@ -703,4 +714,50 @@ fn sealed_output_that_overtakes_handshake_complete_still_opens() {
     deliver(&mut c, at(3), &to_c);
     assert!(c.is_established() && c.is_encrypted());
     assert_eq!(read_all(&mut c).0, b"early output");
+}
+
+#[test]
+fn a_key_too_late_or_a_key_id_too_long_is_refused() {
+    // The handshake timed out while KMS was slow: the key comes too late.
+    let mut c = kms_client(1);
+    let mut a = kms_agent(2, AgentHandshake::SHELL, false);
+    a.handle_connected(at(0), "").unwrap();
+    c.handle_connected(at(0), TOKEN).unwrap();
+    exchange_until_key(&mut c, &mut a);
+    c.handle_timeout(at(61_000));
+    assert_eq!(
+        events(&mut c),
+        [Event::Closed(CloseReason::HandshakeTimeout)]
+    );
+    assert_eq!(
+        c.set_data_key(at(61_001), &data_key(), BLOB, [0; 12]),
+        Err(crate::kms::Error::Unexpected)
+    );
+    // Only the acknowledgement it owes goes out; no HandshakeResponse.
+    let out = drain(&mut c, at(61_001));
+    assert!(of_type(&out, PayloadType::HandshakeResponse).is_empty());
+    assert!(out
+        .iter()
+        .all(|m| m.frame().header.message_type == MessageType::Acknowledge));
+
+    // A key id the session cannot keep whole is refused, not cut.
+    let mut c = kms_client(1);
+    c.handle_connected(at(0), TOKEN).unwrap();
+    let _ = drain(&mut c, at(0));
+    let long = "k".repeat(MAX_TEXT_LEN + 1);
+    let req = std::format!(
+        r#"{{"AgentVersion":"3.3.0.0","RequestedClientActions":[{{"ActionType":"SessionType","ActionParameters":{{"SessionType":"Standard_Stream","Properties":null}}}},{{"ActionType":"KMSEncryption","ActionParameters":{{"KMSKeyId":"{long}"}}}}]}}"#
+    );
+    let f = peer_frame(
+        MessageType::OutputStreamData,
+        0,
+        Uuid::from_random_bytes([8; 16]),
+        PayloadType::HandshakeRequest,
+        req.as_bytes(),
+    );
+    assert_eq!(
+        c.handle_input(at(1), f.incoming()),
+        Err(Error::Encryption(EncryptionFailure::BadRequest))
+    );
+    assert_eq!(c.data_key_request(SESSION_ID, TARGET), None);
 }
