@@ -786,8 +786,8 @@ mod tests {
         )
         .await;
         assert!(ended, "{err}");
-        assert!(err.to_string().contains("the session ended"), "{err}");
-        // Later attempts do not ask the API again.
+        // The driver stops at once (no more attempts, no second API call).
+        assert!(matches!(err, ssm_tokio::Error::SessionEnded), "{err}");
         assert_eq!(calls.len(), 1, "{calls:?}");
         assert!(trapped.is_empty());
     }

@@ -863,7 +863,10 @@ impl Driver {
             }
             Wake::Reconnected(Err(e)) => {
                 self.reconnect = None;
-                self.failure = Some(Error::ConnectionLost(e.to_string()));
+                self.failure = Some(match e {
+                    Error::SessionEnded => Error::SessionEnded,
+                    e => Error::ConnectionLost(e.to_string()),
+                });
             }
             Wake::Read(i, Ok(n)) if n > 0 => {
                 let s = &mut self.sources[i];
