@@ -262,10 +262,34 @@ fn real_main() -> ExitCode {
 
 /// Logs of the driver and emulator (`tracing`) on stderr when `SSM_SESSION_LOG` is set, e.g.
 /// `SSM_SESSION_LOG=debug` or `SSM_SESSION_LOG=ssm_tokio=trace`. Off by default: the session's
-/// stderr belongs to the remote command. No log line carries the token.
+/// stderr belongs to the remote command. No log line carries the token or a key, whatever the
+/// filter says: at trace level the SDK prints whole HTTP answers (StartSession's `TokenValue`,
+/// GenerateDataKey's `Plaintext`) and its signer the canonical request (the session token), the
+/// HTTP stack headers, and the WebSocket library whole text messages (OpenDataChannelInput
+/// carries the token; its `log` records reach `tracing` when the bridge is compiled in). Those
+/// libraries are capped at `debug`, the WebSocket library is off.
 fn init_logging() {
+    const CAPS: [&str; 12] = [
+        "tungstenite=off",
+        "tokio_tungstenite=off",
+        "aws_smithy_runtime=debug",
+        "aws_smithy_runtime_api=debug",
+        "aws_smithy_http_client=debug",
+        "aws_smithy_types=debug",
+        "aws_sigv4=debug",
+        "aws_runtime=debug",
+        "aws_config=debug",
+        "hyper=debug",
+        "hyper_util=debug",
+        "h2=debug",
+    ];
     if let Ok(filter) = std::env::var("SSM_SESSION_LOG") {
-        if let Ok(filter) = tracing_subscriber::EnvFilter::try_new(filter) {
+        if let Ok(mut filter) = tracing_subscriber::EnvFilter::try_new(filter) {
+            for quiet in CAPS {
+                if let Ok(d) = quiet.parse() {
+                    filter = filter.add_directive(d);
+                }
+            }
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
