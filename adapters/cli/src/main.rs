@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws::{Aws, AwsOptions, Resumed};
 use exit::{Failure, Kind, Result};
-use ssm_tokio::emulator::{Emulator, EmulatorConfig};
+use ssm_emulator::{Emulator, EmulatorConfig};
 use ssm_tokio::{ConnectOptions, Faults, Grant, ResumeFn, TlsOptions};
 
 /// Environment variables, listed under `--help`.
@@ -145,7 +145,7 @@ impl StrictArgs {
     fn apply(&self, config: &mut EmulatorConfig) -> Result<()> {
         if let Some(c) = &self.credentials {
             config.credentials = Some(
-                ssm_tokio::emulator::sigv4::Credentials::parse(c)
+                ssm_emulator::sigv4::Credentials::parse(c)
                     .map_err(|e| Failure::new(Kind::Usage, format!("--credentials: {e}")))?,
             );
         }
@@ -653,7 +653,7 @@ mod tests {
         .await
         .unwrap();
         let grant = emu
-            .start_session(&ssm_tokio::emulator::StartSession::non_interactive(
+            .start_session(&ssm_emulator::StartSession::non_interactive(
                 "sleep 5; echo never",
             ))
             .unwrap();
