@@ -863,10 +863,19 @@ impl Driver {
             }
             Wake::Reconnected(Err(e)) => {
                 self.reconnect = None;
-                self.failure = Some(match e {
-                    Error::SessionEnded => Error::SessionEnded,
-                    e => Error::ConnectionLost(e.to_string()),
-                });
+                match e {
+                    // The command's exit code came before the connection dropped: the session
+                    // is complete, only its `channel_closed` was lost with the connection.
+                    Error::SessionEnded if self.exit_code.is_some() => {
+                        tracing::debug!(
+                            "the session ended on the service's side after its exit code"
+                        );
+                        self.closed = Some("the session ended on the service's side".into());
+                        self.closed_at = Some(Instant::now());
+                    }
+                    Error::SessionEnded => self.failure = Some(Error::SessionEnded),
+                    e => self.failure = Some(Error::ConnectionLost(e.to_string())),
+                }
             }
             Wake::Read(i, Ok(n)) if n > 0 => {
                 let s = &mut self.sources[i];
