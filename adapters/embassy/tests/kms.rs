@@ -22,6 +22,8 @@ const KEY_ID: &str = "alias/embassy-test";
 #[derive(Clone, Copy, PartialEq)]
 enum Answer {
     Kms,
+    /// A key generated for another target: the agent's KMS Decrypt must fail on the context.
+    WrongTarget,
     Refuse,
 }
 
@@ -30,6 +32,8 @@ struct Seen {
     request: Option<DataKeyRequest>,
     output: Vec<u8>,
     encrypted: bool,
+    /// The agent's `channel_closed` text.
+    close_message: String,
     exit_code: Option<i32>,
 }
 
@@ -76,8 +80,12 @@ async fn kms_session(
                 if e != Event::DataKeyNeeded {
                     continue;
                 }
+                let target = match answer {
+                    Answer::WrongTarget => "i-0another",
+                    _ => target_id.as_str(),
+                };
                 let r = s
-                    .data_key_request(session_id, &target_id, |r| DataKeyRequest {
+                    .data_key_request(session_id, target, |r| DataKeyRequest {
                         key_id: r.key_id.to_string(),
                         number_of_bytes: r.number_of_bytes,
                         encryption_context: r
@@ -89,7 +97,7 @@ async fn kms_session(
                     .expect("a request after DataKeyNeeded");
                 request = Some(r.clone());
                 match answer {
-                    Answer::Kms => {
+                    Answer::Kms | Answer::WrongTarget => {
                         let key = (kms.generate_data_key)(r).await.expect("the KMS answers");
                         s.set_data_key(&key.plaintext, &key.ciphertext_blob)
                             .expect("a usable key");
@@ -120,6 +128,7 @@ async fn kms_session(
             request,
             output,
             encrypted: s.with_engine(|e| e.is_encrypted()),
+            close_message: s.with_engine(|e| e.close_message().to_string()),
             exit_code: s.exit_code(),
         }
     };
@@ -167,4 +176,31 @@ async fn a_refused_data_key_ends_the_session_with_key_refused() {
     assert!(seen.output.is_empty(), "no output without a key");
     assert!(!seen.encrypted);
     assert_eq!(seen.exit_code, None);
+}
+
+/// The context is what binds the key: a key asked for another target is generated (the
+/// application's KMS does not know better) and the agent cannot decrypt it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_for_another_target_does_not_open_the_session() {
+    let (run, seen) = kms_session("echo never; exit 0", Answer::WrongTarget).await;
+    assert!(seen
+        .request
+        .expect("asked")
+        .encryption_context
+        .iter()
+        .any(|(_, v)| v == "i-0another"));
+    assert!(seen.output.is_empty(), "no output without the agent's key");
+    assert_eq!(seen.exit_code, None);
+    // The agent tells the client with `channel_closed` before the handshake completes.
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    assert!(
+        !seen.encrypted,
+        "the client closes before any sealed payload"
+    );
+    assert!(
+        seen.close_message.contains("kms"),
+        "the agent says why: {:?}",
+        seen.close_message
+    );
+    eprintln!("wrong target: {:?}", seen.close_message);
 }
