@@ -179,7 +179,8 @@ impl<const RX: usize, const MSG: usize, const TX: usize> Default for Resources<R
 /// then OpenDataChannelInput, then drives the engine.
 ///
 /// `seed` seeds the engine's message ids and the WebSocket key and masks: take it from a hardware
-/// RNG (masks must be unpredictable to the network, RFC 6455 §10.3).
+/// RNG (masks must be unpredictable to the network, RFC 6455 §10.3). With the `kms` feature it
+/// also gives the session cipher's nonce start (see `Session::set_data_key`).
 pub fn new<'d, R, W, const RX: usize, const MSG: usize, const TX: usize>(
     transport: (R, W),
     config: Config<'d>,
@@ -759,7 +760,8 @@ impl<'d> Session<'d> {
     /// the number of bytes (64) and the exact encryption context (session id, target id and the
     /// agent's challenge). `session_id` is the StartSession response's `SessionId`, `target_id`
     /// the instance id the application started the session on. `f` copies out what its request
-    /// needs (the engine is borrowed meanwhile). `None` when no key is awaited.
+    /// needs; it must not call the handle (the engine is borrowed meanwhile). `None` when no key
+    /// is awaited.
     ///
     /// The application gets the key by its own means (KMS over its HTTPS client, or a broker)
     /// and answers with [`set_data_key`](Self::set_data_key) or
