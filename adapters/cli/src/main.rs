@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws::{Aws, AwsOptions, Resumed};
 use exit::{Failure, Kind, Result};
-use ssm_tokio::emulator::{Emulator, EmulatorConfig};
+use ssm_emulator::{Emulator, EmulatorConfig};
 use ssm_tokio::{ConnectOptions, Faults, Grant, ResumeFn, TlsOptions};
 
 /// Environment variables, listed under `--help`.
@@ -145,7 +145,7 @@ impl StrictArgs {
     fn apply(&self, config: &mut EmulatorConfig) -> Result<()> {
         if let Some(c) = &self.credentials {
             config.credentials = Some(
-                ssm_tokio::emulator::sigv4::Credentials::parse(c)
+                ssm_emulator::sigv4::Credentials::parse(c)
                     .map_err(|e| Failure::new(Kind::Usage, format!("--credentials: {e}")))?,
             );
         }
@@ -262,10 +262,34 @@ fn real_main() -> ExitCode {
 
 /// Logs of the driver and emulator (`tracing`) on stderr when `SSM_SESSION_LOG` is set, e.g.
 /// `SSM_SESSION_LOG=debug` or `SSM_SESSION_LOG=ssm_tokio=trace`. Off by default: the session's
-/// stderr belongs to the remote command. No log line carries the token.
+/// stderr belongs to the remote command. No log line carries the token or a key, whatever the
+/// filter says: at trace level the SDK prints whole HTTP answers (StartSession's `TokenValue`,
+/// GenerateDataKey's `Plaintext`) and its signer the canonical request (the session token), the
+/// HTTP stack headers, and the WebSocket library whole text messages (OpenDataChannelInput
+/// carries the token; its `log` records reach `tracing` when the bridge is compiled in). Those
+/// libraries are capped at `debug`, the WebSocket library is off.
 fn init_logging() {
+    const CAPS: [&str; 12] = [
+        "tungstenite=off",
+        "tokio_tungstenite=off",
+        "aws_smithy_runtime=debug",
+        "aws_smithy_runtime_api=debug",
+        "aws_smithy_http_client=debug",
+        "aws_smithy_types=debug",
+        "aws_sigv4=debug",
+        "aws_runtime=debug",
+        "aws_config=debug",
+        "hyper=debug",
+        "hyper_util=debug",
+        "h2=debug",
+    ];
     if let Ok(filter) = std::env::var("SSM_SESSION_LOG") {
-        if let Ok(filter) = tracing_subscriber::EnvFilter::try_new(filter) {
+        if let Ok(mut filter) = tracing_subscriber::EnvFilter::try_new(filter) {
+            for quiet in CAPS {
+                if let Ok(d) = quiet.parse() {
+                    filter = filter.add_directive(d);
+                }
+            }
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
@@ -629,7 +653,7 @@ mod tests {
         .await
         .unwrap();
         let grant = emu
-            .start_session(&ssm_tokio::emulator::StartSession::non_interactive(
+            .start_session(&ssm_emulator::StartSession::non_interactive(
                 "sleep 5; echo never",
             ))
             .unwrap();

@@ -180,3 +180,29 @@ fn start_args_without_endpoint(command: &str) -> Vec<String> {
     .chain([serde_json::json!({ "command": [command] }).to_string()])
     .collect()
 }
+
+/// At trace level the SDK would print whole answers (StartSession's token, GenerateDataKey's
+/// plaintext key) and the WebSocket library whole messages: none of that reaches the log.
+#[test]
+fn trace_logs_carry_no_token_and_no_data_key() {
+    let r = run(
+        cmd(Path::new(BIN))
+            .env("SSM_SESSION_LOG", "trace")
+            .arg("demo")
+            .args(KMS)
+            .args(["--command", "echo traced"]),
+        b"",
+        60,
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    assert_eq!(r.stdout, "traced\n");
+    assert!(r.stderr.len() > 5_000, "trace logging did not happen");
+    for needle in [
+        "TokenValue",
+        "Plaintext",
+        "emulator-secret",
+        "X-Amz-Security-Token",
+    ] {
+        assert!(!r.stderr.contains(needle), "{needle} is in the logs");
+    }
+}

@@ -13,9 +13,9 @@ use embedded_io_adapters::tokio_1::FromTokio;
 use embedded_io_async::{Read, Write};
 use ssm_embassy::api::{Endpoint, ServiceErrorKind, StartSessionRequest};
 use ssm_embassy::{Api, ApiBuffers, Clock, CloseReason, StreamUrls};
+use ssm_emulator::{Emulator, EmulatorConfig};
 use ssm_proto::api::Error as ApiError;
 use ssm_proto::sigv4::Credentials;
-use ssm_tokio::emulator::{Emulator, EmulatorConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -104,7 +104,7 @@ async fn start_run_and_terminate_against_the_emulator() {
 /// An emulator that accepts only calls and upgrades signed with [`CREDS`].
 fn strict() -> EmulatorConfig {
     EmulatorConfig {
-        credentials: Some(ssm_tokio::emulator::sigv4::Credentials {
+        credentials: Some(ssm_emulator::sigv4::Credentials {
             access_key_id: CREDS.access_key_id.into(),
             secret_access_key: CREDS.secret_access_key.into(),
             session_token: CREDS.session_token.map(Into::into),

@@ -10,7 +10,7 @@ mod common;
 use common::capture;
 use embassy_futures::join::join;
 use ssm_embassy::{ApiBuffers, Clock, CloseReason, OwnedCredentials};
-use ssm_tokio::emulator::{Emulator, EmulatorConfig};
+use ssm_emulator::{Emulator, EmulatorConfig};
 
 const SECRET: &str = "SECRET-CANARY-1a2b3c4d5e6f7a8b9c0d1e2f";
 const STS_TOKEN: &str = "STS-CANARY-9f8e7d6c5b4a39281706f5e4d3c2b1a0";

@@ -1,4 +1,4 @@
-//! The embassy adapter against the tokio emulator (`ssm_tokio::emulator`): a real loopback TCP
+//! The embassy adapter against the tokio emulator (`ssm_emulator`): a real loopback TCP
 //! socket, TLS verified by embedded-tls against the emulator's throwaway CA (ECDSA P-256), the
 //! WebSocket upgrade, and the emulator's agent running real processes: a shell echo, and a
 //! command that takes 1 MB in, sends 1 MB out and exits with code 3.
@@ -21,8 +21,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use ssm_embassy::{CloseReason, Config, Resources, Session};
+use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_proto::model::StartSessionResponse;
-use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
 
 /// Starts a session on the emulator and runs `app` beside the runner.
 async fn with_emulator_session<F, Fut, T>(

@@ -21,8 +21,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use ssm_embassy::tls::Verification;
 use ssm_embassy::{CloseReason, NetResources, Resources, Session};
+use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_proto::model::{Endpoints, StartSessionResponse};
-use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MTU: usize = 1514;

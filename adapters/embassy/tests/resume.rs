@@ -15,8 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use embassy_futures::join::join;
 use ssm_embassy::resume::RESUME_ATTEMPTS;
 use ssm_embassy::{Api, ApiBuffers, Clock, CloseReason, Error, ResumeSource, Resumed, StreamUrls};
+use ssm_emulator::{Emulator, EmulatorConfig};
 use ssm_proto::sigv4::Credentials;
-use ssm_tokio::emulator::{Emulator, EmulatorConfig};
 use ssm_tokio::Faults;
 
 const CREDS: Credentials<'static> = Credentials {
@@ -159,7 +159,7 @@ async fn output_survives_repeated_cuts_through_resume_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routine_closes_of_the_strict_emulator_are_resumed() {
     let config = EmulatorConfig {
-        credentials: Some(ssm_tokio::emulator::sigv4::Credentials {
+        credentials: Some(ssm_emulator::sigv4::Credentials {
             access_key_id: CREDS.access_key_id.into(),
             secret_access_key: CREDS.secret_access_key.into(),
             session_token: None,

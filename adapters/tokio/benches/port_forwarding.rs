@@ -3,9 +3,9 @@
 //! keystroke round trip through a shell, and integrity of 100 MB each way under faults.
 //!
 //! ```text
-//! cargo bench -p ssm-tokio --features emulator --bench port_forwarding            # full run
-//! cargo bench -p ssm-tokio --features emulator --bench port_forwarding -- --only integrity
-//! cargo test -p ssm-tokio --features emulator --bench port_forwarding             # quick (CI)
+//! cargo bench -p ssm-tokio --bench port_forwarding            # full run
+//! cargo bench -p ssm-tokio --bench port_forwarding -- --only integrity
+//! cargo test -p ssm-tokio --bench port_forwarding             # quick (CI)
 //! ```
 //!
 //! Without `--bench` on the command line (`cargo bench` passes it, `cargo test` does not) or
@@ -54,7 +54,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use ssm_tokio::emulator::{Emulator, EmulatorConfig};
+use ssm_emulator::{Emulator, EmulatorConfig};
 use ssm_tokio::forward::{forward_mux, ListenAddr, Listener, PortMode, Stats};
 use ssm_tokio::{
     ConnectOptions, EngineConfig, Faults, Grant, SessionEvent, StreamWriter, TlsOptions,

@@ -1,7 +1,7 @@
 //! Measures a transfer through the emulator: `N` MiB into `head -c` and back (or one way).
 //!
 //! ```text
-//! cargo run --release -p ssm-tokio --features emulator --example throughput -- \
+//! cargo run --release -p ssm-tokio --example throughput -- \
 //!     [--mib N] [--window BYTES] [--faults] [--pacing] [--one-way] [--plain]
 //! ```
 #![allow(
@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
+use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_tokio::{ConnectOptions, EngineConfig, Faults};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -63,17 +63,20 @@ impl Faults {
     }
 }
 
-/// xorshift64*: enough randomness for fault decisions, no dependency.
+/// xorshift64*: enough randomness for fault decisions and test ids, no dependency. Not a
+/// cryptographic generator.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// A generator from `seed` (any value, zero included).
+    pub fn new(seed: u64) -> Self {
         // Avoid the all-zero state; mix the seed so seeds 0, 1, 2 differ widely.
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;

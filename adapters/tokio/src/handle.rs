@@ -226,6 +226,12 @@ impl Control {
             .send(Command::Attach(crate::transport::boxed(ws)))
             .is_ok()
     }
+
+    /// Agent role: as [`Control::attach`], for any WebSocket-like stream and sink of messages
+    /// (e.g. a wrapper that closes the WebSocket after a while).
+    pub fn attach_ws<W: crate::WsIo + 'static>(&self, ws: W) -> bool {
+        self.tx.send(Command::Attach(Box::pin(ws))).is_ok()
+    }
 }
 
 /// The receiving end of a session's events.
@@ -243,6 +249,15 @@ impl Events {
     /// The next event if one is ready.
     pub fn try_next(&mut self) -> Option<SessionEvent> {
         self.rx.try_recv().ok()
+    }
+
+    /// Polls for the next event (for hand-written futures and streams); `Ready(None)` as
+    /// [`Events::next`].
+    pub fn poll_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<SessionEvent>> {
+        self.rx.poll_recv(cx)
     }
 }
 

@@ -1,9 +1,9 @@
 //! # ssm-tokio
 //!
 //! Runs the [`ssm_proto`] Session Manager engine over a real WebSocket on tokio, in the client
-//! role ([`connect`]) and in the agent role ([`AgentSession`]); with the `emulator` feature, a local
-//! Session Manager ([`emulator::Emulator`]) that speaks the SSM JSON API and runs real shells and
-//! commands.
+//! role ([`connect`]) and in the agent role ([`AgentSession`]). A local Session Manager that
+//! speaks the SSM JSON API and runs real shells and commands over the agent role is the
+//! `ssm-emulator` crate (`adapters/emulator`); this crate carries none of it.
 //!
 //! It makes no protocol decision: when to ack, retransmit, or close is the engine's. This crate
 //! moves bytes and time:
@@ -64,11 +64,7 @@
 //! [`forward`]: smux-multiplexed and basic port forwarding over a session's byte stream, with
 //! TCP (any bind address, port 0) and unix socket listeners.
 //!
-//! ## Features
-//! - `emulator`: [`emulator::Emulator`], a local Session Manager on one loopback port (see its
-//!   docs for what works).
-//!
-//! ## Status (what the tests in `tests/` show, over real loopback sockets with TLS)
+//! ## Status (what the tests in `tests/` show against `ssm-emulator`, over real loopback sockets with TLS)
 //! - Client ↔ emulator: a shell in a PTY (`echo`, `test -t 0`, `exit`), resize reaching the PTY
 //!   (`stty size`), non-interactive commands with separate stdout/stderr and the exit code
 //!   (`sh -c 'exit 3'` → 3), 10 MiB both ways intact (SHA-256) with and without drop,
@@ -82,7 +78,7 @@
 //!   resend storm when the queues grow longer than its timeout (see `ssm_proto::session`).
 //! - Signed upgrades: [`ConnectOptions::upgrade_headers`] carries the caller's SigV4 headers
 //!   (ssm-session makes them with `aws-sigv4`); the emulator's strict mode
-//!   ([`emulator::EmulatorConfig::credentials`]) verifies them, and every API call.
+//!   (`ssm_emulator::EmulatorConfig::credentials`) verifies them, and every API call.
 //! - Not here: KMS encryption (the engine answers "unsupported").
 
 #![allow(
@@ -104,14 +100,11 @@ pub mod kms;
 mod tls;
 mod transport;
 
-#[cfg(feature = "emulator")]
-pub mod emulator;
-
 pub use driver::{AuthorizeFn, ResumeFn, UpgradeHeadersFn};
 /// The engine's configuration (`ssm_proto::session::Config`).
 pub use engine::Config as EngineConfig;
 pub use error::Error;
-pub use faults::Faults;
+pub use faults::{Faults, Rng};
 pub use handle::{
     AgentSession, ClientSession, Control, Events, Finished, HandshakeInfo, Outcome, SessionEvent,
     StreamReader, StreamWriter,
@@ -119,6 +112,7 @@ pub use handle::{
 /// Where the endpoint policy of a [`Grant`] comes from (`ssm_proto::model::Endpoints`).
 pub use ssm_proto::model::Endpoints;
 pub use tls::TlsOptions;
+pub use transport::{ws_config, WsIo};
 
 /// A session grant: the validated `SessionId`, `StreamUrl` and `TokenValue` of a `StartSession`
 /// or `ResumeSession` answer (the core's `OwnedStartSessionResponse`; the token is zeroized on
@@ -183,7 +177,7 @@ impl std::fmt::Debug for ConnectOptions {
 }
 
 /// A seed for the engine's message-id generator, from the OS's hash randomness and the clock.
-pub(crate) fn random_seed() -> u64 {
+pub fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

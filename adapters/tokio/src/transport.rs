@@ -23,8 +23,9 @@ use crate::driver::UpgradeHeadersFn;
 use crate::faults::{Faults, Stage};
 use crate::{Error, TlsOptions};
 
-/// Any WebSocket the driver can run over.
-pub(crate) trait WsIo:
+/// Any WebSocket the driver can run over (a `WebSocketStream`, or a wrapper around one), for
+/// [`crate::Control::attach_ws`].
+pub trait WsIo:
     futures_util::Stream<Item = Result<Message, WsError>>
     + futures_util::Sink<Message, Error = WsError>
     + Send
@@ -48,8 +49,10 @@ where
     Box::pin(ws)
 }
 
-/// WebSocket limits: frames are at most a few KiB; 16 MiB leaves room for any peer.
-pub(crate) fn ws_config() -> WebSocketConfig {
+/// WebSocket limits: frames are at most a few KiB; 16 MiB leaves room for any peer. What the
+/// driver's own connections use; a server accepting WebSockets for [`crate::AgentSession`]
+/// passes it to tungstenite too.
+pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(16 << 20))
         .max_frame_size(Some(16 << 20))

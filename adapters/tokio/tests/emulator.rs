@@ -1,5 +1,4 @@
 //! Client ↔ emulator over real loopback sockets (TLS with the emulator's throwaway CA).
-#![cfg(feature = "emulator")]
 #![allow(
     clippy::std_instead_of_core,
     reason = "a std test; the workspace lint guards the no_std core"
@@ -8,7 +7,7 @@
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
+use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_tokio::{ClientSession, ConnectOptions, Endpoints, Error, Faults, Grant, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;

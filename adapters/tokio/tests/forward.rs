@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use ssm_emulator::forward::{serve_basic, serve_mux, BasicFlag};
 use ssm_proto::smux::Config;
 use ssm_tokio::forward::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};

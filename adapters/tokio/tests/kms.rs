@@ -1,6 +1,5 @@
 //! KMS-encrypted sessions (PROTOCOL.md §6) between ssm-tokio's client and the emulator's agent,
 //! the data key from the emulator's local KMS, over real TLS and real PTYs.
-#![cfg(feature = "emulator")]
 #![allow(
     clippy::std_instead_of_core,
     reason = "a std test; the workspace lint guards the no_std core"
@@ -9,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
+use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_tokio::kms::{ClientKms, DataKeyRequest};
 use ssm_tokio::{ClientSession, ConnectOptions, Error, HandshakeInfo, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,6 +1,5 @@
 //! Port forwarding end to end: client ↔ emulator over a real loopback WebSocket with TLS, the
 //! session engine on both sides, the emulated agent connecting to a local TCP echo server.
-#![cfg(feature = "emulator")]
 #![allow(
     clippy::std_instead_of_core,
     reason = "a std test; the workspace lint guards the no_std core"
@@ -10,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
+use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_tokio::forward::{run_port_session, ListenAddr, Listener, PortMode, Stats};
 use ssm_tokio::{ClientSession, ConnectOptions, HandshakeInfo, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -80,7 +80,7 @@ pub async fn read_all(session: Session<'static>) -> Vec<u8> {
 /// An API client for `emu` (`127.0.0.1`, its port, TLS, `us-east-1`; loopback StreamUrls
 /// allowed) and the emulator's root (DER) to verify it with.
 pub fn emulator_api(
-    emu: &ssm_tokio::emulator::Emulator,
+    emu: &ssm_emulator::Emulator,
     credentials: ssm_proto::sigv4::Credentials<'static>,
     clock: &'static ssm_embassy::Clock,
 ) -> (Api<'static>, &'static [u8]) {

@@ -1,14 +1,14 @@
 //! Runs the emulator until Ctrl-C and prints how to reach it.
 //!
 //! ```text
-//! cargo run -p ssm-tokio --features emulator --example emulator -- [CA_PEM_PATH]
+//! cargo run -p ssm-emulator --example emulator -- [CA_PEM_PATH]
 //! ```
 #![allow(
     clippy::std_instead_of_core,
     reason = "a std example; the workspace lint guards the no_std core"
 )]
 
-use ssm_tokio::emulator::{Emulator, EmulatorConfig};
+use ssm_emulator::{Emulator, EmulatorConfig};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {

@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
+//! use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 //! let emu = Emulator::start(EmulatorConfig::default()).await?;
 //! // In-process (what `ssm-session demo` does) ...
 //! let target = emu.start_session(&StartSession::shell())?;
@@ -41,7 +41,7 @@
 //! - Port documents (`AWS-StartPortForwardingSession`, `…ToRemoteHost` with `host`,
 //!   `AWS-StartSSHSession`; parameter `portNumber`): the agent connects to the target port for
 //!   each stream (smux-multiplexed when `agent_version` ≥ 3.0.196.0 and the client reports
-//!   ≥ 1.1.70, else basic with DisconnectToPort), as [`crate::forward`] describes.
+//!   ≥ 1.1.70, else basic with DisconnectToPort), as [`ssm_tokio::forward`] describes.
 //!
 //! [`EmulatorConfig::close_every`] closes each data-channel WebSocket after that long with
 //! `close 1000 "Bye"`, as the service does about every hour; clients resume.
@@ -49,9 +49,16 @@
 //! Faults ([`EmulatorConfig::faults`]) apply between the agent's engine and the socket, in both
 //! directions, to sessions started after they are set.
 
+#![allow(
+    clippy::std_instead_of_core,
+    clippy::alloc_instead_of_core,
+    reason = "a std crate; the workspace lint guards the no_std core"
+)]
+
 mod agent;
 mod bye;
 mod cert;
+pub mod forward;
 mod http;
 mod kms;
 pub mod sigv4;
@@ -68,7 +75,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::{AgentOptions, AgentSession, Control, Faults, Grant, TlsOptions};
+use ssm_tokio::{AgentOptions, AgentSession, Control, Faults, Grant, TlsOptions};
 
 /// What the emulator does. `Default` is like a real agent on loopback: TLS, 1 ms pacing.
 #[derive(Clone, Debug)]
@@ -237,12 +244,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn session_type(&self) -> crate::engine::SessionType {
+    fn session_type(&self) -> ssm_proto::session::SessionType {
         match self {
-            Kind::Shell => crate::engine::SessionType::StandardStream,
-            Kind::Interactive(_) => crate::engine::SessionType::InteractiveCommands,
-            Kind::NonInteractive(_) => crate::engine::SessionType::NonInteractiveCommands,
-            Kind::Port { .. } => crate::engine::SessionType::Port,
+            Kind::Shell => ssm_proto::session::SessionType::StandardStream,
+            Kind::Interactive(_) => ssm_proto::session::SessionType::InteractiveCommands,
+            Kind::NonInteractive(_) => ssm_proto::session::SessionType::NonInteractiveCommands,
+            Kind::Port { .. } => ssm_proto::session::SessionType::Port,
         }
     }
 
@@ -319,7 +326,7 @@ struct State {
     sessions: Mutex<HashMap<String, Entry>>,
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
-    seed: Mutex<crate::faults::Rng>,
+    seed: Mutex<ssm_tokio::Rng>,
     /// The local KMS, when a key is configured.
     kms: Option<kms::LocalKms>,
     /// Sessions that ran and ended: ResumeSession answers them with no token.
@@ -372,7 +379,7 @@ impl Emulator {
             sessions: Mutex::new(HashMap::new()),
             addr,
             tls: certs.server,
-            seed: Mutex::new(crate::faults::Rng::new(crate::random_seed())),
+            seed: Mutex::new(ssm_tokio::Rng::new(ssm_tokio::random_seed())),
             kms,
             ended: Mutex::new(Default::default()),
             issued: Mutex::new(Vec::new()),
@@ -446,9 +453,9 @@ impl Emulator {
         Ok(resume_session(&self.state, session_id)?)
     }
 
-    /// A [`crate::ResumeFn`] that resumes `session_id` in-process, for
-    /// [`crate::ConnectOptions::resume`].
-    pub fn resume_fn(&self, session_id: &str) -> crate::ResumeFn {
+    /// A [`ssm_tokio::ResumeFn`] that resumes `session_id` in-process, for
+    /// [`ssm_tokio::ConnectOptions::resume`].
+    pub fn resume_fn(&self, session_id: &str) -> ssm_tokio::ResumeFn {
         let state = self.state.clone();
         let id = session_id.to_string();
         Arc::new(move || {
@@ -457,15 +464,15 @@ impl Emulator {
         })
     }
 
-    /// A [`crate::kms::ClientKms`] that asks this emulator's local KMS in-process (what a client
-    /// does over HTTP with `TrentService.GenerateDataKey`), for [`crate::ConnectOptions::kms`].
+    /// A [`ssm_tokio::kms::ClientKms`] that asks this emulator's local KMS in-process (what a client
+    /// does over HTTP with `TrentService.GenerateDataKey`), for [`ssm_tokio::ConnectOptions::kms`].
     /// `None` when no KMS key is configured.
-    pub fn client_kms(&self, target: &str) -> Option<crate::kms::ClientKms> {
+    pub fn client_kms(&self, target: &str) -> Option<ssm_tokio::kms::ClientKms> {
         self.state.kms.as_ref()?;
         let state = self.state.clone();
-        Some(crate::kms::ClientKms {
+        Some(ssm_tokio::kms::ClientKms {
             target: target.to_string(),
-            generate_data_key: Arc::new(move |r: crate::kms::DataKeyRequest| {
+            generate_data_key: Arc::new(move |r: ssm_tokio::kms::DataKeyRequest| {
                 let context = r.encryption_context.into_iter().collect();
                 let key = state
                     .kms
@@ -475,7 +482,7 @@ impl Emulator {
                         k.generate_data_key(&r.key_id, r.number_of_bytes, &context)
                             .map_err(|(kind, m)| io::Error::other(format!("{kind}: {m}")))
                     })
-                    .map(|(plaintext, ciphertext_blob)| crate::kms::DataKey {
+                    .map(|(plaintext, ciphertext_blob)| ssm_tokio::kms::DataKey {
                         plaintext: zeroize::Zeroizing::new(plaintext),
                         ciphertext_blob,
                     });
@@ -489,6 +496,10 @@ impl Emulator {
         let rest = stream_url.split("/v1/data-channel/").nth(1)?;
         rest.split(['?', '/']).next().filter(|s| !s.is_empty())
     }
+}
+
+fn random_seed(state: &State) -> u64 {
+    lock(&state.seed).next_u64()
 }
 
 fn random_hex(state: &State, bytes: usize) -> String {
@@ -567,7 +578,7 @@ fn grant(state: &State, id: &str, token: &str) -> Result<Grant, ApiError> {
         id,
         &url,
         token,
-        crate::Endpoints::DangerousAnyHost,
+        ssm_tokio::Endpoints::DangerousAnyHost,
     )
     .map_err(internal)?;
     Grant::from_borrowed(&r).map_err(internal)
@@ -896,20 +907,20 @@ where
         s,
         leftover,
         Role::Server,
-        Some(crate::transport::ws_config()),
+        Some(ssm_tokio::ws_config()),
     )
     .await;
     let close_every = lock(&state.config).close_every;
-    let ws: crate::transport::BoxWs = match close_every {
-        Some(after) => Box::pin(bye::ByeAfter::new(ws, after)),
-        None => crate::transport::boxed(ws),
+    let ws = match close_every {
+        Some(after) => futures_util::future::Either::Left(bye::ByeAfter::new(ws, after)),
+        None => futures_util::future::Either::Right(ws),
     };
     let mut sessions = lock(&state.sessions);
     let Some(entry) = sessions.get_mut(&id) else {
         return Ok(());
     };
     if let Some(agent) = &entry.agent {
-        if attach(agent, ws) {
+        if agent.attach_ws(ws) {
             tracing::debug!(session_id = %id, "client reconnected");
             return Ok(());
         }
@@ -917,14 +928,14 @@ where
     }
     let config = lock(&state.config).clone();
     let tokens = entry.tokens.clone();
-    let authorize: crate::AuthorizeFn =
+    let authorize: ssm_tokio::AuthorizeFn =
         Arc::new(move |t: &str| lock(&tokens).iter().any(|k| k == t));
     let kms = state.kms.is_some().then(|| {
         let st = state.clone();
-        crate::kms::AgentKms {
+        ssm_tokio::kms::AgentKms {
             session_id: id.clone(),
             target: entry.target.clone(),
-            decrypt: Arc::new(move |r: crate::kms::DecryptRequest| {
+            decrypt: Arc::new(move |r: ssm_tokio::kms::DecryptRequest| {
                 let context = r.encryption_context.into_iter().collect();
                 let plain = st
                     .kms
@@ -951,7 +962,7 @@ where
             kms,
         },
     );
-    attach(&agent.control, ws);
+    agent.control.attach_ws(ws);
     entry.agent = Some(agent.control.clone());
     let kind = entry.kind.clone();
     drop(sessions);
@@ -963,15 +974,6 @@ where
         tracing::info!(session_id = %id, "session ended");
     });
     Ok(())
-}
-
-/// Hands a (possibly wrapped) WebSocket to the agent; `false` if the agent has ended.
-fn attach(control: &Control, ws: crate::transport::BoxWs) -> bool {
-    control.tx.send(crate::handle::Command::Attach(ws)).is_ok()
-}
-
-fn random_seed(state: &State) -> u64 {
-    lock(&state.seed).next_u64()
 }
 
 /// Starts the agent-role engine for `kind` (the engine copies the handshake strings).
@@ -986,16 +988,16 @@ fn spawn_agent(
     let kms_key_id = config
         .kms_key_id
         .as_deref()
-        .filter(|_| kind.session_type() != crate::engine::SessionType::Port);
+        .filter(|_| kind.session_type() != ssm_proto::session::SessionType::Port);
     let customer_message = match kms_key_id {
         Some(_) if config.customer_message.is_empty() => {
             "This session is encrypted with AWS KMS (emulated)."
         }
         _ => config.customer_message.as_str(),
     };
-    let mut c = crate::EngineConfig::agent(
+    let mut c = ssm_tokio::EngineConfig::agent(
         seed,
-        crate::engine::AgentHandshake {
+        ssm_proto::session::AgentHandshake {
             agent_version: &config.agent_version,
             session_type: kind.session_type(),
             properties: &properties,
@@ -1004,7 +1006,7 @@ fn spawn_agent(
         },
     );
     if kms_key_id.is_some() {
-        c.encryption = crate::engine::Encryption::Kms {
+        c.encryption = ssm_proto::session::Encryption::Kms {
             require_challenge: config.require_kms_challenge,
         };
     }

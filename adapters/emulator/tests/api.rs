@@ -1,5 +1,4 @@
 //! The emulator's SSM JSON API over real HTTP, as botocore sends it.
-#![cfg(feature = "emulator")]
 #![allow(
     clippy::std_instead_of_core,
     reason = "a std test; the workspace lint guards the no_std core"
@@ -7,7 +6,7 @@
 
 use std::time::Duration;
 
-use ssm_tokio::emulator::{Emulator, EmulatorConfig};
+use ssm_emulator::{Emulator, EmulatorConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

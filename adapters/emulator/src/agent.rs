@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Kind;
-use crate::{AgentSession, SessionEvent};
+use ssm_tokio::{AgentSession, SessionEvent};
 
 /// The flag values of DisconnectToPort and TerminateSession (PROTOCOL.md §3).
 const FLAG_DISCONNECT: u32 = 1;
@@ -60,8 +60,8 @@ pub(crate) async fn run(agent: AgentSession, kind: Kind, shell: String, agent_ve
         } => {
             // As the agent decides (`agent/session/plugins/port`): smux only for
             // LocalPortForwarding, and only when both ends are new enough.
-            let mux =
-                local_forwarding && crate::forward::multiplexed(&agent_version, &client_version);
+            let mux = local_forwarding
+                && ssm_tokio::forward::multiplexed(&agent_version, &client_version);
             run_port(&host, port, mux, &agent_version, input, output, &mut events).await
         }
         Kind::NonInteractive(cmd) => {
@@ -91,9 +91,9 @@ async fn run_pty(
     program: &str,
     args: &[String],
     (cols, rows): (u16, u16),
-    mut input: crate::StreamReader,
-    mut output: crate::StreamWriter,
-    events: &mut crate::Events,
+    mut input: ssm_tokio::StreamReader,
+    mut output: ssm_tokio::StreamWriter,
+    events: &mut ssm_tokio::Events,
 ) -> std::io::Result<String> {
     let to_io = |e: pty_process::Error| std::io::Error::other(e.to_string());
     let (pty, pts) = pty_process::open().map_err(to_io)?;
@@ -160,10 +160,10 @@ async fn run_pty(
 
 async fn run_pipes(
     cmd: &str,
-    mut input: crate::StreamReader,
-    mut output: crate::StreamWriter,
-    mut stderr: crate::StreamWriter,
-    events: &mut crate::Events,
+    mut input: ssm_tokio::StreamReader,
+    mut output: ssm_tokio::StreamWriter,
+    mut stderr: ssm_tokio::StreamWriter,
+    events: &mut ssm_tokio::Events,
 ) -> std::io::Result<i32> {
     let mut child = tokio::process::Command::new("/bin/sh")
         .arg("-c")
@@ -252,11 +252,12 @@ async fn run_port(
     port: u16,
     mux: bool,
     agent_version: &str,
-    input: crate::StreamReader,
-    output: crate::StreamWriter,
-    events: &mut crate::Events,
+    input: ssm_tokio::StreamReader,
+    output: ssm_tokio::StreamWriter,
+    events: &mut ssm_tokio::Events,
 ) -> std::io::Result<String> {
-    use crate::forward::{serve_basic, serve_mux, LocalStreamDyn};
+    use crate::forward::{serve_basic, serve_mux};
+    use ssm_tokio::forward::LocalStreamDyn;
     let target = format!("{host}:{port}");
     let connect = move || {
         let target = target.clone();
@@ -299,7 +300,7 @@ const TERMINATED: &str = "the client terminated the session";
 /// TerminateSession with their positions; the session's end, or the end of the events, end it
 /// (with the reason kept in `end`).
 struct FlagEvents<'a> {
-    events: &'a mut crate::Events,
+    events: &'a mut ssm_tokio::Events,
     end: Option<String>,
 }
 
@@ -314,7 +315,7 @@ impl crate::forward::BasicFlags for FlagEvents<'_> {
             return Poll::Ready(None);
         }
         loop {
-            let ev = match self.events.rx.poll_recv(cx) {
+            let ev = match self.events.poll_next(cx) {
                 Poll::Ready(ev) => ev,
                 Poll::Pending => return Poll::Pending,
             };
