@@ -11,9 +11,9 @@ use embedded_io_async::Read;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use ssm_embassy::{CloseReason, Config, Event, Resources, Session};
+use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_proto::model::StartSessionResponse;
 use ssm_proto::session::{Encryption, EncryptionFailure};
-use ssm_tokio::emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_tokio::kms::{ClientKms, DataKeyRequest};
 
 const KEY_ID: &str = "alias/embassy-test";
