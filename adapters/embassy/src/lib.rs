@@ -58,6 +58,11 @@
 //!   device (embedded-tls's RSA verifier allocates; its high-water mark for an RSA-2048 chain
 //!   is about 12 KB). `examples/boards/nucleo-f429zi` sets one up without `unsafe`.
 //! - `net`: the [`connect`] helper over an `embassy_net::tcp::TcpSocket`.
+//! - `kms`: KMS session encryption (PROTOCOL.md §6). Set `Config::session.encryption` to
+//!   `Encryption::Kms`; on [`Event::DataKeyNeeded`] read the `GenerateDataKey` request with
+//!   `Session::data_key_request` (key id, 64 bytes, the exact encryption context), get the key
+//!   by your own means (KMS over your HTTPS client, or a broker) and answer with
+//!   `Session::set_data_key` or `Session::refuse_data_key`.
 //! - `defmt` / `log`: logging (never the token); exclusive.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -100,6 +100,9 @@ pub(crate) struct Inner {
     dirty: bool,
     /// The runner stopped with this error.
     failed: Option<Error>,
+    /// Where the session cipher's nonces start (see [`Session::set_data_key`]).
+    #[cfg(feature = "kms")]
+    nonce_start: [u8; ssm_proto::kms::NONCE_LEN],
 }
 
 impl Inner {
@@ -176,7 +179,8 @@ impl<const RX: usize, const MSG: usize, const TX: usize> Default for Resources<R
 /// then OpenDataChannelInput, then drives the engine.
 ///
 /// `seed` seeds the engine's message ids and the WebSocket key and masks: take it from a hardware
-/// RNG (masks must be unpredictable to the network, RFC 6455 §10.3).
+/// RNG (masks must be unpredictable to the network, RFC 6455 §10.3). With the `kms` feature it
+/// also gives the session cipher's nonce start (see `Session::set_data_key`).
 pub fn new<'d, R, W, const RX: usize, const MSG: usize, const TX: usize>(
     transport: (R, W),
     config: Config<'d>,
@@ -204,6 +208,8 @@ where
         runner: WakerRegistration::new(),
         dirty: false,
         failed: None,
+        #[cfg(feature = "kms")]
+        nonce_start: nonce_start(seed),
     });
     *ws.get_mut() = WebSocket::new(Role::Client);
     let shared: &'d Shared = shared;
@@ -222,6 +228,18 @@ where
             rng: SplitMix64::new(seed ^ 0x5753_4b45_595f_4d41),
         },
     )
+}
+
+/// The KMS nonce start, from `seed` through its own generator (not the masks' stream). GCM
+/// needs nonces unique under one key; the data key is fresh for every session, so uniqueness
+/// within the session (the cipher counts up from here) is what matters, not secrecy.
+#[cfg(feature = "kms")]
+fn nonce_start(seed: u64) -> [u8; ssm_proto::kms::NONCE_LEN] {
+    let mut rng = SplitMix64::new(seed ^ 0x4b4d_535f_4e4f_4e43);
+    let mut n = [0u8; ssm_proto::kms::NONCE_LEN];
+    n[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+    n[8..].copy_from_slice(&rng.next_u32().to_le_bytes());
+    n
 }
 
 /// A WebSocket mask from the session's generator.
@@ -735,6 +753,70 @@ impl<'d> Session<'d> {
             })
         })
         .await
+    }
+
+    /// After [`Event::DataKeyNeeded`] (the `kms` feature, with `Config::session.encryption` set
+    /// to `Encryption::Kms`): runs `f` with what to ask KMS `GenerateDataKey` for: the key id,
+    /// the number of bytes (64) and the exact encryption context (session id, target id and the
+    /// agent's challenge). `session_id` is the StartSession response's `SessionId`, `target_id`
+    /// the instance id the application started the session on. `f` copies out what its request
+    /// needs; it must not call the handle (the engine is borrowed meanwhile). `None` when no key
+    /// is awaited.
+    ///
+    /// The application gets the key by its own means (KMS over its HTTPS client, or a broker)
+    /// and answers with [`set_data_key`](Self::set_data_key) or
+    /// [`refuse_data_key`](Self::refuse_data_key); until then the handshake waits (up to the
+    /// engine's handshake timeout).
+    #[cfg(feature = "kms")]
+    pub fn data_key_request<T>(
+        &self,
+        session_id: &str,
+        target_id: &str,
+        f: impl FnOnce(&ssm_proto::kms::DataKeyRequest<'_>) -> T,
+    ) -> Option<T> {
+        self.with(|inner| {
+            inner
+                .engine
+                .data_key_request(session_id, target_id)
+                .map(|r| f(&r))
+        })
+    }
+
+    /// KMS `GenerateDataKey` answered: `plaintext` (its 64 bytes) and `ciphertext_blob`. The
+    /// runner sends the HandshakeResponse. The engine keeps only the two AES keys derived from
+    /// `plaintext`, wiped when the session drops; zeroize your copy once this returns. Nonces
+    /// start from a value derived from `new`'s seed.
+    ///
+    /// # Errors
+    /// [`ssm_proto::kms::Error::Unexpected`] when no key is awaited (or the session closed),
+    /// `DataKeyLength` / `BlobLength` for an unusable answer; the session then waits on (call
+    /// again or refuse).
+    #[cfg(feature = "kms")]
+    pub fn set_data_key(
+        &self,
+        plaintext: &[u8],
+        ciphertext_blob: &[u8],
+    ) -> Result<(), ssm_proto::kms::Error> {
+        self.with(|inner| {
+            let nonce_start = inner.nonce_start;
+            let r = inner
+                .engine
+                .set_data_key(now(), plaintext, ciphertext_blob, nonce_start);
+            inner.poke_runner();
+            inner.wake_handles();
+            r
+        })
+    }
+
+    /// KMS refused or failed: the session closes with
+    /// `CloseReason::Encryption(EncryptionFailure::KeyRefused)` (what [`Runner::run`] returns).
+    #[cfg(feature = "kms")]
+    pub fn refuse_data_key(&self) {
+        self.with(|inner| {
+            inner.engine.refuse_data_key(now());
+            inner.poke_runner();
+            inner.wake_handles();
+        });
     }
 
     /// Whether the handshake is complete (data flows).

@@ -1,5 +1,6 @@
 //! ssm-proto's tests on an emulated Cortex-M4 (`qemu-system-arm -machine mps2-an386`), and
-//! ssm-embassy's RSA certificate verification in the board example's heap (`tls_heap.rs`).
+//! ssm-embassy's RSA certificate verification in the board example's heap (`tls_heap.rs`), and the
+//! KMS session cipher (`kms_tests.rs`, ssm-proto's `kms` feature).
 //!
 //! Run with `cargo run --release` from this directory (the runner is in `.cargo/config.toml`), or
 //! `./run.sh`. It prints one line per failure and `N passed, N failed`, then exits 0 or 1 through
@@ -10,6 +11,7 @@
 
 mod engine_tests;
 mod harness;
+mod kms_tests;
 mod sigv4_tests;
 mod tls_heap;
 mod vectors;
@@ -29,6 +31,7 @@ fn main() -> ! {
         .chain(engine_tests::TESTS)
         .chain(tls_heap::TESTS)
         .chain(sigv4_tests::TESTS)
+        .chain(kms_tests::TESTS)
     {
         match (t.run)() {
             Ok(()) => passed += 1,
