@@ -17,12 +17,9 @@ mod common;
 
 use embassy_futures::join::join;
 use embedded_io_async::{Read, Write};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use ssm_embassy::{CloseReason, Config, Resources, Session};
 use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
-use ssm_proto::model::StartSessionResponse;
 
 /// Starts a session on the emulator and runs `app` beside the runner.
 async fn with_emulator_session<F, Fut, T>(
@@ -35,17 +32,8 @@ where
 {
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let target = emu.start_session(&request).unwrap();
-    let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
-    let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
-
     // The same StartSessionResponse a device would parse: the grant as AWS JSON, parsed again.
-    let grant = target.as_borrowed();
-    let mut json = vec![0u8; grant.json_len()];
-    grant.emit(&mut json).unwrap();
-    let json: &'static [u8] = Box::leak(json.into_boxed_slice());
-    let response =
-        StartSessionResponse::parse_with(json, None, ssm_proto::model::Endpoints::DangerousAnyHost)
-            .unwrap();
+    let (ca, response) = common::device_view(&emu, &target);
     let config = Config::from_response(&response);
 
     // The emulator's certificate names `localhost`; the StreamUrl's host is 127.0.0.1.

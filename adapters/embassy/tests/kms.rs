@@ -8,11 +8,8 @@ mod common;
 
 use embassy_futures::join::join;
 use embedded_io_async::Read;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use ssm_embassy::{CloseReason, Config, Event, Resources, Session};
 use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
-use ssm_proto::model::StartSessionResponse;
 use ssm_proto::session::{Encryption, EncryptionFailure};
 use ssm_tokio::kms::{ClientKms, DataKeyRequest};
 
@@ -54,15 +51,7 @@ async fn kms_session(
         .client_kms(&target_id)
         .expect("the emulator has a KMS key");
     let grant = emu.start_session(&request).unwrap();
-    let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
-    let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
-    let grant = grant.as_borrowed();
-    let mut json = vec![0u8; grant.json_len()];
-    grant.emit(&mut json).unwrap();
-    let json: &'static [u8] = Box::leak(json.into_boxed_slice());
-    let response =
-        StartSessionResponse::parse_with(json, None, ssm_proto::model::Endpoints::DangerousAnyHost)
-            .unwrap();
+    let (ca, response) = common::device_view(&emu, &grant);
     let session_id = response.session_id();
     let mut config = Config::from_response(&response);
     config.session.encryption = Encryption::Kms {

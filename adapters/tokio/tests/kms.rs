@@ -5,6 +5,8 @@
     reason = "a std test; the workspace lint guards the no_std core"
 )]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,20 +86,10 @@ async fn encrypted_command_keeps_stderr_apart_and_its_exit_code() {
     let emu = kms_emulator(false).await;
     let req = StartSession::non_interactive("echo to-out; echo to-err >&2; exit 3");
     let s = open(&emu, &req, emu.client_kms(&req.target)).await;
-    let (mut out, mut err, _inp, _ev, _c, fin) = s.into_parts();
-    let (o, e) = timeout(T, async {
-        let (mut o, mut e) = (Vec::new(), Vec::new());
-        let (a, b) = tokio::join!(out.read_to_end(&mut o), err.read_to_end(&mut e));
-        a.unwrap();
-        b.unwrap();
-        (o, e)
-    })
-    .await
-    .expect("streams end");
-    let outcome = timeout(T, fin.wait()).await.expect("ends").expect("ok");
+    let (o, e, outcome) = common::command_to_end(s).await;
     assert_eq!(outcome.exit_code, Some(3));
-    assert_eq!(String::from_utf8_lossy(&o), "to-out\n");
-    assert_eq!(String::from_utf8_lossy(&e), "to-err\n");
+    assert_eq!(o, "to-out\n");
+    assert_eq!(e, "to-err\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -439,3 +439,28 @@ async fn flush<W: AsyncWrite + Unpin>(
     }
     let _ = wr.flush().await;
 }
+
+/// The emulator's CA as DER (leaked for the runner's `'static` TLS) and `grant` as a device gets
+/// it: the StartSession answer's AWS JSON, parsed again by the core's model.
+pub fn device_view(
+    emu: &ssm_emulator::Emulator,
+    grant: &ssm_proto::model::OwnedStartSessionResponse,
+) -> (
+    &'static [u8],
+    ssm_proto::model::StartSessionResponse<'static>,
+) {
+    use rustls_pki_types::pem::PemObject;
+    let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
+    let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
+    let grant = grant.as_borrowed();
+    let mut json = vec![0u8; grant.json_len()];
+    grant.emit(&mut json).unwrap();
+    let json: &'static [u8] = Box::leak(json.into_boxed_slice());
+    let response = ssm_proto::model::StartSessionResponse::parse_with(
+        json,
+        None,
+        ssm_proto::model::Endpoints::DangerousAnyHost,
+    )
+    .unwrap();
+    (ca, response)
+}

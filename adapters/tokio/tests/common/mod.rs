@@ -1,4 +1,5 @@
-//! Helpers shared by the forwarding tests: a TCP echo server, payloads, an echo round trip.
+//! Helpers shared by the tests: a TCP echo server, payloads, an echo round trip, a command
+//! session read to its end.
 #![allow(dead_code, reason = "each test file uses a subset")]
 
 use std::time::Duration;
@@ -55,4 +56,29 @@ pub async fn echo_round<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>
         got
     };
     tokio::join!(write, read).1
+}
+
+/// Reads a command session's stdout and stderr to their ends (60 s at most) and waits for its
+/// outcome.
+pub async fn command_to_end(s: ssm_tokio::ClientSession) -> (String, String, ssm_tokio::Outcome) {
+    let t = Duration::from_secs(60);
+    let (mut out, mut err, _inp, _ev, _c, fin) = s.into_parts();
+    let (o, e) = tokio::time::timeout(t, async {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let (a, b) = tokio::join!(out.read_to_end(&mut o), err.read_to_end(&mut e));
+        a.unwrap();
+        b.unwrap();
+        (o, e)
+    })
+    .await
+    .expect("streams end");
+    let outcome = tokio::time::timeout(t, fin.wait())
+        .await
+        .expect("ends")
+        .expect("ok");
+    (
+        String::from_utf8_lossy(&o).into_owned(),
+        String::from_utf8_lossy(&e).into_owned(),
+        outcome,
+    )
 }
