@@ -7,11 +7,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Kind;
+use ssm_proto::payload::Flag;
 use ssm_tokio::{AgentSession, SessionEvent};
 
-/// The flag values of DisconnectToPort and TerminateSession (PROTOCOL.md §3).
-const FLAG_DISCONNECT: u32 = 1;
-const FLAG_TERMINATE: u32 = 2;
 /// How long output may keep flowing after the process exited (a background job can hold the PTY).
 const DRAIN: Duration = Duration::from_secs(3);
 /// Size of the PTY until the client sends one.
@@ -221,11 +219,7 @@ fn on_event(
             *events_open = false;
             let _ = child.start_kill();
         }
-        Some(SessionEvent::Flag {
-            flag: FLAG_TERMINATE,
-            ..
-        })
-        | Some(SessionEvent::Closed(_)) => {
+        Some(SessionEvent::Flag(Flag::TerminateSession)) | Some(SessionEvent::Closed(_)) => {
             let _ = child.start_kill();
         }
         Some(_) => {}
@@ -256,7 +250,7 @@ async fn run_port(
     output: ssm_tokio::StreamWriter,
     events: &mut ssm_tokio::Events,
 ) -> std::io::Result<String> {
-    use crate::forward::{serve_basic, serve_mux};
+    use crate::forward::{serve_basic, serve_mux, BasicEnd};
     use ssm_tokio::forward::LocalStreamDyn;
     let target = format!("{host}:{port}");
     let connect = move || {
@@ -267,14 +261,14 @@ async fn run_port(
             Ok(Box::new(s) as Box<dyn LocalStreamDyn>)
         }
     };
-    let io = tokio::io::join(input, output);
     if !mux {
-        // Basic: the flags come straight from the events, so that a DisconnectToPort lands at
-        // its place in the stream (see `serve_basic`).
-        let mut flags = FlagEvents { events, end: None };
-        serve_basic(io, connect, &mut flags).await?;
-        return Ok(flags.end.unwrap_or_else(|| "port session ended".into()));
+        // Basic: the client's flags come in the input, where they fall among its bytes.
+        return match serve_basic(input, output, connect).await? {
+            BasicEnd::Terminated => Ok(TERMINATED.into()),
+            BasicEnd::InputEnded => Ok(end_reason(events)),
+        };
     }
+    let io = tokio::io::join(input, output);
     let config = ssm_proto::smux::Config::for_agent(agent_version);
     let serve = serve_mux(io, config, connect);
     tokio::pin!(serve);
@@ -282,7 +276,7 @@ async fn run_port(
         tokio::select! {
             r = &mut serve => return r.map(|()| "port session ended".into()),
             ev = events.next() => match ev {
-                Some(SessionEvent::Flag { flag: FLAG_TERMINATE, .. }) => {
+                Some(SessionEvent::Flag(Flag::TerminateSession)) => {
                     return Ok(TERMINATED.into())
                 }
                 Some(SessionEvent::Closed(r)) => return Ok(r),
@@ -296,51 +290,12 @@ async fn run_port(
 /// Why a port session ended when the client sent TerminateSession.
 const TERMINATED: &str = "the client terminated the session";
 
-/// A basic port session's events as [`crate::forward::BasicFlags`]: DisconnectToPort and
-/// TerminateSession with their positions; the session's end, or the end of the events, end it
-/// (with the reason kept in `end`).
-struct FlagEvents<'a> {
-    events: &'a mut ssm_tokio::Events,
-    end: Option<String>,
-}
-
-impl crate::forward::BasicFlags for FlagEvents<'_> {
-    fn poll_flag(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<crate::forward::BasicFlag>> {
-        use crate::forward::BasicFlag;
-        use std::task::Poll;
-        if self.end.is_some() {
-            return Poll::Ready(None);
-        }
-        loop {
-            let ev = match self.events.poll_next(cx) {
-                Poll::Ready(ev) => ev,
-                Poll::Pending => return Poll::Pending,
-            };
-            return Poll::Ready(match ev {
-                Some(SessionEvent::Flag {
-                    flag: FLAG_DISCONNECT,
-                    after,
-                }) => Some(BasicFlag::Disconnect(after)),
-                Some(SessionEvent::Flag {
-                    flag: FLAG_TERMINATE,
-                    after,
-                }) => {
-                    self.end = Some(TERMINATED.into());
-                    Some(BasicFlag::Terminate(after))
-                }
-                Some(SessionEvent::Closed(r)) => {
-                    self.end = Some(r);
-                    None
-                }
-                None => {
-                    self.end = Some("session ended".into());
-                    None
-                }
-                Some(_) => continue,
-            });
+/// Why the session ended, from the events left once its input has ended.
+fn end_reason(events: &mut ssm_tokio::Events) -> String {
+    while let Some(ev) = events.try_next() {
+        if let SessionEvent::Closed(r) = ev {
+            return r;
         }
     }
+    "session ended".into()
 }

@@ -5,10 +5,13 @@
 use std::io;
 use std::sync::Arc;
 
+use std::task::{Context, Poll};
+
+use ssm_proto::payload::Flag;
 use ssm_proto::smux::{self, Role};
 use ssm_tokio::forward::{bridge, LocalStreamDyn, MuxSession, Stats};
+use ssm_tokio::Part;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 /// Bytes read from a target connection at a time (smux's own `MaxFrameSize` is 32768).
 const LOCAL_READ: usize = 32 * 1024;
@@ -39,99 +42,73 @@ where
     driver.await.unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
-/// A client flag [`serve_basic`] acts on, at its position in the session's input stream (the
-/// number of bytes the client sent before it; see [`ssm_tokio::SessionEvent::Flag`]).
+/// Where [`serve_basic`] reads the client's stream: its bytes and, at their places among them,
+/// its flags ([`ssm_tokio::StreamReader`], the agent session's input, is one).
+pub trait BasicInput {
+    /// Reads bytes into `buf`, or the flag or end that comes next
+    /// ([`ssm_tokio::StreamReader::poll_read_part`]).
+    ///
+    /// # Errors
+    /// Reading failed.
+    fn poll_read_part(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<Part>>;
+}
+
+impl BasicInput for ssm_tokio::StreamReader {
+    fn poll_read_part(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<Part>> {
+        ssm_tokio::StreamReader::poll_read_part(self, cx, buf)
+    }
+}
+
+/// How [`serve_basic`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BasicFlag {
-    /// DisconnectToPort: the target connection ends here; later bytes open a new one.
-    Disconnect(u64),
-    /// TerminateSession: the session ends here.
-    Terminate(u64),
+pub enum BasicEnd {
+    /// The input ended (the session is over).
+    InputEnded,
+    /// The client sent TerminateSession.
+    Terminated,
 }
 
-impl BasicFlag {
-    fn at(self) -> u64 {
-        match self {
-            BasicFlag::Disconnect(at) | BasicFlag::Terminate(at) => at,
-        }
-    }
-}
-
-/// Where [`serve_basic`] learns of the client's flags.
-pub trait BasicFlags {
-    /// The next flag; `Ready(None)` once no more can come.
-    fn poll_flag(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<BasicFlag>>;
-}
-
-impl BasicFlags for mpsc::UnboundedReceiver<BasicFlag> {
-    fn poll_flag(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<BasicFlag>> {
-        self.poll_recv(cx)
-    }
-}
-
-impl<T: BasicFlags + ?Sized> BasicFlags for &mut T {
-    fn poll_flag(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<BasicFlag>> {
-        (**self).poll_flag(cx)
-    }
-}
-
-/// The agent side of basic port forwarding: the session's bytes go to one
-/// target connection, opened with `connect` when data first arrives; `flags` end it at their
-/// positions in the stream (bytes before a DisconnectToPort go to the old connection, bytes
-/// after it open a new one), as the agent, which handles the stream in order, does. Data from a
-/// target that has closed is not expected; its end is simply waited out. Returns at the input's
-/// end or at a TerminateSession's position.
+/// The agent side of basic port forwarding: the client's bytes go to one target connection,
+/// opened with `connect` when data first arrives; a DisconnectToPort flag ends it where the
+/// flag falls in the stream (bytes before it go to the old connection, bytes after it open a
+/// new one), as the agent, which handles the stream in order, does. What the target sends goes
+/// to `output`. Data from a target that has closed is not expected; its end is simply waited
+/// out. Returns at the input's end or at a TerminateSession.
 ///
 /// # Errors
-/// Reading or writing the session failed.
-pub async fn serve_basic<T, F, Fut, B>(io: T, connect: F, mut flags: B) -> io::Result<()>
+/// Reading the input or writing `output` failed.
+pub async fn serve_basic<I, W, F, Fut>(
+    mut input: I,
+    mut output: W,
+    connect: F,
+) -> io::Result<BasicEnd>
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    I: BasicInput,
+    W: AsyncWrite + Unpin,
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = io::Result<Box<dyn LocalStreamDyn>>>,
-    B: BasicFlags,
 {
-    let (mut sr, mut sw) = tokio::io::split(io);
     let mut sbuf = vec![0u8; LOCAL_READ];
     let mut tbuf = vec![0u8; LOCAL_READ];
     let mut target: Option<Box<dyn LocalStreamDyn>> = None;
-    // Flags not yet reached, and the input bytes read so far.
-    let mut pending = std::collections::VecDeque::new();
-    let mut flags_open = true;
-    let mut consumed = 0u64;
     loop {
-        // E.g. a flag right after a connection's last byte.
-        if at_flags(&mut pending, consumed, &mut target).await {
-            return Ok(());
-        }
         tokio::select! {
-            biased;
-            f = std::future::poll_fn(|cx| flags.poll_flag(cx)), if flags_open => match f {
-                Some(f) => pending.push_back(f),
-                None => flags_open = false,
-            },
-            r = sr.read(&mut sbuf) => {
-                let n = r?;
-                if n == 0 {
-                    return Ok(());
-                }
-                // A flag sent before these bytes was reported before they reached the pipe:
-                // take every flag reported by now, then split the bytes at their positions.
-                if flags_open {
-                    flags_open = ready_flags(&mut flags, &mut pending);
-                }
-                let mut chunk = &sbuf[..n];
-                while !chunk.is_empty() {
-                    if at_flags(&mut pending, consumed, &mut target).await {
-                        return Ok(());
+            r = std::future::poll_fn(|cx| input.poll_read_part(cx, &mut sbuf)) => match r? {
+                Part::Data(n) => deliver(&mut target, &connect, &sbuf[..n]).await,
+                Part::Flag(Flag::DisconnectToPort) => {
+                    if let Some(mut t) = target.take() {
+                        let _ = t.shutdown().await;
                     }
-                    let room = pending.front().map_or(u64::MAX, |f| f.at() - consumed);
-                    let take = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-                    deliver(&mut target, &connect, &chunk[..take]).await;
-                    consumed += take as u64;
-                    chunk = &chunk[take..];
                 }
-            }
+                Part::Flag(Flag::TerminateSession) => {
+                    if let Some(mut t) = target.take() {
+                        let _ = t.shutdown().await;
+                    }
+                    return Ok(BasicEnd::Terminated);
+                }
+                Part::Flag(_) => {}
+                Part::End => return Ok(BasicEnd::InputEnded),
+            },
             r = async {
                 match target.as_mut() {
                     Some(t) => t.read(&mut tbuf).await,
@@ -145,44 +122,10 @@ where
                     }
                 }
                 Ok(n) => {
-                    sw.write_all(&tbuf[..n]).await?;
-                    sw.flush().await?;
+                    output.write_all(&tbuf[..n]).await?;
+                    output.flush().await?;
                 }
             },
-        }
-    }
-}
-
-/// Acts on the flags at or before position `consumed`: each ends the target connection.
-/// Returns true at a TerminateSession.
-async fn at_flags(
-    pending: &mut std::collections::VecDeque<BasicFlag>,
-    consumed: u64,
-    target: &mut Option<Box<dyn LocalStreamDyn>>,
-) -> bool {
-    while let Some(f) = pending.front().copied().filter(|f| f.at() <= consumed) {
-        pending.pop_front();
-        if let Some(mut t) = target.take() {
-            let _ = t.shutdown().await;
-        }
-        if matches!(f, BasicFlag::Terminate(_)) {
-            return true;
-        }
-    }
-    false
-}
-
-/// Takes the flags `flags` has ready now, without waiting; false once it has ended.
-fn ready_flags<B: BasicFlags>(
-    flags: &mut B,
-    pending: &mut std::collections::VecDeque<BasicFlag>,
-) -> bool {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        match flags.poll_flag(&mut cx) {
-            std::task::Poll::Ready(Some(f)) => pending.push_back(f),
-            std::task::Poll::Ready(None) => return false,
-            std::task::Poll::Pending => return true,
         }
     }
 }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{self, Event, Incoming, Stream, TransmitKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -19,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::faults::Faults;
 use crate::handle::{Command, HandshakeInfo, Outcome, SessionEvent};
 use crate::kms::{AgentKms, ClientKms, DataKey, DataKeyRequest, DecryptRequest};
+use crate::pipe::{In, Inbox, Outbox};
 use crate::transport::{self, BoxWs, Outgoing, Transport, TransportEvent};
 use crate::{Error, Grant, TlsOptions};
 
@@ -46,8 +46,6 @@ pub type UpgradeHeadersFn = Arc<
 /// Agent role: decides whether the token in a client's `OpenDataChannelInput` is acceptable.
 pub type AuthorizeFn = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
-/// Capacity of each pipe between a handle and the driver.
-const PIPE: usize = 256 * 1024;
 /// Stop taking stream bytes out of the engine while this much waits for the application.
 const PENDING_MAX: usize = 256 * 1024;
 /// Reconnect attempts after the transport dropped, with this pause between them.
@@ -100,101 +98,26 @@ pub(crate) struct Setup {
 
 /// The driver's ends of the pipes and channels.
 pub(crate) struct Ends {
-    /// Bytes for the engine's Output stream (client input / agent output).
-    pub(crate) data_in: DuplexStream,
-    /// Agent role: bytes for StdErr.
-    pub(crate) stderr_in: Option<DuplexStream>,
-    /// Output stream bytes from the engine go here.
-    pub(crate) data_out: DuplexStream,
-    /// StdErr bytes from the engine go here (client role).
-    pub(crate) stderr_out: Option<DuplexStream>,
+    /// Bytes for the engine's streams and the commands ordered among them.
+    pub(crate) inbox: Inbox,
+    /// [0] Output stream bytes from the engine (with the client's flags, agent role), [1] StdErr
+    /// (client role; agent role: nobody reads).
+    pub(crate) sinks: [Outbox; 2],
     pub(crate) events: mpsc::UnboundedSender<SessionEvent>,
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
 }
 
-pub(crate) fn pipe() -> (DuplexStream, DuplexStream) {
-    tokio::io::duplex(PIPE)
-}
-
 type Reconnect = Pin<Box<dyn Future<Output = Result<(BoxWs, Box<Grant>), Error>> + Send>>;
-
-/// A source pipe (application → engine) and the bytes taken from it not yet accepted.
-struct Source {
-    pipe: Option<DuplexStream>,
-    /// Filled by a read; a cancelled read leaves `staged` untouched.
-    scratch: Vec<u8>,
-    staged: Vec<u8>,
-    off: usize,
-    eof: bool,
-    /// Bytes handed to the engine so far (what [`Command::After`] positions count).
-    taken: u64,
-}
-
-impl Source {
-    fn new(pipe: Option<DuplexStream>) -> Self {
-        let eof = pipe.is_none();
-        Source {
-            pipe,
-            scratch: vec![0u8; 16 * 1024],
-            staged: Vec::new(),
-            off: 0,
-            eof,
-            taken: 0,
-        }
-    }
-    fn staged(&self) -> &[u8] {
-        &self.staged[self.off..]
-    }
-    fn can_read(&self) -> bool {
-        !self.eof && self.off >= self.staged.len()
-    }
-    /// Whether the engine has the first `at` bytes of this pipe (or no more will come).
-    fn reached(&self, at: u64) -> bool {
-        self.taken >= at || (self.eof && self.staged().is_empty())
-    }
-}
-
-/// A sink pipe (engine → application) and the bytes waiting for it.
-struct Sink {
-    pipe: Option<DuplexStream>,
-    pending: Vec<u8>,
-    off: usize,
-    /// Bytes taken from the engine for this pipe so far (a flag's position in the stream).
-    total: u64,
-}
-
-impl Sink {
-    fn new(pipe: Option<DuplexStream>) -> Self {
-        Sink {
-            pipe,
-            pending: Vec::new(),
-            off: 0,
-            total: 0,
-        }
-    }
-    fn waiting(&self) -> usize {
-        self.pending.len() - self.off
-    }
-    fn push(&mut self, b: &[u8]) {
-        self.total += b.len() as u64;
-        if self.pipe.is_none() {
-            return; // nobody listens: discard
-        }
-        if self.off == self.pending.len() {
-            self.pending.clear();
-            self.off = 0;
-        }
-        self.pending.extend_from_slice(b);
-    }
-}
 
 /// What woke the driver.
 enum Wake {
     Command(Option<Command>),
     Transport(TransportEvent),
     Timer,
-    Read(usize, std::io::Result<usize>),
-    Wrote(usize, std::io::Result<usize>),
+    /// The next entry of the inbox (`None`: every writer and control has gone).
+    In(Option<In>),
+    /// A sink handed its next entry to the application.
+    Flushed,
     Reconnected(Result<(BoxWs, Box<Grant>), Error>),
     Key(std::io::Result<KeyAnswer>),
     Paced,
@@ -212,12 +135,14 @@ struct Driver {
     events: mpsc::UnboundedSender<SessionEvent>,
     commands: mpsc::UnboundedReceiver<Command>,
     commands_open: bool,
+    /// What the application writes: stream bytes, and commands in their place among them.
+    inbox: Inbox,
+    inbox_open: bool,
+    /// The inbox entry being handed to the engine: the stream (0 Output, 1 StdErr), the
+    /// bytes, and how many of them the engine took.
+    staged: Option<(usize, Vec<u8>, usize)>,
     /// [0] data, [1] stderr.
-    sources: [Source; 2],
-    sinks: [Sink; 2],
-    /// Commands that must follow the bytes written before them ([`Command::After`]), with
-    /// how many bytes of each source pipe those are.
-    ordered: std::collections::VecDeque<([u64; 2], Command)>,
+    sinks: [Outbox; 2],
     handshake_done: bool,
     writable: bool,
     pace_until: Option<Instant>,
@@ -254,9 +179,10 @@ pub(crate) async fn run(
         events: ends.events,
         commands: ends.commands,
         commands_open: true,
-        sources: [Source::new(Some(ends.data_in)), Source::new(ends.stderr_in)],
-        sinks: [Sink::new(Some(ends.data_out)), Sink::new(ends.stderr_out)],
-        ordered: Default::default(),
+        inbox: ends.inbox,
+        inbox_open: true,
+        staged: None,
+        sinks: ends.sinks,
         handshake_done: false,
         writable: true,
         pace_until: None,
@@ -376,9 +302,7 @@ impl Driver {
             t.close_gracefully().await;
         }
         for s in &mut self.sinks {
-            if let Some(mut p) = s.pipe.take() {
-                let _ = p.shutdown().await;
-            }
+            s.close();
         }
         match self.failure.take() {
             Some(e) => Err(e),
@@ -400,56 +324,42 @@ impl Driver {
             }
             // Engine → application.
             progress |= self.read_engine(PENDING_MAX);
-            // Application → engine.
-            if self.closed.is_none() && self.handshake_done && self.writable && self.paced() {
-                for i in 0..2 {
-                    // Not past the position of the next ordered command: it goes in between.
-                    let limit = self.ordered.front().map_or(u64::MAX, |(at, _)| {
-                        at[i].saturating_sub(self.sources[i].taken)
-                    });
-                    if self.sources[i].staged().is_empty() || limit == 0 {
-                        continue;
-                    }
-                    let now = self.now();
-                    let mut data = self.sources[i].staged();
-                    data = &data[..data.len().min(usize::try_from(limit).unwrap_or(usize::MAX))];
-                    if self.setup.pacing.is_some() {
-                        // One message per pause, as the official agent does.
-                        data = &data[..data.len().min(self.setup.chunk.max(1))];
-                    }
-                    let r = if i == 0 {
-                        self.session.write(now, data)
-                    } else {
-                        self.session.write_stderr(now, data)
-                    };
-                    match r {
-                        Ok(0) => self.writable = false,
-                        Ok(n) => {
-                            progress = true;
-                            self.sources[i].off += n;
-                            self.sources[i].taken += n as u64;
-                            if let Some(p) = self.setup.pacing {
-                                self.pace_until = Some(Instant::now() + p);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::debug!("engine refused data: {e}");
-                            self.writable = false;
-                        }
-                    }
-                }
-            }
-            // Ordered commands go once the bytes before them are in the engine.
-            while self.closed.is_none() {
-                let Some((at, _)) = self.ordered.front() else {
+            progress |= self.sinks.iter_mut().fold(false, |m, s| s.flush() | m);
+            // Application → engine, in the order written (an ordered command once the bytes
+            // before it are in the engine).
+            progress |= self.take_inbox();
+            while self.closed.is_none() && self.handshake_done && self.writable && self.paced() {
+                let now = self.now();
+                let Some((i, bytes, off)) = self.staged.as_mut() else {
                     break;
                 };
-                if !(0..2).all(|i| self.sources[i].reached(at[i])) {
-                    break;
+                let mut data = &bytes[*off..];
+                if self.setup.pacing.is_some() {
+                    // One message per pause, as the official agent does.
+                    data = &data[..data.len().min(self.setup.chunk.max(1))];
                 }
-                if let Some((_, c)) = self.ordered.pop_front() {
-                    progress = true;
-                    self.apply(c);
+                let r = if *i == 0 {
+                    self.session.write(now, data)
+                } else {
+                    self.session.write_stderr(now, data)
+                };
+                match r {
+                    Ok(0) => self.writable = false,
+                    Ok(n) => {
+                        progress = true;
+                        *off += n;
+                        if *off == bytes.len() {
+                            self.staged = None;
+                            self.take_inbox();
+                        }
+                        if let Some(p) = self.setup.pacing {
+                            self.pace_until = Some(Instant::now() + p);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!("engine refused data: {e}");
+                        self.writable = false;
+                    }
                 }
             }
             // Engine → socket, while the writer keeps up (else `Transport::drained` wakes us);
@@ -491,6 +401,32 @@ impl Driver {
             if !progress {
                 break;
             }
+        }
+    }
+
+    /// Takes inbox entries that are ready, without waiting, until one holds bytes for the
+    /// engine: commands before it are applied now. Whether any was taken.
+    fn take_inbox(&mut self) -> bool {
+        let mut took = false;
+        while self.staged.is_none() && self.inbox_open {
+            match self.inbox.try_recv() {
+                Some(Some(e)) => {
+                    took = true;
+                    self.on_in(e);
+                }
+                Some(None) => self.inbox_open = false,
+                None => break,
+            }
+        }
+        took
+    }
+
+    fn on_in(&mut self, e: In) {
+        match e {
+            In::Data(i, d) => self.staged = Some((i, d, 0)),
+            // A session that has closed sends nothing more.
+            In::Command(c) if self.closed.is_none() => self.apply(c),
+            In::Command(_) => {}
         }
     }
 
@@ -556,11 +492,9 @@ impl Driver {
             }),
             Event::Flag(f) => {
                 // The engine reports a flag in stream order (every byte before it already read,
-                // none after it readable yet), so the bytes taken so far are its position.
-                self.emit(SessionEvent::Flag {
-                    flag: f.into(),
-                    after: self.sinks[0].total,
-                });
+                // none after it readable yet): it goes into the input where it falls.
+                self.sinks[0].push_flag(f);
+                self.emit(SessionEvent::Flag(f));
             }
             Event::ExitCode(c) => {
                 self.exit_code = Some(c);
@@ -705,20 +639,13 @@ impl Driver {
         }
     }
 
-    fn on_command(&mut self, c: Command) {
-        match c {
-            Command::After(at, c) => self.ordered.push_back((at, *c)),
-            c => self.apply(c),
-        }
-    }
-
     fn apply(&mut self, c: Command) {
         let now = self.now();
         match c {
             Command::Resize(cols, rows) => self.session.resize(cols.into(), rows.into()),
             Command::Terminate => self.session.terminate(now),
             Command::Flag(f) => {
-                if let Err(e) = self.session.send_flag(f.into()) {
+                if let Err(e) = self.session.send_flag(f) {
                     tracing::debug!("flag not sent: {e}");
                 }
             }
@@ -729,8 +656,6 @@ impl Driver {
                 }
             }
             Command::CloseChannel(reason) => self.session.close_channel(now, &reason),
-            // Only `on_command` sees these; an ordered command is never nested.
-            Command::After(at, c) => self.ordered.push_back((at, *c)),
             Command::Attach(ws) => {
                 let had = self.transport.take().is_some();
                 if had {
@@ -769,12 +694,11 @@ impl Driver {
         }
         // Staged bytes that `pump` held back for pacing need a wake even when the pause has
         // already run out by now (else nothing wakes the driver to send them).
-        let staged = self.sources.iter().any(|s| !s.staged().is_empty());
+        let staged = self.staged.is_some();
         let pace = self.pace_until.filter(|t| staged || *t > Instant::now());
-        let accept_input =
-            self.closed.is_none() && self.handshake_done && self.writable && pace.is_none();
         let drained = self.transport.as_ref().map(Transport::drained);
-        let [s0, s1] = &mut self.sources;
+        let take_in = self.inbox_open && !staged;
+        let inbox = &mut self.inbox;
         let [k0, k1] = &mut self.sinks;
         let reconnecting = self.reconnect.is_some();
         let reconnect = self.reconnect.as_mut();
@@ -786,10 +710,9 @@ impl Driver {
             _ = async { drained.expect("guarded").notified().await }, if backlogged => Wake::Drained,
             _ = sleep_opt(timer) => Wake::Timer,
             _ = sleep_opt(pace) => Wake::Paced,
-            r = read_src(s0), if accept_input && s0.can_read() => Wake::Read(0, r),
-            r = read_src(s1), if accept_input && s1.can_read() => Wake::Read(1, r),
-            r = write_sink(k0), if k0.waiting() > 0 => Wake::Wrote(0, r),
-            r = write_sink(k1), if k1.waiting() > 0 => Wake::Wrote(1, r),
+            e = inbox.recv(), if take_in => Wake::In(e),
+            () = k0.flush_one(), if k0.waiting() > 0 => Wake::Flushed,
+            () = k1.flush_one(), if k1.waiting() > 0 => Wake::Flushed,
             r = async { reconnect.expect("guarded").await }, if reconnecting => Wake::Reconnected(r),
             r = async { key_job.expect("guarded").await }, if keying => Wake::Key(r),
         }
@@ -799,7 +722,7 @@ impl Driver {
         let now = self.now();
         match wake {
             Wake::Command(None) => self.commands_open = false,
-            Wake::Command(Some(c)) => self.on_command(c),
+            Wake::Command(Some(c)) => self.apply(c),
             Wake::Timer => {
                 self.sync_clock();
                 self.session.handle_timeout(now);
@@ -877,32 +800,9 @@ impl Driver {
                     e => self.failure = Some(Error::ConnectionLost(e.to_string())),
                 }
             }
-            Wake::Read(i, Ok(n)) if n > 0 => {
-                let s = &mut self.sources[i];
-                s.staged.clear();
-                s.staged.extend_from_slice(&s.scratch[..n]);
-                s.off = 0;
-                // A command sent before these bytes were written was queued before they reached
-                // the pipe, but the select may have picked the read first: take such commands
-                // now, so an ordered one still goes in front of the bytes written after it.
-                while let Ok(c) = self.commands.try_recv() {
-                    self.on_command(c);
-                }
-            }
-            Wake::Read(i, _) => {
-                let s = &mut self.sources[i];
-                s.staged.clear();
-                s.off = 0;
-                s.eof = true;
-            }
-            Wake::Wrote(i, Ok(n)) if n > 0 => self.sinks[i].off += n,
-            Wake::Wrote(i, _) => {
-                // The application dropped its reader: discard from now on.
-                let s = &mut self.sinks[i];
-                s.pipe = None;
-                s.pending.clear();
-                s.off = 0;
-            }
+            Wake::In(Some(e)) => self.on_in(e),
+            Wake::In(None) => self.inbox_open = false,
+            Wake::Flushed => {}
         }
     }
 
@@ -955,20 +855,6 @@ impl Driver {
             Role::Agent { .. } => self.orphaned_at = Some(Instant::now()),
         }
     }
-}
-
-async fn read_src(s: &mut Source) -> std::io::Result<usize> {
-    let Some(p) = s.pipe.as_mut() else {
-        return std::future::pending().await;
-    };
-    p.read(&mut s.scratch).await
-}
-
-async fn write_sink(s: &mut Sink) -> std::io::Result<usize> {
-    let Some(p) = s.pipe.as_mut() else {
-        return Ok(0);
-    };
-    p.write(&s.pending[s.off..]).await
 }
 
 async fn sleep_opt(deadline: Option<Instant>) {

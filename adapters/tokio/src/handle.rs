@@ -2,16 +2,16 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::forward::PortMode;
+use crate::pipe::{StreamReader, StreamWriter};
 use crate::Error;
+use ssm_proto::payload::Flag;
 use ssm_proto::session::{PortModeError, SessionType};
 
 /// What the driver reports while a session runs. Owned and cheap to clone.
@@ -29,18 +29,11 @@ pub enum SessionEvent {
         /// Rows.
         rows: u16,
     },
-    /// Agent role: the client sent a flag (1 DisconnectToPort, 2 TerminateSession,
-    /// 3 ConnectToPortError).
-    Flag {
-        /// The flag's value.
-        flag: u32,
-        /// Where it falls in the client's byte stream: it came after this many bytes of
-        /// [`AgentSession::input`] (counted from the session's start). The flag and the bytes
-        /// travel apart (this channel, that pipe): a reader that must act on the flag in stream
-        /// order (DisconnectToPort in basic port forwarding) reads exactly this many bytes
-        /// before acting on it.
-        after: u64,
-    },
+    /// Agent role: the client sent a flag. An agent that must act on it where it falls in the
+    /// input (DisconnectToPort in basic port forwarding) reads it there instead, with
+    /// [`crate::StreamReader::read_part`]; this event is for everyone else (e.g. a shell ended
+    /// by TerminateSession).
+    Flag(Flag),
     /// Client role: the remote command's exit code (non-interactive commands only).
     ExitCode(i32),
     /// The peer asked to stop sending (`pause_publication`).
@@ -109,38 +102,15 @@ pub struct Outcome {
     pub close_message: Option<String>,
 }
 
-/// Bytes the application has written so far into the driver's two source pipes ([0] the
-/// Output stream, [1] StdErr), counted by the [`StreamWriter`]s. A command that must follow
-/// them carries a snapshot ([`Command::After`]): the pipes and the command channel are read
-/// independently, so without it the command could overtake bytes written before it.
-#[derive(Debug, Default)]
-pub(crate) struct Written([AtomicU64; 2]);
-
-impl Written {
-    fn add(&self, stream: usize, n: usize) {
-        self.0[stream].fetch_add(n as u64, Ordering::AcqRel);
-    }
-
-    fn snapshot(&self) -> [u64; 2] {
-        [
-            self.0[0].load(Ordering::Acquire),
-            self.0[1].load(Ordering::Acquire),
-        ]
-    }
-}
-
 /// Requests from a handle to its driver.
 pub(crate) enum Command {
     Resize(u16, u16),
     Terminate,
-    Flag(u32),
+    Flag(Flag),
     Close,
     ExitCode(i32),
     CloseChannel(String),
     Attach(crate::transport::BoxWs),
-    /// The command once the driver has handed the engine the first `at[i]` bytes of source
-    /// pipe `i` (everything written before the command was sent), and none after them.
-    After([u64; 2], Box<Command>),
 }
 
 /// A cloneable remote control for a running session.
@@ -149,7 +119,9 @@ pub(crate) enum Command {
 #[derive(Clone, Debug)]
 pub struct Control {
     pub(crate) tx: mpsc::UnboundedSender<Command>,
-    pub(crate) written: Arc<Written>,
+    /// The inbox the writers use: an ordered request queued here follows every byte written
+    /// before it.
+    pub(crate) ordered: crate::pipe::InboxSender,
 }
 
 impl std::fmt::Debug for Command {
@@ -157,12 +129,11 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Resize(c, r) => write!(f, "Resize({c}, {r})"),
             Command::Terminate => f.write_str("Terminate"),
-            Command::Flag(x) => write!(f, "Flag({x})"),
+            Command::Flag(x) => write!(f, "Flag({x:?})"),
             Command::Close => f.write_str("Close"),
             Command::ExitCode(c) => write!(f, "ExitCode({c})"),
             Command::CloseChannel(r) => write!(f, "CloseChannel({r:?})"),
             Command::Attach(_) => f.write_str("Attach(..)"),
-            Command::After(at, c) => write!(f, "After({at:?}, {c:?})"),
         }
     }
 }
@@ -170,8 +141,7 @@ impl std::fmt::Debug for Command {
 impl Control {
     /// Sends `c` to follow every byte written so far to the input/output/stderr writers.
     fn after(&self, c: Command) -> bool {
-        let at = self.written.snapshot();
-        self.tx.send(Command::After(at, Box::new(c))).is_ok()
+        self.ordered.command(c)
     }
 
     /// Client role: the terminal is now `cols` × `rows` (sends a Size message).
@@ -192,10 +162,10 @@ impl Control {
         self.after(Command::Terminate)
     }
 
-    /// Client role: send a raw flag (1 DisconnectToPort, 2 TerminateSession, 3 ConnectToPortError)
-    /// after every byte written so far to the input (DisconnectToPort ends the connection those
-    /// bytes belong to).
-    pub fn send_flag(&self, flag: u32) -> bool {
+    /// Client role: send a flag after every byte written so far to the input (DisconnectToPort
+    /// ends the connection those bytes belong to); the agent reads it at that place
+    /// ([`StreamReader::read_part`]).
+    pub fn send_flag(&self, flag: Flag) -> bool {
         self.after(Command::Flag(flag))
     }
 
@@ -258,62 +228,6 @@ impl Events {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<SessionEvent>> {
         self.rx.poll_recv(cx)
-    }
-}
-
-/// Reads one stream of the session (agent output, or stderr). EOF when the session ends.
-#[derive(Debug)]
-pub struct StreamReader(pub(crate) DuplexStream);
-
-/// Writes one stream into the session (client input, or agent output / stderr). Shutting it
-/// down tells the driver no more bytes follow.
-#[derive(Debug)]
-pub struct StreamWriter {
-    pipe: DuplexStream,
-    /// Counts what the pipe took, for commands that must follow it.
-    written: Arc<Written>,
-    /// Which source pipe of the driver this is (0 Output, 1 StdErr).
-    stream: usize,
-}
-
-impl StreamWriter {
-    pub(crate) fn new(pipe: DuplexStream, written: Arc<Written>, stream: usize) -> Self {
-        StreamWriter {
-            pipe,
-            written,
-            stream,
-        }
-    }
-}
-
-impl AsyncRead for StreamReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for StreamWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        let r = Pin::new(&mut this.pipe).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            this.written.add(this.stream, n);
-        }
-        r
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.pipe).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.pipe).poll_shutdown(cx)
     }
 }
 

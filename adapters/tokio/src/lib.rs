@@ -16,6 +16,11 @@
 //!   Control (resize, terminate, ...) ───►┘   one timer: poll_timeout└── writer task ──► WebSocket
 //! ```
 //!
+//! Each arrow into or out of the driver is one queue, bounded in bytes: a [`StreamWriter`]'s bytes
+//! and the [`Control`] requests that must follow them (a flag, an exit code) travel in the same
+//! queue, and an agent's [`StreamReader`] gives the client's flags where they fall among its bytes
+//! ([`StreamReader::read_part`]), so nothing counts bytes to keep them in order.
+//!
 //! One driver task per session. Engine time is milliseconds since the task started, mapped to a
 //! tokio [`Instant`](tokio::time::Instant); wall-clock time is fed with `set_unix_time`.
 //!
@@ -87,7 +92,6 @@
     reason = "a std crate; the workspace lint guards the no_std core"
 )]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 mod driver;
@@ -97,6 +101,7 @@ mod faults;
 pub mod forward;
 mod handle;
 pub mod kms;
+mod pipe;
 mod tls;
 mod transport;
 
@@ -107,8 +112,8 @@ pub use error::Error;
 pub use faults::{Faults, Rng};
 pub use handle::{
     AgentSession, ClientSession, Control, Events, Finished, HandshakeInfo, Outcome, SessionEvent,
-    StreamReader, StreamWriter,
 };
+pub use pipe::{Part, StreamReader, StreamWriter};
 /// Where the endpoint policy of a [`Grant`] comes from (`ssm_proto::model::Endpoints`).
 pub use ssm_proto::model::Endpoints;
 pub use tls::TlsOptions;
@@ -233,9 +238,9 @@ pub async fn connect(grant: Grant, options: ConnectOptions) -> Result<ClientSess
     };
     let u = start(config, setup, Some(ws));
     Ok(ClientSession {
-        input: StreamWriter::new(u.to_engine, u.written, 0),
-        output: StreamReader(u.from_engine),
-        stderr: StreamReader(u.stderr),
+        input: u.writers.writer(0),
+        output: u.output,
+        stderr: u.stderr,
         events: u.events,
         control: u.control,
         finished: u.finished,
@@ -244,54 +249,42 @@ pub async fn connect(grant: Grant, options: ConnectOptions) -> Result<ClientSess
 
 /// The application's ends of a running driver.
 struct UserEnds {
-    /// Bytes for the engine's Output stream.
-    to_engine: tokio::io::DuplexStream,
-    /// Output stream bytes from the engine.
-    from_engine: tokio::io::DuplexStream,
-    /// StdErr: from the engine (client role) or to it (agent role).
-    stderr: tokio::io::DuplexStream,
+    /// Makes the writers of the engine's streams (client input; agent output and stderr).
+    writers: pipe::InboxSender,
+    /// The Output stream from the engine.
+    output: StreamReader,
+    /// StdErr from the engine (client role; an agent receives none).
+    stderr: StreamReader,
     events: Events,
     control: Control,
     finished: Finished,
-    /// What the application wrote into `to_engine` (and agent `stderr`), shared with `control`.
-    written: Arc<handle::Written>,
 }
 
 /// Creates the engine and spawns its driver; `ws` is the first transport.
 fn start(config: EngineConfig<'_>, setup: driver::Setup, ws: Option<transport::BoxWs>) -> UserEnds {
-    let client = matches!(setup.role, driver::Role::Client { .. });
-    let (to_engine, data_in) = driver::pipe();
-    let (from_engine, data_out) = driver::pipe();
-    let (stderr, stderr_drv) = driver::pipe();
+    let (writers, inbox) = pipe::inbox();
+    let (data_out, output) = pipe::outbox();
+    let (stderr_out, stderr) = pipe::outbox();
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (stderr_in, stderr_out) = if client {
-        (None, Some(stderr_drv))
-    } else {
-        (Some(stderr_drv), None)
-    };
     let ends = driver::Ends {
-        data_in,
-        stderr_in,
-        data_out,
-        stderr_out,
+        inbox,
+        sinks: [data_out, stderr_out],
         events: ev_tx,
         commands: cmd_rx,
     };
     let session = new_engine(config);
     let task = tokio::spawn(driver::run(session, setup, ends, ws));
-    let written = Arc::new(handle::Written::default());
     UserEnds {
-        to_engine,
-        from_engine,
-        stderr,
-        events: Events { rx: ev_rx },
         control: Control {
             tx: cmd_tx,
-            written: written.clone(),
+            ordered: writers.clone(),
         },
+        writers,
+        output,
+        stderr,
+        events: Events { rx: ev_rx },
         finished: Finished(task),
-        written,
     }
 }
 
@@ -339,9 +332,9 @@ impl AgentSession {
         };
         let u = start(config, setup, None);
         AgentSession {
-            input: StreamReader(u.from_engine),
-            output: StreamWriter::new(u.to_engine, u.written.clone(), 0),
-            stderr: StreamWriter::new(u.stderr, u.written, 1),
+            input: u.output,
+            output: u.writers.writer(0),
+            stderr: u.writers.writer(1),
             events: u.events,
             control: u.control,
             finished: u.finished,

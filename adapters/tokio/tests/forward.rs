@@ -6,15 +6,17 @@
 )]
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ssm_emulator::forward::{serve_basic, serve_mux, BasicFlag};
+use ssm_emulator::forward::{serve_basic, serve_mux, BasicEnd, BasicInput};
+use ssm_proto::payload::Flag;
 use ssm_proto::smux::Config;
 use ssm_tokio::forward::*;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use ssm_tokio::Part;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 mod common;
@@ -288,80 +290,98 @@ async fn slots_are_recycled() {
     assert_eq!(client.stream_count(), 0);
 }
 
-/// A stream that counts the bytes written through it (the position a DisconnectToPort flag
-/// carries, as `ssm_tokio::Control` counts a session's input).
-struct Counted<T> {
-    inner: T,
-    written: Arc<AtomicU64>,
+/// What the client writes to the agent in the basic-mode test: bytes, or a flag among them.
+enum Piece {
+    Data(Vec<u8>),
+    Flag(Flag),
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
+/// The client's end of the client → agent direction: every write is one piece, in order with
+/// the flags the test's `disconnect` sends (as a session's input carries them).
+struct PieceWriter(tokio::sync::mpsc::UnboundedSender<Piece>);
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+impl AsyncWrite for PieceWriter {
     fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            self.written.fetch_add(n as u64, Ordering::SeqCst);
+        match self.0.send(Piece::Data(buf.to_vec())) {
+            Ok(()) => Poll::Ready(Ok(buf.len())),
+            Err(_) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
         }
-        r
     }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The agent's end: the pieces as [`BasicInput`] parts.
+struct PieceReader {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Piece>,
+    current: Vec<u8>,
+    off: usize,
+}
+
+impl BasicInput for PieceReader {
+    fn poll_read_part(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<Part>> {
+        loop {
+            if self.off < self.current.len() {
+                let n = buf.len().min(self.current.len() - self.off);
+                buf[..n].copy_from_slice(&self.current[self.off..self.off + n]);
+                self.off += n;
+                return Poll::Ready(Ok(Part::Data(n)));
+            }
+            match std::task::ready!(self.rx.poll_recv(cx)) {
+                Some(Piece::Data(d)) => (self.current, self.off) = (d, 0),
+                Some(Piece::Flag(f)) => return Poll::Ready(Ok(Part::Flag(f))),
+                None => return Poll::Ready(Ok(Part::End)),
+            }
+        }
     }
 }
 
 /// Basic mode end to end: the client forwarder and the agent side, the DisconnectToPort flag
-/// (with its position in the stream) carried by a channel as the session's control path would;
-/// each local connection gets its own target connection.
+/// carried among the bytes as a session's input carries it; each local connection gets its own
+/// target connection, and the agent side ends at the input's end.
 #[tokio::test]
 async fn basic_mode_against_agent_side() {
     let target = echo_server().await;
-    let (a, b) = tokio::io::duplex(64 * 1024);
-    let written = Arc::new(AtomicU64::new(0));
-    let a = Counted {
-        inner: a,
-        written: written.clone(),
+    let (to_agent, from_client) = tokio::sync::mpsc::unbounded_channel();
+    let input = PieceReader {
+        rx: from_client,
+        current: Vec::new(),
+        off: 0,
     };
-    let (flag_tx, flag_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (a, b) = tokio::io::duplex(64 * 1024);
     let connects = Arc::new(AtomicUsize::new(0));
     let c2 = connects.clone();
-    tokio::spawn(serve_basic(
-        b,
-        move || {
-            c2.fetch_add(1, Ordering::SeqCst);
-            async move {
-                let s = TcpStream::connect(target).await?;
-                Ok(Box::new(s) as Box<dyn LocalStreamDyn>)
-            }
-        },
-        flag_rx,
-    ));
+    let agent = tokio::spawn(serve_basic(input, b, move || {
+        c2.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let s = TcpStream::connect(target).await?;
+            Ok(Box::new(s) as Box<dyn LocalStreamDyn>)
+        }
+    }));
     let listener = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()))
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let stats = Arc::new(Stats::default());
-    tokio::spawn(forward_basic(
-        a,
+    let flags = to_agent.clone();
+    let client = tokio::spawn(forward_basic(
+        tokio::io::join(a, PieceWriter(to_agent)),
         listener,
         move || {
-            flag_tx
-                .send(BasicFlag::Disconnect(written.load(Ordering::SeqCst)))
+            flags
+                .send(Piece::Flag(Flag::DisconnectToPort))
                 .map_err(|_| std::io::Error::other("agent gone"))
         },
         stats.clone(),
@@ -390,4 +410,12 @@ async fn basic_mode_against_agent_side() {
         3,
         "one target connection per local one"
     );
+    // The client goes (its writer and flag sender with it): the agent side sees the end.
+    client.abort();
+    let end = tokio::time::timeout(Duration::from_secs(5), agent)
+        .await
+        .expect("the agent side ends with its input")
+        .unwrap()
+        .unwrap();
+    assert_eq!(end, BasicEnd::InputEnded);
 }

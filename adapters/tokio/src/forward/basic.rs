@@ -81,7 +81,7 @@ where
 /// DisconnectToPort flag.
 pub fn disconnect_flag(control: crate::Control) -> impl FnMut() -> io::Result<()> {
     move || {
-        if control.send_flag(u32::from(ssm_proto::payload::Flag::DisconnectToPort)) {
+        if control.send_flag(ssm_proto::payload::Flag::DisconnectToPort) {
             Ok(())
         } else {
             Err(io::Error::new(io::ErrorKind::BrokenPipe, "session ended"))
