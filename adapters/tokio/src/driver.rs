@@ -48,6 +48,8 @@ pub type AuthorizeFn = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Stop taking stream bytes out of the engine while this much waits for the application.
 const PENDING_MAX: usize = 256 * 1024;
+/// Small writes queued back to back are handed to the engine together, up to this many bytes.
+const STAGE_MAX: usize = 16 * 1024;
 /// Reconnect attempts after the transport dropped, with this pause between them.
 const RECONNECT_ATTEMPTS: u32 = 5;
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
@@ -270,6 +272,11 @@ impl Driver {
     async fn run(mut self) -> Result<Outcome, Error> {
         loop {
             self.pump();
+            // What the engine delivered goes to the readers once per turn, not once per
+            // message: fewer hand-overs and wake-ups of the reading task.
+            for s in &mut self.sinks {
+                s.flush();
+            }
             if self.finished() {
                 break;
             }
@@ -324,10 +331,8 @@ impl Driver {
             }
             // Engine → application.
             progress |= self.read_engine(PENDING_MAX);
-            progress |= self.sinks.iter_mut().fold(false, |m, s| s.flush() | m);
             // Application → engine, in the order written (an ordered command once the bytes
             // before it are in the engine).
-            progress |= self.take_inbox();
             while self.closed.is_none() && self.handshake_done && self.writable && self.paced() {
                 let now = self.now();
                 let Some((i, bytes, off)) = self.staged.as_mut() else {
@@ -349,8 +354,9 @@ impl Driver {
                         progress = true;
                         *off += n;
                         if *off == bytes.len() {
+                            // The next entry comes with the next turn (`wait`), after what
+                            // the socket brought meanwhile (acknowledgements) was handled.
                             self.staged = None;
-                            self.take_inbox();
                         }
                         if let Some(p) = self.setup.pacing {
                             self.pace_until = Some(Instant::now() + p);
@@ -404,26 +410,12 @@ impl Driver {
         }
     }
 
-    /// Takes inbox entries that are ready, without waiting, until one holds bytes for the
-    /// engine: commands before it are applied now. Whether any was taken.
-    fn take_inbox(&mut self) -> bool {
-        let mut took = false;
-        while self.staged.is_none() && self.inbox_open {
-            match self.inbox.try_recv() {
-                Some(Some(e)) => {
-                    took = true;
-                    self.on_in(e);
-                }
-                Some(None) => self.inbox_open = false,
-                None => break,
-            }
-        }
-        took
-    }
-
     fn on_in(&mut self, e: In) {
         match e {
-            In::Data(i, d) => self.staged = Some((i, d, 0)),
+            In::Data(i, mut d) => {
+                self.inbox.join(i, &mut d, STAGE_MAX);
+                self.staged = Some((i, d, 0));
+            }
             // A session that has closed sends nothing more.
             In::Command(c) if self.closed.is_none() => self.apply(c),
             In::Command(_) => {}

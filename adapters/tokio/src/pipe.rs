@@ -41,7 +41,11 @@ pub(crate) fn inbox() -> (InboxSender, Inbox) {
             tx,
             room: room.clone(),
         },
-        Inbox { rx, room },
+        Inbox {
+            rx,
+            room,
+            next: None,
+        },
     )
 }
 
@@ -73,11 +77,16 @@ impl InboxSender {
 pub(crate) struct Inbox {
     rx: mpsc::UnboundedReceiver<In>,
     room: Arc<Semaphore>,
+    /// An entry taken while joining data ([`Inbox::join`]) that did not join: the next one.
+    next: Option<In>,
 }
 
 impl Inbox {
     /// The next entry; `None` once every sender has gone. Cancel-safe.
     pub(crate) async fn recv(&mut self) -> Option<In> {
+        if let Some(e) = self.next.take() {
+            return Some(e);
+        }
         let got = self.rx.recv().await;
         if let Some(In::Data(_, d)) = &got {
             // Taken off the queue: the driver stages one entry at a time.
@@ -91,6 +100,9 @@ impl Inbox {
     /// The next entry if one is queued: `Some(None)` once every sender has gone, `None` if
     /// nothing is queued now.
     pub(crate) fn try_recv(&mut self) -> Option<Option<In>> {
+        if let Some(e) = self.next.take() {
+            return Some(Some(e));
+        }
         match self.rx.try_recv() {
             Ok(e) => {
                 if let In::Data(_, d) = &e {
@@ -100,6 +112,23 @@ impl Inbox {
             }
             Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
             Err(mpsc::error::TryRecvError::Empty) => None,
+        }
+    }
+}
+
+impl Inbox {
+    /// Appends to `data` the bytes for `stream` queued right behind it, up to `max` bytes in
+    /// all, so that many small writes reach the engine as one (as a byte pipe would give
+    /// them); stops at a command, another stream's bytes or an empty queue.
+    pub(crate) fn join(&mut self, stream: usize, data: &mut Vec<u8>, max: usize) {
+        while data.len() < max && self.next.is_none() {
+            match self.try_recv() {
+                Some(Some(In::Data(i, d))) if i == stream && data.len() + d.len() <= max => {
+                    data.extend_from_slice(&d);
+                }
+                Some(Some(e)) => self.next = Some(e),
+                Some(None) | None => break,
+            }
         }
     }
 }
@@ -491,6 +520,31 @@ mod tests {
             });
         }
         assert_eq!(seen, ["0:hello", "Flag(DisconnectToPort)", "0:!"]);
+    }
+
+    #[tokio::test]
+    async fn small_writes_join_up_to_a_command() {
+        let (tx, mut inbox) = inbox();
+        let mut w = tx.writer(0);
+        for b in [b"ab", b"cd", b"ef"] {
+            w.write_all(b).await.unwrap();
+        }
+        assert!(tx.command(Command::Close));
+        w.write_all(b"gh").await.unwrap();
+        let Some(In::Data(0, mut d)) = inbox.recv().await else {
+            panic!("data first");
+        };
+        inbox.join(0, &mut d, 1024);
+        assert_eq!(d, b"abcdef", "joined up to the command");
+        assert!(matches!(
+            inbox.recv().await,
+            Some(In::Command(Command::Close))
+        ));
+        let Some(In::Data(0, mut d)) = inbox.recv().await else {
+            panic!("data after the command");
+        };
+        inbox.join(0, &mut d, 1024);
+        assert_eq!(d, b"gh");
     }
 
     #[tokio::test]
