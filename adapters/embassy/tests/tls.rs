@@ -1,6 +1,6 @@
 //! embedded-tls with this crate's verifier against a rustls server on loopback: a chain from the
 //! right root and name is accepted; a wrong root or a wrong name is rejected; the dangerous
-//! option accepts anything.
+//! option accepts anything; a server that speaks only TLS 1.2 is a clear error, not a hang.
 #![cfg(feature = "tls")]
 
 mod common;
@@ -62,6 +62,36 @@ async fn attempt(
         verification,
     };
     common::tls_echo(tcp, options, OsRng).await
+}
+
+/// embedded-tls speaks TLS 1.3 only. A server that offers only TLS 1.2 answers the ClientHello
+/// with a fatal `protocol_version` alert: the device gets that as its error at once.
+#[tokio::test]
+async fn tls12_only_server_is_a_clear_error_not_a_hang() {
+    let (ca_der, server) = common::pki_for(&[&rustls::version::TLS12]);
+    let pki = Pki { ca_der, server };
+    let r = tokio::time::timeout(
+        core::time::Duration::from_secs(20),
+        attempt(&pki, "localhost", Verification::Root(&pki.ca_der)),
+    )
+    .await
+    .expect("the handshake ends instead of hanging");
+    assert!(
+        matches!(
+            r,
+            Err(tls::Error::HandshakeAborted(
+                _,
+                embedded_tls::alert::AlertDescription::ProtocolVersion
+            ))
+        ),
+        "{r:?}"
+    );
+    // The same server with TLS 1.3 too is reached.
+    let (ca_der, server) = common::pki_for(&[&rustls::version::TLS12, &rustls::version::TLS13]);
+    let pki = Pki { ca_der, server };
+    attempt(&pki, "localhost", Verification::Root(&pki.ca_der))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -43,13 +43,20 @@ pub struct Report {
     pub terminated: bool,
 }
 
-/// A throwaway ECDSA P-256 root and a `localhost` server config signed by it.
+/// A throwaway ECDSA P-256 root and a `localhost` server config signed by it (TLS 1.3 only).
 pub fn pki() -> (Vec<u8>, Arc<rustls::ServerConfig>) {
+    pki_for(&[&rustls::version::TLS13])
+}
+
+/// As [`pki`], for a server that speaks only `versions`.
+pub fn pki_for(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> (Vec<u8>, Arc<rustls::ServerConfig>) {
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     let (leaf, key) = localhost_leaf(&ca);
-    (ca.der().to_vec(), tls13_server(vec![leaf], key))
+    (ca.der().to_vec(), server_for(versions, vec![leaf], key))
 }
 
 /// A fresh P-256 certificate for `localhost` issued by `issuer`, and its key.
@@ -72,10 +79,19 @@ pub fn tls13_server(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Arc<rustls::ServerConfig> {
+    server_for(&[&rustls::version::TLS13], chain, key)
+}
+
+/// A rustls server config speaking only `versions`, sending `chain` (leaf first).
+pub fn server_for(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Arc<rustls::ServerConfig> {
     let server = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
+    .with_protocol_versions(versions)
     .unwrap()
     .with_no_client_auth()
     .with_single_cert(chain, key)
