@@ -88,15 +88,9 @@ impl Inbox {
             return Some(e);
         }
         let got = self.rx.recv().await;
-        if let Some(In::Data(_, d)) = &got {
-            // Taken off the queue: the driver stages one entry at a time.
-            self.room.add_permits(d.len());
-        }
-        got
+        got.map(|e| self.taken(e))
     }
-}
 
-impl Inbox {
     /// The next entry if one is queued: `Some(None)` once every sender has gone, `None` if
     /// nothing is queued now.
     pub(crate) fn try_recv(&mut self) -> Option<Option<In>> {
@@ -104,19 +98,21 @@ impl Inbox {
             return Some(Some(e));
         }
         match self.rx.try_recv() {
-            Ok(e) => {
-                if let In::Data(_, d) = &e {
-                    self.room.add_permits(d.len());
-                }
-                Some(Some(e))
-            }
+            Ok(e) => Some(Some(self.taken(e))),
             Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
             Err(mpsc::error::TryRecvError::Empty) => None,
         }
     }
-}
 
-impl Inbox {
+    /// An entry off the queue: its bytes no longer take room there (the driver stages one
+    /// entry at a time).
+    fn taken(&self, e: In) -> In {
+        if let In::Data(_, d) = &e {
+            self.room.add_permits(d.len());
+        }
+        e
+    }
+
     /// Appends to `data` the bytes for `stream` queued right behind it, up to `max` bytes in
     /// all, so that many small writes reach the engine as one (as a byte pipe would give
     /// them); stops at a command, another stream's bytes or an empty queue.
@@ -262,9 +258,8 @@ impl Outbox {
         }
     }
 
-    /// Hands the reader what fits now; whether anything moved.
-    pub(crate) fn flush(&mut self) -> bool {
-        let mut moved = false;
+    /// Hands the reader what fits now.
+    pub(crate) fn flush(&mut self) {
         while let Some(front) = self.queue.front() {
             if let Out::Data(d) = front {
                 // `d.len()` ≤ PIECE fits a u32.
@@ -275,10 +270,8 @@ impl Outbox {
                     Err(TryAcquireError::Closed) => {}
                 }
             }
-            moved = true;
             self.send_front();
         }
-        moved
     }
 
     /// Waits until the reader has room for the next entry, then hands it over. Cancel-safe:
@@ -433,7 +426,7 @@ mod tests {
         out.push_flag(Flag::DisconnectToPort);
         out.push(b"de");
         out.close();
-        assert!(out.flush());
+        out.flush();
         let mut buf = [0u8; 8];
         assert_eq!(reader.read_part(&mut buf).await.unwrap(), Part::Data(3));
         assert_eq!(&buf[..3], b"abc");
@@ -531,20 +524,23 @@ mod tests {
         }
         assert!(tx.command(Command::Close));
         w.write_all(b"gh").await.unwrap();
-        let Some(In::Data(0, mut d)) = inbox.recv().await else {
-            panic!("data first");
-        };
-        inbox.join(0, &mut d, 1024);
-        assert_eq!(d, b"abcdef", "joined up to the command");
+        async fn joined(inbox: &mut Inbox) -> Vec<u8> {
+            let Some(In::Data(0, mut d)) = inbox.recv().await else {
+                panic!("stream 0's data expected");
+            };
+            inbox.join(0, &mut d, 1024);
+            d
+        }
+        assert_eq!(
+            joined(&mut inbox).await,
+            b"abcdef",
+            "joined up to the command"
+        );
         assert!(matches!(
             inbox.recv().await,
             Some(In::Command(Command::Close))
         ));
-        let Some(In::Data(0, mut d)) = inbox.recv().await else {
-            panic!("data after the command");
-        };
-        inbox.join(0, &mut d, 1024);
-        assert_eq!(d, b"gh");
+        assert_eq!(joined(&mut inbox).await, b"gh");
     }
 
     #[tokio::test]
