@@ -4,7 +4,8 @@
 //! the session on. The emulator cuts every data-channel connection after a few frames
 //! (`Faults::cut_after`); the command's output still arrives byte-exact with its exit code.
 //! Mock sources check the ends: a session that has ended, an answer about another session, and
-//! a source that keeps failing (bounded attempts).
+//! a source that keeps failing (bounded attempts). A megabyte each way crosses at least three
+//! resumes of the strict emulator with SHA-256 equal.
 #![cfg(feature = "tls")]
 
 mod common;
@@ -13,6 +14,7 @@ use core::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use embassy_futures::join::join;
+use sha2::{Digest, Sha256};
 use ssm_embassy::resume::RESUME_ATTEMPTS;
 use ssm_embassy::{Api, ApiBuffers, Clock, CloseReason, Error, ResumeSource, Resumed, StreamUrls};
 use ssm_emulator::{Emulator, EmulatorConfig};
@@ -108,12 +110,33 @@ async fn run_command<S: ResumeSource>(
     command: &str,
     source: impl FnOnce(&'static str) -> S,
 ) -> (Result<CloseReason, Error>, Vec<u8>, Option<i32>, S) {
+    run_command_with_input(s, command, &[], source).await
+}
+
+/// As [`run_command`], writing `input` to the command while its output is read.
+async fn run_command_with_input<S: ResumeSource>(
+    s: &mut Setup,
+    command: &str,
+    input: &[u8],
+    source: impl FnOnce(&'static str) -> S,
+) -> (Result<CloseReason, Error>, Vec<u8>, Option<i32>, S) {
     let response = common::api::start_command(&s.api, s.api_conn, command).await;
     let session_id: &'static str = Box::leak(response.session_id().to_string().into_boxed_str());
     let (session, runner, _) =
         common::api::open_session(&s.api, &response, s.port, s.ca, 0x7e5).await;
     let mut source = source(session_id);
-    let app = async move { (common::api::read_all(session).await, session.exit_code()) };
+    let write = async move {
+        let mut session = session;
+        if !input.is_empty() {
+            embedded_io_async::Write::write_all(&mut session, input)
+                .await
+                .expect("input written");
+        }
+    };
+    let app = async move {
+        let (out, ()) = join(common::api::read_all(session), write).await;
+        (out, session.exit_code())
+    };
     let (run, (out, code)) = tokio::time::timeout(
         core::time::Duration::from_secs(120),
         join(
@@ -149,6 +172,76 @@ async fn output_survives_repeated_cuts_through_resume_session() {
     assert_eq!(out.len(), LEN);
     assert!(out.iter().all(|&b| b == b'r'));
     assert_eq!(code, Some(5));
+    let resumes = source.resumes.get();
+    assert!(resumes >= 3, "only {resumes} resumes");
+}
+
+/// A megabyte each way across at least three resumes of the strict emulator (each
+/// ResumeSession call and each upgrade signature verified): the command's output and what it
+/// read have the SHA-256 of what was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_megabyte_each_way_survives_three_resumes_of_the_strict_emulator() {
+    const LEN: usize = 1 << 20;
+    let pattern = |seed: u32| -> Vec<u8> {
+        let mut x = seed;
+        (0..LEN)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect()
+    };
+    let (down, up) = (pattern(0x9e37_79b9), pattern(0x85eb_ca6b));
+    let dir = std::env::temp_dir().join(format!("ssm-embassy-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("down.bin");
+    std::fs::write(&file, &down).unwrap();
+    let config = EmulatorConfig {
+        credentials: Some(ssm_emulator::sigv4::Credentials {
+            access_key_id: CREDS.access_key_id.into(),
+            secret_access_key: CREDS.secret_access_key.into(),
+            session_token: None,
+        }),
+        ..EmulatorConfig::default()
+    };
+    // About 2 600 frames both ways (data and acks); a cut every 600.
+    let mut s = setup_with(Some(600), config).await;
+    let (api, ca) = (s.api, s.ca);
+    let api_conn = common::tls_to_localhost(s.port, ca).await;
+    let (run, out, code, source) = run_command_with_input(
+        &mut s,
+        &format!(
+            "cat '{}'; head -c {LEN} | sha256sum; exit 9",
+            file.display()
+        ),
+        &up,
+        move |_| EmulatorSource {
+            api,
+            api_conn,
+            buffers: ApiBuffers::new(),
+            ca,
+            resumes: Cell::new(0),
+        },
+    )
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let hex = |b: &[u8]| -> String {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    assert_eq!(code, Some(9));
+    assert!(out.len() > LEN, "only {} bytes of output", out.len());
+    assert_eq!(hex(&out[..LEN]), hex(&down), "downloaded megabyte");
+    assert_eq!(
+        String::from_utf8_lossy(&out[LEN..]),
+        format!("{}  -\n", hex(&up)),
+        "the command's SHA-256 of the uploaded megabyte"
+    );
     let resumes = source.resumes.get();
     assert!(resumes >= 3, "only {resumes} resumes");
 }
