@@ -24,6 +24,8 @@ use rand_core::{CryptoRng, RngCore};
 use ssm_proto::model::{Scheme, StartSessionResponse};
 use ssm_proto::session::CloseReason;
 
+use crate::api::{Api, ApiBuffers, SignedUpgrade, StreamUrls};
+use crate::resume::{ResumeSource, Resumed};
 use crate::session::{new, Config, Resources, Runner, Session};
 use crate::tls::{self, CipherSuite, Verification};
 use crate::Error;
@@ -65,11 +67,39 @@ impl<'d> NetSocket<'d> {
         }
     }
 
+    /// Ends the connection so that the socket can connect again: a FIN after the data queued
+    /// so far, then waits (at most [`CLOSE_TIMEOUT`]) for the peer's FIN (discarding what it
+    /// still sends) and the acknowledgement of ours; otherwise resets it. Nothing to do when
+    /// no connection is open.
+    async fn end(self) {
+        if !is_open(self.socket.borrow().state()) {
+            return;
+        }
+        self.socket.borrow_mut().close();
+        let mut this = self;
+        let _ = with_timeout(CLOSE_TIMEOUT, async {
+            let mut sink = [0u8; 64];
+            while let Ok(1..) = this.read(&mut sink).await {}
+            this.with(|s, cx| once(s.flush(), cx)).await
+        })
+        .await;
+        if is_open(self.socket.borrow().state()) {
+            debug!("tcp: graceful close timed out, resetting");
+            self.abort().await;
+        }
+    }
+
     /// Resets the connection and waits (at most [`ABORT_TIMEOUT`]) for the RST to go out.
     async fn abort(self) {
         self.socket.borrow_mut().abort();
         let _ = with_timeout(ABORT_TIMEOUT, self.with(|s, cx| once(s.flush(), cx))).await;
     }
+}
+
+/// Whether a socket in `state` still has a connection (it cannot connect again until it has
+/// none).
+fn is_open(state: tcp::State) -> bool {
+    !matches!(state, tcp::State::Closed | tcp::State::TimeWait)
 }
 
 /// Polls a future once (and drops it).
@@ -122,6 +152,228 @@ impl<const MSG: usize> NetRunner<'_, MSG> {
         self.socket.shutdown().await;
         debug!("tcp: closed");
         result
+    }
+}
+
+impl<'d, const MSG: usize> NetRunner<'d, MSG> {
+    /// Like [`NetRunner::run`], resuming through `source` when the connection is lost while
+    /// the session is open ([`Runner::run_resuming`]: the same checks, attempts and errors).
+    /// The first connection is closed (FIN, or RST after 5 s) before the first ResumeSession
+    /// call; the source closes its own.
+    ///
+    /// # Errors
+    /// As [`Runner::run_resuming`].
+    pub async fn run_resuming<S: ResumeSource>(
+        self,
+        session_id: &str,
+        source: &mut S,
+        policy: StreamUrls,
+    ) -> Result<CloseReason, Error> {
+        let mut source = FirstClosed {
+            first: Some(self.socket),
+            source,
+        };
+        let result = self
+            .runner
+            .run_resuming(session_id, &mut source, policy)
+            .await;
+        if let Some(first) = source.first.take() {
+            first.shutdown().await;
+            debug!("tcp: closed");
+        }
+        result
+    }
+}
+
+/// A [`ResumeSource`] that first closes the connection the session started on.
+struct FirstClosed<'s, 'd, S> {
+    first: Option<NetSocket<'d>>,
+    source: &'s mut S,
+}
+
+impl<S: ResumeSource> ResumeSource for FirstClosed<'_, '_, S> {
+    type Transport<'c>
+        = S::Transport<'c>
+    where
+        Self: 'c;
+
+    async fn resume<'c>(
+        &'c mut self,
+        session_id: &str,
+    ) -> Result<Resumed<'c, S::Transport<'c>>, Error> {
+        if let Some(first) = self.first.take() {
+            first.end().await;
+            debug!("tcp: first connection closed");
+        }
+        self.source.resume(session_id).await
+    }
+
+    async fn close(&mut self) {
+        self.source.close().await;
+    }
+}
+
+/// A [`ResumeSource`] over embassy-net: for each lost connection, ResumeSession through `api`
+/// on a new verified TLS connection to the API endpoint (closed after the answer), then TCP +
+/// TLS verified for the answer's StreamUrl host, and the upgrade signed with `api`'s
+/// credentials. Both connections use one [`NetResources`] and one [`ApiBuffers`], one after
+/// the other, so a resuming session needs one more `NetResources` than a session that cannot
+/// resume (the first connection's stay borrowed by its runner).
+///
+/// ```text
+///  resume(id) ─► end the previous connection (FIN; RST after 5 s)
+///     ─► DNS(api host) ─► TCP ─► TLS ─► ResumeSession (answer checked by Api) ─► FIN
+///     ─► DNS(StreamUrl host) ─► TCP ─► TLS ─► sign_upgrade ─► Resumed (the runner upgrades)
+/// ```
+pub struct NetResume<'d, G, const REQ: usize = 4096, const BODY: usize = 2048> {
+    stack: Stack<'d>,
+    api: Api<'d>,
+    trust: Verification<'d>,
+    addr: Option<IpAddress>,
+    socket: NetSocket<'d>,
+    tls_rx: &'d mut [u8],
+    tls_tx: &'d mut [u8],
+    buffers: &'d mut ApiBuffers<REQ, BODY>,
+    signed: Option<SignedUpgrade<'d>>,
+    rng: G,
+    resumes: u32,
+}
+
+impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> NetResume<'d, G, REQ, BODY> {
+    /// A source calling `api` (its endpoint, credentials, clock and StreamUrl policy), each
+    /// server verified with `trust` (Amazon Root CA 1 signs both the `ssm` and the
+    /// `ssmmessages` endpoints), in `net` and `buffers`; `rng` must be a cryptographic RNG.
+    pub fn new<const TR: usize, const TT: usize>(
+        stack: Stack<'d>,
+        api: Api<'d>,
+        trust: Verification<'d>,
+        net: &'d mut NetResources<'d, TR, TT>,
+        buffers: &'d mut ApiBuffers<REQ, BODY>,
+        rng: G,
+    ) -> Self {
+        let NetResources {
+            tcp_rx,
+            tcp_tx,
+            tls_rx,
+            tls_tx,
+            socket,
+            ..
+        } = net;
+        let socket = NetSocket {
+            socket: socket.insert(RefCell::new(TcpSocket::new(stack, tcp_rx, tcp_tx))),
+        };
+        NetResume {
+            stack,
+            api,
+            trust,
+            addr: None,
+            socket,
+            tls_rx,
+            tls_tx,
+            buffers,
+            signed: None,
+            rng,
+            resumes: 0,
+        }
+    }
+
+    /// Connects to `addr` instead of resolving each host (a static IP, a gateway, a test
+    /// network); TLS still verifies the endpoint's and the StreamUrl's host names.
+    #[must_use]
+    pub fn via(mut self, addr: IpAddress) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// How many connections this source has opened for the session (successful resumes).
+    pub fn resumes(&self) -> u32 {
+        self.resumes
+    }
+}
+
+/// `via`, or `host`'s address.
+async fn address(stack: Stack<'_>, via: Option<IpAddress>, host: &str) -> Result<IpAddress, Error> {
+    match via {
+        Some(a) => Ok(a),
+        None => lookup(stack, host).await,
+    }
+}
+
+impl<G, const REQ: usize, const BODY: usize> core::fmt::Debug for NetResume<'_, G, REQ, BODY> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NetResume")
+            .field("api", &self.api)
+            .field("addr", &self.addr)
+            .field("resumes", &self.resumes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> ResumeSource
+    for NetResume<'d, G, REQ, BODY>
+{
+    type Transport<'c>
+        = tls::Connection<'c, NetSocket<'d>>
+    where
+        Self: 'c;
+
+    async fn resume<'c>(
+        &'c mut self,
+        session_id: &str,
+    ) -> Result<Resumed<'c, Self::Transport<'c>>, Error> {
+        self.socket.end().await;
+        let endpoint = self.api.endpoint;
+        let NetResume {
+            stack,
+            addr,
+            api,
+            trust,
+            socket,
+            tls_rx,
+            tls_tx,
+            buffers,
+            signed,
+            rng,
+            resumes,
+        } = self;
+        let to = (address(*stack, *addr, endpoint.host).await?, endpoint.port);
+        let answer = {
+            let mut conn =
+                tls_over(*socket, to, tls_rx, tls_tx, endpoint.host, *trust, rng).await?;
+            api.resume_session(&mut conn, session_id, *buffers).await
+        };
+        socket.end().await;
+        let response = answer?;
+        let url = response.stream_url();
+        if url.scheme() != Scheme::Wss {
+            return Err(Error::BadStreamUrl);
+        }
+        let signed = signed.insert(api.sign_upgrade(&url)?);
+        let to = address(*stack, *addr, url.host()).await?;
+        let transport = tls_over(
+            *socket,
+            (to, url.port()),
+            tls_rx,
+            tls_tx,
+            url.host(),
+            *trust,
+            rng,
+        )
+        .await?;
+        let (h, n) = signed.headers();
+        let mut headers = heapless::Vec::new();
+        let _ = headers.extend_from_slice(&h[..n]);
+        *resumes += 1;
+        Ok(Resumed {
+            response,
+            transport,
+            headers,
+        })
+    }
+
+    async fn close(&mut self) {
+        self.socket.end().await;
+        debug!("tcp: closed");
     }
 }
 
@@ -189,12 +441,7 @@ pub async fn connect<
 where
     G: RngCore + CryptoRng,
 {
-    let host = response.stream_url().host();
-    let addrs = stack
-        .dns_query(host, embassy_net::dns::DnsQueryType::A)
-        .await
-        .map_err(|_| Error::Dns)?;
-    let addr = *addrs.first().ok_or(Error::Dns)?;
+    let addr = lookup(stack, response.stream_url().host()).await?;
     connect_to(stack, addr, response, trust, net, resources, rng).await
 }
 
@@ -218,22 +465,59 @@ pub async fn connect_to<
     trust: Verification<'d>,
     net: &'d mut NetResources<'d, TR, TT>,
     resources: &'d mut Resources<RX, MSG, TX>,
+    rng: G,
+) -> Result<(Session<'d>, NetRunner<'d, MSG>), Error>
+where
+    G: RngCore + CryptoRng,
+{
+    let config = Config::from_response(response);
+    connect_with(stack, addr, config, trust, net, resources, rng).await
+}
+
+/// Like [`connect_to`], with a [`Config`] you made (from the response, with
+/// [`crate::Api::sign_upgrade`]'s headers in `config.headers` or another engine
+/// configuration). TLS verifies `config.host`.
+///
+/// # Errors
+/// As [`connect_to`].
+pub async fn connect_with<
+    'd,
+    G,
+    const RX: usize,
+    const MSG: usize,
+    const TX: usize,
+    const TR: usize,
+    const TT: usize,
+>(
+    stack: Stack<'d>,
+    addr: IpAddress,
+    config: Config<'d>,
+    trust: Verification<'d>,
+    net: &'d mut NetResources<'d, TR, TT>,
+    resources: &'d mut Resources<RX, MSG, TX>,
     mut rng: G,
 ) -> Result<(Session<'d>, NetRunner<'d, MSG>), Error>
 where
     G: RngCore + CryptoRng,
 {
-    let url = response.stream_url();
-    if url.scheme() != Scheme::Wss {
+    if !config.tls {
         return Err(Error::BadStreamUrl);
     }
-    debug!("ssm: connecting to port {}", url.port());
+    debug!("ssm: connecting to port {}", config.port);
     let (conn, socket) =
-        open_tls(stack, addr, url.port(), url.host(), trust, net, &mut rng).await?;
+        open_tls(stack, addr, config.port, config.host, trust, net, &mut rng).await?;
     let halves = conn.split();
-    let config = Config::from_response(response);
     let (session, runner) = new(halves, config, resources, rng.next_u64());
     Ok((session, NetRunner { runner, socket }))
+}
+
+/// The first IPv4 address of `host` (DNS A).
+async fn lookup(stack: Stack<'_>, host: &str) -> Result<IpAddress, Error> {
+    let addrs = stack
+        .dns_query(host, embassy_net::dns::DnsQueryType::A)
+        .await
+        .map_err(|_| Error::Dns)?;
+    addrs.first().copied().ok_or(Error::Dns)
 }
 
 /// TCP to `addr:port`, then TLS verified for `host`, in `net`'s slots.
@@ -257,19 +541,42 @@ where
         socket,
         tls: tls_slot,
     } = net;
-    let socket = socket.insert(RefCell::new(TcpSocket::new(stack, tcp_rx, tcp_tx)));
+    let socket = NetSocket {
+        socket: socket.insert(RefCell::new(TcpSocket::new(stack, tcp_rx, tcp_tx))),
+    };
+    let conn = tls_over(socket, (addr, port), tls_rx, tls_tx, host, trust, rng).await?;
+    Ok((tls_slot.insert(conn), socket))
+}
+
+/// Connects `socket` to `to`, then TLS verified for `host` in `rx` / `tx`.
+#[allow(
+    clippy::await_holding_refcell_ref,
+    reason = "nothing else uses the socket before it is connected: the TLS layer comes after"
+)]
+async fn tls_over<'b, 'd: 'b, G>(
+    socket: NetSocket<'d>,
+    to: (IpAddress, u16),
+    rx: &'b mut [u8],
+    tx: &'b mut [u8],
+    host: &str,
+    trust: Verification<'_>,
+    rng: &mut G,
+) -> Result<tls::Connection<'b, NetSocket<'d>>, Error>
+where
+    G: RngCore + CryptoRng,
+{
     socket
-        .get_mut()
-        .connect((addr, port))
+        .socket
+        .borrow_mut()
+        .connect(to)
         .await
         .map_err(|_| Error::Connect)?;
-    let socket = NetSocket { socket };
     let options = tls::Options {
         server_name: host,
         verification: trust,
     };
-    match tls::connect(socket, tls_rx, tls_tx, options, rng).await {
-        Ok(conn) => Ok((tls_slot.insert(conn), socket)),
+    match tls::connect(socket, rx, tx, options, rng).await {
+        Ok(conn) => Ok(conn),
         Err(_) => {
             // Nothing to say to a server we do not trust (or that broke the handshake).
             socket.abort().await;
@@ -326,11 +633,7 @@ pub async fn connect_api<'d, G, const TR: usize, const TT: usize>(
 where
     G: RngCore + CryptoRng,
 {
-    let addrs = stack
-        .dns_query(endpoint.host, embassy_net::dns::DnsQueryType::A)
-        .await
-        .map_err(|_| Error::Dns)?;
-    let addr = *addrs.first().ok_or(Error::Dns)?;
+    let addr = lookup(stack, endpoint.host).await?;
     connect_api_to(stack, addr, endpoint, trust, net, rng).await
 }
 

@@ -45,6 +45,8 @@
 //! [`Error::TransportClosed`]; [`Runner::run_resuming`] instead calls ResumeSession through a
 //! [`ResumeSource`] you provide (typically [`Api::resume_session`] plus a new TLS connection),
 //! checks the answer like StartSession's, reconnects and carries on with the engine's state.
+//! Over embassy-net, [`NetResume`] (feature `net`) is that source, and
+//! [`NetRunner::run_resuming`] closes the first connection before the first resume.
 //!
 //! ## Memory
 //! [`Resources`] holds the engine with device-sized capacities ([`SEND`] 16 KiB window,
@@ -88,11 +90,11 @@ pub use api::{Api, ApiBuffers, OwnedCredentials, SignedUpgrade, StreamUrls};
 pub use clock::Clock;
 #[cfg(feature = "net")]
 pub use connect::{
-    connect, connect_api, connect_api_to, connect_to, ApiConnection, NetResources, NetRunner,
-    NetSocket,
+    connect, connect_api, connect_api_to, connect_to, connect_with, ApiConnection, NetResources,
+    NetResume, NetRunner, NetSocket,
 };
 pub use error::Error;
-pub use resume::{ResumeSource, Resumed};
+pub use resume::{ResumeSource, Resumed, Split};
 pub use session::{
     new, Config, Engine, Resources, Runner, Session, TryError, RECV, REORDER, SEND, TXQ, UNACKED,
 };

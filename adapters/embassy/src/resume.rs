@@ -16,7 +16,7 @@ use ssm_proto::model::StartSessionResponse;
 use ssm_proto::session::CloseReason;
 
 use crate::api::StreamUrls;
-use crate::session::{finish, now, Config, Runner};
+use crate::session::{finish, now, Config, Link, Runner};
 use crate::Error;
 
 /// Attempts per outage, as the official client (PROTOCOL.md §6a: 5 retries).
@@ -27,30 +27,78 @@ pub const RESUME_PAUSE: Duration = Duration::from_millis(100);
 /// Longest pause between attempts.
 pub const RESUME_PAUSE_MAX: Duration = Duration::from_secs(5);
 
+/// Most upgrade headers a [`Resumed`] carries (a SigV4 signature takes 3).
+pub const RESUME_HEADERS: usize = 4;
+
 /// A new connection for the session, from [`ResumeSource::resume`].
-pub struct Resumed<'c, R, W> {
+pub struct Resumed<'c, T> {
     /// The ResumeSession answer (parsed by the core; the runner checks it again).
     pub response: StartSessionResponse<'c>,
-    /// A fresh connection to `response`'s StreamUrl (TLS for `wss`), nothing sent on it yet.
-    pub transport: (R, W),
+    /// A fresh connection to `response`'s StreamUrl (TLS for `wss`), nothing sent on it yet:
+    /// a `(reader, writer)` pair, or a connection the runner splits (a [`crate::tls`]
+    /// connection over a `Clone` socket).
+    pub transport: T,
     /// Extra upgrade headers (e.g. [`crate::Api::sign_upgrade`]'s), or none.
-    pub headers: &'c [(&'c str, &'c str)],
+    pub headers: heapless::Vec<(&'c str, &'c str), RESUME_HEADERS>,
+}
+
+/// A connection the runner can read and write side by side: split into a read half and a
+/// write half for as long as it runs on it.
+pub trait Split {
+    /// The read half.
+    type Reader<'t>: Read
+    where
+        Self: 't;
+    /// The write half.
+    type Writer<'t>: Write
+    where
+        Self: 't;
+
+    /// Both halves, borrowing the connection.
+    fn split(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>);
+}
+
+impl<R: Read, W: Write> Split for (R, W) {
+    type Reader<'t>
+        = &'t mut R
+    where
+        Self: 't;
+    type Writer<'t>
+        = &'t mut W
+    where
+        Self: 't;
+
+    fn split(&mut self) -> (&mut R, &mut W) {
+        (&mut self.0, &mut self.1)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl<'a, S: Read + Write + Clone + 'a> Split for crate::tls::Connection<'a, S> {
+    type Reader<'t>
+        = embedded_tls::TlsReader<'t, S, crate::tls::CipherSuite>
+    where
+        Self: 't;
+    type Writer<'t>
+        = embedded_tls::TlsWriter<'t, S, crate::tls::CipherSuite>
+    where
+        Self: 't;
+
+    fn split(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>) {
+        embedded_tls::TlsConnection::split(self)
+    }
 }
 
 /// Where the runner gets a new token and connection when the old one ends. Typically:
 /// [`crate::Api::resume_session`] over a connection to the SSM API, then TCP + TLS to the
-/// answer's StreamUrl host.
+/// answer's StreamUrl host; over embassy-net, `NetResume` (feature `net`) is that source.
 #[allow(
     async_fn_in_trait,
     reason = "used on one executor; no Send bound wanted on devices"
 )]
 pub trait ResumeSource {
-    /// The new connection's read half.
-    type Reader<'c>: Read
-    where
-        Self: 'c;
-    /// The new connection's write half.
-    type Writer<'c>: Write
+    /// The new connection.
+    type Transport<'c>: Split
     where
         Self: 'c;
 
@@ -63,7 +111,11 @@ pub trait ResumeSource {
     async fn resume<'c>(
         &'c mut self,
         session_id: &str,
-    ) -> Result<Resumed<'c, Self::Reader<'c>, Self::Writer<'c>>, Error>;
+    ) -> Result<Resumed<'c, Self::Transport<'c>>, Error>;
+
+    /// Called once when the runner is done (the session ended, or it gave up): close what the
+    /// last connection left. Nothing by default.
+    async fn close(&mut self) {}
 }
 
 /// Whether an error ends the connection but not the session: worth a ResumeSession.
@@ -102,54 +154,69 @@ impl<'d, R: Read, W: Write, const MSG: usize> Runner<'d, R, W, MSG> {
     ) -> Result<CloseReason, Error> {
         let (mut link, reader, writer, config) = self.link();
         let shared = link.shared;
-        let mut result = link.drive(reader, writer, &config).await;
-        'outage: loop {
-            match result {
-                Err(ref e) if connection_lost(e) && !link.engine(|e| e.is_closed()) => {}
-                other => return finish(shared, other),
-            }
-            link.engine(|e| e.handle_transport_closed(now()));
-            debug!("ssm: connection lost; resuming");
-            let mut last = result;
-            for attempt in 1..=RESUME_ATTEMPTS {
-                if attempt > 1 {
-                    Timer::after(pause(attempt - 1)).await;
-                }
-                let resumed = match source.resume(session_id).await {
-                    Ok(r) => r,
-                    Err(e @ Error::Api(ssm_proto::api::Error::SessionEnded)) => {
-                        debug!("ssm: resume: the session has ended");
-                        return finish(shared, Err(e));
-                    }
-                    Err(e) => {
-                        debug!("ssm: resume attempt {} failed: {}", attempt, e.as_str());
-                        last = Err(e);
-                        continue;
-                    }
-                };
-                let url = resumed.response.stream_url();
-                if resumed.response.session_id() != session_id || policy.check(&url).is_err() {
-                    warn!("ssm: resume answer refused (other session or host)");
-                    return finish(shared, Err(Error::BadStreamUrl));
-                }
-                let mut config = Config::from_response(&resumed.response);
-                config.headers = resumed.headers;
-                let (mut reader, mut writer) = resumed.transport;
-                let before = link.engine(|e| e.stats().messages_in);
-                result = link.drive(&mut reader, &mut writer, &config).await;
-                let worked = link.engine(|e| e.stats().messages_in) != before;
-                if !result.as_ref().is_err_and(connection_lost) || link.engine(|e| e.is_closed()) {
-                    return finish(shared, result);
-                }
-                if worked {
-                    // The agent answered on it before it ended: a new outage, fresh attempts.
-                    debug!("ssm: resumed connection lost");
-                    continue 'outage;
-                }
-                last = result;
-                link.engine(|e| e.handle_transport_closed(now()));
-            }
-            return finish(shared, last);
+        let first = link.drive(reader, writer, &config).await;
+        let result = resume_until_end(&mut link, first, session_id, source, policy).await;
+        let result = finish(shared, result);
+        source.close().await;
+        result
+    }
+}
+
+/// Resumes after each lost connection of `link` (whose first connection ended with `result`)
+/// until the session ends or resuming fails.
+async fn resume_until_end<S: ResumeSource, const MSG: usize>(
+    link: &mut Link<'_, '_, MSG>,
+    mut result: Result<CloseReason, Error>,
+    session_id: &str,
+    source: &mut S,
+    policy: StreamUrls,
+) -> Result<CloseReason, Error> {
+    'outage: loop {
+        match result {
+            Err(ref e) if connection_lost(e) && !link.engine(|e| e.is_closed()) => {}
+            other => return other,
         }
+        link.engine(|e| e.handle_transport_closed(now()));
+        debug!("ssm: connection lost; resuming");
+        let mut last = result;
+        for attempt in 1..=RESUME_ATTEMPTS {
+            if attempt > 1 {
+                Timer::after(pause(attempt - 1)).await;
+            }
+            let mut resumed = match source.resume(session_id).await {
+                Ok(r) => r,
+                Err(e @ Error::Api(ssm_proto::api::Error::SessionEnded)) => {
+                    debug!("ssm: resume: the session has ended");
+                    return Err(e);
+                }
+                Err(e) => {
+                    debug!("ssm: resume attempt {} failed: {}", attempt, e.as_str());
+                    last = Err(e);
+                    continue;
+                }
+            };
+            let url = resumed.response.stream_url();
+            if resumed.response.session_id() != session_id || policy.check(&url).is_err() {
+                warn!("ssm: resume answer refused (other session or host)");
+                return Err(Error::BadStreamUrl);
+            }
+            let mut config = Config::from_response(&resumed.response);
+            config.headers = &resumed.headers;
+            let (mut reader, mut writer) = resumed.transport.split();
+            let before = link.engine(|e| e.stats().messages_in);
+            result = link.drive(&mut reader, &mut writer, &config).await;
+            let worked = link.engine(|e| e.stats().messages_in) != before;
+            if !result.as_ref().is_err_and(connection_lost) || link.engine(|e| e.is_closed()) {
+                return result;
+            }
+            if worked {
+                // The agent answered on it before it ended: a new outage, fresh attempts.
+                debug!("ssm: resumed connection lost");
+                continue 'outage;
+            }
+            last = result;
+            link.engine(|e| e.handle_transport_closed(now()));
+        }
+        return last;
     }
 }

@@ -85,6 +85,51 @@ enum DeviceEnd {
     Failed(embassy_net::tcp::Error),
 }
 
+/// Splices `socket`'s connection to a new connection to the emulator on loopback, both ways;
+/// the emulator's end becomes a FIN to the device. Returns when the device's side ends, saying
+/// how, after closing this side.
+async fn splice(socket: &mut TcpSocket<'_>, emulator: core::net::SocketAddr) -> DeviceEnd {
+    let tcp = tokio::net::TcpStream::connect(emulator).await.unwrap();
+    let (mut from_emu, mut to_emu) = tcp.into_split();
+    let (mut up, mut down) = ([0u8; 4096], [0u8; 4096]);
+    let mut emu_open = true;
+    let end = loop {
+        let from_emu = async {
+            if emu_open {
+                from_emu.read(&mut down).await
+            } else {
+                core::future::pending().await
+            }
+        };
+        // Both reads lose nothing when the other one completes first.
+        let ready = select(socket.read(&mut up), from_emu).await;
+        match ready {
+            Either::First(Ok(0)) => break DeviceEnd::Closed,
+            Either::First(Err(e)) => break DeviceEnd::Failed(e),
+            Either::First(Ok(n)) => {
+                // The emulator may have gone: what the device sends then is dropped.
+                let _ = to_emu.write_all(&up[..n]).await;
+            }
+            Either::Second(Ok(0) | Err(_)) => {
+                emu_open = false;
+                socket.close();
+            }
+            Either::Second(Ok(n)) => {
+                if socket.write_all(&down[..n]).await.is_err() {
+                    emu_open = false;
+                }
+                let _ = socket.flush().await;
+            }
+        }
+    };
+    let _ = to_emu.shutdown().await;
+    socket.close();
+    let _ = tokio::time::timeout(core::time::Duration::from_secs(1), socket.flush()).await;
+    socket.abort();
+    let _ = socket.flush().await;
+    end
+}
+
 /// Stack B: accepts one TCP connection on `port` and splices it to the emulator on loopback.
 /// Returns when the device's side ends, saying how.
 async fn forwarder(
@@ -96,48 +141,28 @@ async fn forwarder(
     let tx = leak([0u8; 16384]);
     let mut socket = TcpSocket::new(stack, rx, tx);
     socket.accept(port).await.unwrap();
-    let tcp = tokio::net::TcpStream::connect(emulator).await.unwrap();
-    let (mut from_emu, mut to_emu) = tcp.into_split();
-    let (mut from_dev, mut to_dev) = socket.split();
-    let up = async {
-        let mut buf = [0u8; 4096];
-        let end = loop {
-            match from_dev.read(&mut buf).await {
-                Ok(0) => break DeviceEnd::Closed,
-                Err(e) => break DeviceEnd::Failed(e),
-                Ok(n) => to_emu.write_all(&buf[..n]).await.unwrap(),
-            }
-        };
-        let _ = to_emu.shutdown().await;
-        end
-    };
-    let down = async {
-        let mut buf = [0u8; 4096];
+    splice(&mut socket, emulator).await
+}
+
+/// Stack B: accepts TCP connections on `port`, two at a time, one after another for ever, each
+/// spliced to the emulator; records how the device ended each one.
+async fn forward_each(
+    stack: embassy_net::Stack<'static>,
+    port: u16,
+    emulator: core::net::SocketAddr,
+    ends: &core::cell::RefCell<Vec<DeviceEnd>>,
+) -> core::convert::Infallible {
+    let one = || async {
+        let rx = leak([0u8; 16384]);
+        let tx = leak([0u8; 16384]);
+        let mut socket = TcpSocket::new(stack, rx, tx);
         loop {
-            match from_emu.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to_dev.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    let _ = to_dev.flush().await;
-                }
-            }
+            socket.accept(port).await.unwrap();
+            let end = splice(&mut socket, emulator).await;
+            ends.borrow_mut().push(end);
         }
     };
-    // The emulator may keep its side open after the channel closed: only the device's end
-    // ends this.
-    let down = async {
-        down.await;
-        core::future::pending::<core::convert::Infallible>().await
-    };
-    let end = match select(up, down).await {
-        Either::First(end) => end,
-        Either::Second(never) => match never {},
-    };
-    socket.close();
-    let _ = socket.flush().await;
-    end
+    join(one(), one()).await.0
 }
 
 async fn read_until(mut s: Session<'static>, needle: &[u8]) -> Vec<u8> {
@@ -161,15 +186,15 @@ struct Service {
 }
 
 async fn service() -> Service {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let emu = Emulator::start(EmulatorConfig {
+        stream_host: Some("localhost".into()),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
     let target = emu.start_session(&StartSession::shell()).unwrap();
-    let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
-    let ca: &'static [u8] = Box::leak(ca.to_vec().into_boxed_slice());
-    let port = emu.addr().port();
-    let url = target.stream_url().as_str().replace(
-        &format!("wss://127.0.0.1:{port}/"),
-        &format!("wss://localhost:{port}/"),
-    );
+    let ca = root_of(&emu);
+    let url = target.stream_url().as_str();
     assert!(
         url.starts_with("wss://localhost:"),
         "unexpected StreamUrl shape"
@@ -186,6 +211,44 @@ async fn service() -> Service {
     Service { emu, response, ca }
 }
 
+/// A signing clock set from the host's.
+fn system_clock() -> &'static ssm_embassy::Clock {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    leak(ssm_embassy::Clock::from_unix_secs(now))
+}
+
+/// The emulator's root certificate (DER).
+fn root_of(emu: &Emulator) -> &'static [u8] {
+    let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
+    Box::leak(ca.to_vec().into_boxed_slice())
+}
+
+/// Runs `both(stack A, stack B)` with the two stacks joined; fails after 120 s.
+async fn two_stacks<F: core::future::Future>(
+    both: impl FnOnce(embassy_net::Stack<'static>, embassy_net::Stack<'static>) -> F,
+) -> F::Output {
+    let (dev_a, rx_a, tx_a) = nic([0x02, 0, 0, 0, 0, 0x01]);
+    let (dev_b, rx_b, tx_b) = nic([0x02, 0, 0, 0, 0, 0x02]);
+    let (stack_a, mut runner_a) = stack(dev_a, DEVICE_IP, 1);
+    let (stack_b, mut runner_b) = stack(dev_b, GATEWAY_IP, 2);
+    let network = select3(
+        runner_a.run(),
+        runner_b.run(),
+        join(cable(tx_a, rx_b), cable(tx_b, rx_a)),
+    );
+    let everything = select(network, both(stack_a, stack_b));
+    let outcome = tokio::time::timeout(core::time::Duration::from_secs(120), everything)
+        .await
+        .expect("stuck for 120 s across the two stacks");
+    let Either::Second(outcome) = outcome else {
+        panic!("the network stopped first");
+    };
+    outcome
+}
+
 /// Runs `device` on stack A while stack B forwards its one TCP connection to the emulator.
 /// Returns how the device's side of that connection ended, as the forwarder saw it, and the
 /// device's outcome. Fails when that side has not ended 10 s after `device` returned.
@@ -196,42 +259,28 @@ async fn across_two_stacks<F, T>(
 where
     F: core::future::Future<Output = T>,
 {
-    let (dev_a, rx_a, tx_a) = nic([0x02, 0, 0, 0, 0, 0x01]);
-    let (dev_b, rx_b, tx_b) = nic([0x02, 0, 0, 0, 0, 0x02]);
-    let (stack_a, mut runner_a) = stack(dev_a, DEVICE_IP, 1);
-    let (stack_b, mut runner_b) = stack(dev_b, GATEWAY_IP, 2);
-
-    let device_done = tokio::sync::Notify::new();
-    let device = async {
-        let result = device(stack_a).await;
-        device_done.notify_one();
-        result
-    };
-    let server_side = async {
-        let deadline = async {
-            device_done.notified().await;
-            tokio::time::sleep(core::time::Duration::from_secs(10)).await;
+    let device_done = &tokio::sync::Notify::new();
+    two_stacks(|stack_a, stack_b| async move {
+        let device = async {
+            let result = device(stack_a).await;
+            device_done.notify_one();
+            result
         };
-        match select(forwarder(stack_b, emu.addr().port(), emu.addr()), deadline).await {
-            Either::First(end) => end,
-            Either::Second(()) => {
-                panic!("the device's TCP connection still open 10 s after it was done")
+        let server_side = async {
+            let deadline = async {
+                device_done.notified().await;
+                tokio::time::sleep(core::time::Duration::from_secs(10)).await;
+            };
+            match select(forwarder(stack_b, emu.addr().port(), emu.addr()), deadline).await {
+                Either::First(end) => end,
+                Either::Second(()) => {
+                    panic!("the device's TCP connection still open 10 s after it was done")
+                }
             }
-        }
-    };
-    let network = select3(
-        runner_a.run(),
-        runner_b.run(),
-        join(cable(tx_a, rx_b), cable(tx_b, rx_a)),
-    );
-    let everything = select(network, join(server_side, device));
-    let outcome = tokio::time::timeout(core::time::Duration::from_secs(120), everything)
-        .await
-        .expect("stuck for 120 s across the two stacks");
-    let Either::Second(outcome) = outcome else {
-        panic!("the network stopped first");
-    };
-    outcome
+        };
+        join(server_side, device).await
+    })
+    .await
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -322,12 +371,7 @@ async fn start_session_through_the_api_across_two_embassy_net_stacks() {
         )
         .await
         .unwrap();
-        let clock: &'static ssm_embassy::Clock = leak(ssm_embassy::Clock::from_unix_secs(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs(),
-        ));
+        let clock = system_clock();
         let api = ssm_embassy::Api {
             endpoint,
             credentials: ssm_proto::sigv4::Credentials {
@@ -353,4 +397,153 @@ async fn start_session_through_the_api_across_two_embassy_net_stacks() {
     .await;
     assert!(session_id.unwrap().starts_with("emulator-"));
     assert_eq!(end, DeviceEnd::Closed);
+}
+
+/// The device holds its own session through the service's drops, over embassy-net: it starts a
+/// command through `connect_api_to` + `Api::start_session`, runs it over `connect_with` with a
+/// signed upgrade, and `NetRunner::run_resuming` with a `NetResume` source reconnects each time
+/// the strict emulator (every API call and upgrade signature verified) cuts the data channel:
+/// ResumeSession on a fresh TLS connection to the API, then TCP + TLS to the answer's
+/// StreamUrl, on the same socket and buffers each time. The output arrives byte-exact with its
+/// exit code, and every TCP connection the device opened it also closed with a FIN.
+#[tokio::test(flavor = "current_thread")]
+async fn a_command_resumes_through_cuts_across_two_embassy_net_stacks() {
+    const LEN: usize = 200_000;
+    const CREDS: ssm_proto::sigv4::Credentials<'static> = ssm_proto::sigv4::Credentials {
+        access_key_id: "AKIDEXAMPLE",
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        session_token: None,
+    };
+    let emu = Emulator::start(EmulatorConfig {
+        credentials: Some(ssm_emulator::sigv4::Credentials {
+            access_key_id: CREDS.access_key_id.into(),
+            secret_access_key: CREDS.secret_access_key.into(),
+            session_token: None,
+        }),
+        stream_host: Some("localhost".into()),
+        // What the agent resends after a cut stays well under the cut's frame count.
+        window: Some(16 * 1024),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    // 200 KB of output, its acks and what is resent after each cut; a cut every 60 frames.
+    emu.set_faults(Some(ssm_tokio::Faults {
+        seed: 11,
+        cut_after: Some(60),
+        ..ssm_tokio::Faults::default()
+    }));
+    let (port, addr, ca) = (emu.addr().port(), emu.addr(), root_of(&emu));
+    let ends = &core::cell::RefCell::new(Vec::new());
+    let (run, out, code, resumes) = two_stacks(|stack_a, stack_b| async move {
+        let device = async {
+            let clock = system_clock();
+            let api = ssm_embassy::Api {
+                endpoint: ssm_embassy::api::Endpoint {
+                    host: "localhost",
+                    port,
+                    tls: true,
+                    region: "us-east-1",
+                },
+                credentials: CREDS,
+                clock,
+                stream_urls: ssm_embassy::StreamUrls::LoopbackForTests,
+            };
+            let trust = Verification::Root(ca);
+            let mut conn = ssm_embassy::connect_api_to(
+                stack_a,
+                GATEWAY_IP.into(),
+                &api.endpoint,
+                trust,
+                leak(NetResources::<4096, 4096>::new()),
+                OsRng,
+            )
+            .await
+            .unwrap();
+            // The pause lets the output arrive before the command ends: an agent that ends while the
+            // device is away ends the session (ResumeSession then says so, as AWS's would).
+            let command = format!("head -c {LEN} /dev/zero | tr '\\0' 'n'; sleep 3; exit 7");
+            let values = [command.as_str()];
+            let params = [("command", &values[..])];
+            let request = ssm_embassy::api::StartSessionRequest {
+                target: "i-0emulator",
+                document_name: Some("AWS-StartNonInteractiveCommand"),
+                parameters: &params,
+                reason: None,
+            };
+            let buffers: &'static mut ssm_embassy::ApiBuffers =
+                leak(ssm_embassy::ApiBuffers::new());
+            let response = api
+                .start_session(&mut conn, &request, buffers)
+                .await
+                .unwrap();
+            conn.close().await;
+            let signed = leak(api.sign_upgrade(&response.stream_url()).unwrap());
+            let (headers, n) = signed.headers();
+            let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new(headers));
+            let mut config = ssm_embassy::Config::from_response(&response);
+            config.headers = &headers[..n];
+            let (session, runner) = ssm_embassy::connect_with(
+                stack_a,
+                GATEWAY_IP.into(),
+                config,
+                trust,
+                leak(NetResources::<4096, 4096>::new()),
+                leak(Resources::<2048, 4096, 4096>::new()),
+                OsRng,
+            )
+            .await
+            .unwrap();
+            let mut source = ssm_embassy::NetResume::new(
+                stack_a,
+                api,
+                trust,
+                leak(NetResources::<4096, 4096>::new()),
+                leak(ssm_embassy::ApiBuffers::<4096, 2048>::new()),
+                OsRng,
+            )
+            .via(GATEWAY_IP.into());
+            let app = async {
+                let mut out = Vec::new();
+                let mut buf = [0u8; 2048];
+                let mut s = session;
+                while let Ok(n @ 1..) = s.read(&mut buf).await {
+                    out.extend_from_slice(&buf[..n]);
+                }
+                (out, session.exit_code())
+            };
+            let (run, (out, code)) = join(
+                runner.run_resuming(
+                    response.session_id(),
+                    &mut source,
+                    ssm_embassy::StreamUrls::LoopbackForTests,
+                ),
+                app,
+            )
+            .await;
+            // Give the forwarder the device's last FIN.
+            for _ in 0..100 {
+                if ends.borrow().len() == 2 + 2 * source.resumes() as usize {
+                    break;
+                }
+                tokio::time::sleep(core::time::Duration::from_millis(100)).await;
+            }
+            (run, out, code, source.resumes())
+        };
+        match select(forward_each(stack_b, port, addr, ends), device).await {
+            Either::First(never) => match never {},
+            Either::Second(outcome) => outcome,
+        }
+    })
+    .await;
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    assert_eq!(out.len(), LEN);
+    assert!(out.iter().all(|&b| b == b'n'));
+    assert_eq!(code, Some(7));
+    assert!(resumes >= 3, "only {resumes} resumes");
+    // The API connection of StartSession, the first data channel, then for each resume one to
+    // the API and one data channel: all of them ended by the device with a FIN.
+    let ends = ends.borrow();
+    assert_eq!(ends.len(), 2 + 2 * resumes as usize, "{ends:?}");
+    assert!(ends.iter().all(|e| *e == DeviceEnd::Closed), "{ends:?}");
 }

@@ -44,13 +44,12 @@ struct EmulatorSource {
 }
 
 impl ResumeSource for EmulatorSource {
-    type Reader<'c> = Reader;
-    type Writer<'c> = Writer;
+    type Transport<'c> = (Reader, Writer);
 
     async fn resume<'c>(
         &'c mut self,
         session_id: &str,
-    ) -> Result<Resumed<'c, Reader, Writer>, Error> {
+    ) -> Result<Resumed<'c, (Reader, Writer)>, Error> {
         self.resumes.set(self.resumes.get() + 1);
         let response = self
             .api
@@ -58,12 +57,11 @@ impl ResumeSource for EmulatorSource {
             .await?;
         let signed = leak(self.api.sign_upgrade(&response.stream_url())?);
         let (headers, n) = signed.headers();
-        let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new(headers));
         let conn = common::tls_to_localhost(response.stream_url().port(), self.ca).await;
         Ok(Resumed {
             response,
             transport: conn.split(),
-            headers: &headers[..n],
+            headers: heapless::Vec::from_slice(&headers[..n]).unwrap(),
         })
     }
 }
@@ -290,13 +288,12 @@ struct Failing {
 }
 
 impl ResumeSource for Failing {
-    type Reader<'c> = Reader;
-    type Writer<'c> = Writer;
+    type Transport<'c> = (Reader, Writer);
 
     async fn resume<'c>(
         &'c mut self,
         _session_id: &str,
-    ) -> Result<Resumed<'c, Reader, Writer>, Error> {
+    ) -> Result<Resumed<'c, (Reader, Writer)>, Error> {
         self.calls += 1;
         Err(self.error)
     }
@@ -316,13 +313,12 @@ struct Doctored {
 }
 
 impl ResumeSource for Doctored {
-    type Reader<'c> = Reader;
-    type Writer<'c> = Writer;
+    type Transport<'c> = (Reader, Writer);
 
     async fn resume<'c>(
         &'c mut self,
         _session_id: &str,
-    ) -> Result<Resumed<'c, Reader, Writer>, Error> {
+    ) -> Result<Resumed<'c, (Reader, Writer)>, Error> {
         let response = ssm_proto::api::parse_session_answer(
             200,
             &self.json,
@@ -334,7 +330,7 @@ impl ResumeSource for Doctored {
         Ok(Resumed {
             response,
             transport: conn.split(),
-            headers: &[],
+            headers: heapless::Vec::new(),
         })
     }
 }

@@ -25,7 +25,7 @@
 //!   profiles work through `AWS_ENDPOINT_URL_STS`.
 //!   StartSession answers `{"SessionId","StreamUrl","TokenValue"}`; the `StreamUrl` is
 //!   `wss://127.0.0.1:PORT/v1/data-channel/<id>?role=publish_subscribe` (`ws://` when
-//!   [`EmulatorConfig::tls`] is off). Clients trust [`Emulator::ca_pem`], a CA made at start.
+//!   [`EmulatorConfig::tls`] is off; another host with [`EmulatorConfig::stream_host`]). Clients trust [`Emulator::ca_pem`], a CA made at start.
 //! - `GET /v1/data-channel/<id>` WebSocket upgrades: the session's agent. A client presenting a
 //!   token that was not issued for that session is disconnected. A second connection for the
 //!   same session (after `ResumeSession`) carries on the same agent state.
@@ -111,6 +111,9 @@ pub struct EmulatorConfig {
     pub credentials: Option<sigv4::Credentials>,
     /// Close every data-channel WebSocket after this long (`close 1000 "Bye"`).
     pub close_every: Option<Duration>,
+    /// The host `StreamUrl`s name, with the emulator's port (e.g. `localhost`, which its
+    /// certificate names, for clients that verify DNS names only); `None`: the bound address.
+    pub stream_host: Option<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -136,6 +139,7 @@ impl Default for EmulatorConfig {
             require_kms_challenge: false,
             credentials: None,
             close_every: None,
+            stream_host: None,
         }
     }
 }
@@ -513,11 +517,13 @@ fn random_hex(state: &State, bytes: usize) -> String {
 const EMULATED_REGION: &str = "us-east-1";
 
 fn stream_url(state: &State, id: &str) -> String {
-    let scheme = if lock(&state.config).tls { "wss" } else { "ws" };
-    format!(
-        "{scheme}://{}/v1/data-channel/{id}?role=publish_subscribe",
-        state.addr
-    )
+    let config = lock(&state.config);
+    let scheme = if config.tls { "wss" } else { "ws" };
+    let authority = match &config.stream_host {
+        Some(host) => format!("{host}:{}", state.addr.port()),
+        None => state.addr.to_string(),
+    };
+    format!("{scheme}://{authority}/v1/data-channel/{id}?role=publish_subscribe")
 }
 
 fn kind_of(request: &StartSession) -> Result<Kind, ApiError> {
