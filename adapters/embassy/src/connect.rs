@@ -21,10 +21,10 @@ use embassy_time::{with_timeout, Duration};
 use embedded_io_async::{ErrorType, Read, Write};
 use embedded_tls::{TlsReader, TlsWriter};
 use rand_core::{CryptoRng, RngCore};
-use ssm_proto::model::{Scheme, StartSessionResponse};
+use ssm_proto::model::{OwnedStartSessionResponse, Scheme, StartSessionResponse};
 use ssm_proto::session::CloseReason;
 
-use crate::api::{Api, ApiBuffers, SignedUpgrade, StreamUrls};
+use crate::api::{Api, ApiBuffers, SignedUpgrade, StartSessionRequest, StreamUrls};
 use crate::resume::{ResumeSource, Resumed};
 use crate::session::{new, Config, Resources, Runner, Session};
 use crate::tls::{self, CipherSuite, Verification};
@@ -213,19 +213,22 @@ impl<S: ResumeSource> ResumeSource for FirstClosed<'_, '_, S> {
     }
 }
 
-/// A [`ResumeSource`] over embassy-net: for each lost connection, ResumeSession through `api`
-/// on a new verified TLS connection to the API endpoint (closed after the answer), then TCP +
-/// TLS verified for the answer's StreamUrl host, and the upgrade signed with `api`'s
-/// credentials. Both connections use one [`NetResources`] and one [`ApiBuffers`], one after
-/// the other, so a resuming session needs one more `NetResources` than a session that cannot
-/// resume (the first connection's stay borrowed by its runner).
+/// The SSM API over embassy-net, and the [`ResumeSource`] of a device's sessions: each call
+/// (StartSession, ResumeSession, TerminateSession) on a new verified TLS connection to the API
+/// endpoint, closed after the answer; as a `ResumeSource`, after the ResumeSession answer, TCP +
+/// TLS verified for the answer's StreamUrl host, with the upgrade signed with `api`'s
+/// credentials. Every connection uses one [`NetResources`] and one [`ApiBuffers`], one after
+/// the other, so a session that resumes needs one more `NetResources` than one that cannot
+/// (the first data channel's stay borrowed by its runner).
 ///
 /// ```text
-///  resume(id) ─► end the previous connection (FIN; RST after 5 s)
-///     ─► DNS(api host) ─► TCP ─► TLS ─► ResumeSession (answer checked by Api) ─► FIN
+///  start_session / terminate_session / resume(id)
+///     ─► end the previous connection (FIN; RST after 5 s)
+///     ─► DNS(api host) ─► TCP ─► TLS ─► the call (answer checked by Api) ─► FIN
+///  resume only:
 ///     ─► DNS(StreamUrl host) ─► TCP ─► TLS ─► sign_upgrade ─► Resumed (the runner upgrades)
 /// ```
-pub struct NetResume<'d, G, const REQ: usize = 4096, const BODY: usize = 2048> {
+pub struct NetApi<'d, G, const REQ: usize = 4096, const BODY: usize = 2048> {
     stack: Stack<'d>,
     api: Api<'d>,
     trust: Verification<'d>,
@@ -239,7 +242,7 @@ pub struct NetResume<'d, G, const REQ: usize = 4096, const BODY: usize = 2048> {
     resumes: u32,
 }
 
-impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> NetResume<'d, G, REQ, BODY> {
+impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> NetApi<'d, G, REQ, BODY> {
     /// A source calling `api` (its endpoint, credentials, clock and StreamUrl policy), each
     /// server verified with `trust` (Amazon Root CA 1 signs both the `ssm` and the
     /// `ssmmessages` endpoints), in `net` and `buffers`; `rng` must be a cryptographic RNG.
@@ -262,7 +265,7 @@ impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> NetResume<
         let socket = NetSocket {
             socket: socket.insert(RefCell::new(TcpSocket::new(stack, tcp_rx, tcp_tx))),
         };
-        NetResume {
+        NetApi {
             stack,
             api,
             trust,
@@ -285,10 +288,101 @@ impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> NetResume<
         self
     }
 
-    /// How many connections this source has opened for the session (successful resumes).
+    /// The API client (endpoint, credentials, clock, StreamUrl policy), e.g. for
+    /// [`Api::sign_upgrade`] of the first data channel.
+    pub fn api(&self) -> &Api<'d> {
+        &self.api
+    }
+
+    /// Replaces the credentials (rotated by a broker) for the next calls and upgrades.
+    pub fn set_credentials(&mut self, credentials: ssm_proto::sigv4::Credentials<'d>) {
+        self.api.credentials = credentials;
+    }
+
+    /// How many new data channels this source has opened (successful resumes).
     pub fn resumes(&self) -> u32 {
         self.resumes
     }
+
+    /// `ssm:StartSession` ([`Api::start_session`]); the answer is copied out of the buffers so
+    /// that they serve the session's resumes.
+    ///
+    /// # Errors
+    /// As [`Api::start_session`], [`Error::Dns`], [`Error::Connect`], [`Error::Tls`];
+    /// `Error::Api(api::Error::Answer(_))` when the answer exceeds the owned capacities.
+    pub async fn start_session(
+        &mut self,
+        request: &StartSessionRequest<'_>,
+    ) -> Result<OwnedStartSessionResponse, Error> {
+        let answer = {
+            let (mut conn, api, buffers) = self.call().await?;
+            let r = api.start_session(&mut conn, request, buffers).await;
+            r.and_then(|r| {
+                OwnedStartSessionResponse::from_borrowed(&r)
+                    .map_err(|e| Error::Api(ssm_proto::api::Error::Answer(e)))
+            })
+        };
+        self.buffers.wipe();
+        self.socket.end().await;
+        answer
+    }
+
+    /// `ssm:TerminateSession` ([`Api::terminate_session`]).
+    ///
+    /// # Errors
+    /// As [`Api::terminate_session`], [`Error::Dns`], [`Error::Connect`], [`Error::Tls`].
+    pub async fn terminate_session(&mut self, session_id: &str) -> Result<(), Error> {
+        let answer = {
+            let (mut conn, api, buffers) = self.call().await?;
+            api.terminate_session(&mut conn, session_id, buffers).await
+        };
+        self.socket.end().await;
+        answer
+    }
+
+    /// A new verified TLS connection to the API endpoint (the previous connection ended), and
+    /// what a call on it needs.
+    #[allow(clippy::type_complexity, reason = "three disjoint borrows of self")]
+    async fn call(
+        &mut self,
+    ) -> Result<
+        (
+            tls::Connection<'_, NetSocket<'d>>,
+            &Api<'d>,
+            &mut ApiBuffers<REQ, BODY>,
+        ),
+        Error,
+    > {
+        let conn = api_connection(
+            self.stack,
+            self.addr,
+            &self.api.endpoint,
+            self.socket,
+            self.tls_rx,
+            self.tls_tx,
+            self.trust,
+            &mut self.rng,
+        )
+        .await?;
+        Ok((conn, &self.api, self.buffers))
+    }
+}
+
+/// Ends what `socket` had open, then TCP + TLS verified for the API endpoint on it.
+#[allow(clippy::too_many_arguments, reason = "the disjoint parts of a NetApi")]
+async fn api_connection<'b, 'd: 'b, G: RngCore + CryptoRng>(
+    stack: Stack<'d>,
+    via: Option<IpAddress>,
+    endpoint: &ssm_proto::api::Endpoint<'_>,
+    socket: NetSocket<'d>,
+    rx: &'b mut [u8],
+    tx: &'b mut [u8],
+    trust: Verification<'_>,
+    rng: &mut G,
+) -> Result<tls::Connection<'b, NetSocket<'d>>, Error> {
+    socket.end().await;
+    let to = (address(stack, via, endpoint.host).await?, endpoint.port);
+    tls_over(socket, to, rx, tx, endpoint.host, trust, rng).await
 }
 
 /// `via`, or `host`'s address.
@@ -299,9 +393,9 @@ async fn address(stack: Stack<'_>, via: Option<IpAddress>, host: &str) -> Result
     }
 }
 
-impl<G, const REQ: usize, const BODY: usize> core::fmt::Debug for NetResume<'_, G, REQ, BODY> {
+impl<G, const REQ: usize, const BODY: usize> core::fmt::Debug for NetApi<'_, G, REQ, BODY> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("NetResume")
+        f.debug_struct("NetApi")
             .field("api", &self.api)
             .field("addr", &self.addr)
             .field("resumes", &self.resumes)
@@ -310,7 +404,7 @@ impl<G, const REQ: usize, const BODY: usize> core::fmt::Debug for NetResume<'_, 
 }
 
 impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> ResumeSource
-    for NetResume<'d, G, REQ, BODY>
+    for NetApi<'d, G, REQ, BODY>
 {
     type Transport<'c>
         = tls::Connection<'c, NetSocket<'d>>
@@ -321,9 +415,7 @@ impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> ResumeSour
         &'c mut self,
         session_id: &str,
     ) -> Result<Resumed<'c, Self::Transport<'c>>, Error> {
-        self.socket.end().await;
-        let endpoint = self.api.endpoint;
-        let NetResume {
+        let NetApi {
             stack,
             addr,
             api,
@@ -336,10 +428,18 @@ impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> ResumeSour
             rng,
             resumes,
         } = self;
-        let to = (address(*stack, *addr, endpoint.host).await?, endpoint.port);
         let answer = {
-            let mut conn =
-                tls_over(*socket, to, tls_rx, tls_tx, endpoint.host, *trust, rng).await?;
+            let mut conn = api_connection(
+                *stack,
+                *addr,
+                &api.endpoint,
+                *socket,
+                tls_rx,
+                tls_tx,
+                *trust,
+                rng,
+            )
+            .await?;
             api.resume_session(&mut conn, session_id, *buffers).await
         };
         socket.end().await;

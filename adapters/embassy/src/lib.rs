@@ -45,7 +45,7 @@
 //! [`Error::TransportClosed`]; [`Runner::run_resuming`] instead calls ResumeSession through a
 //! [`ResumeSource`] you provide (typically [`Api::resume_session`] plus a new TLS connection),
 //! checks the answer like StartSession's, reconnects and carries on with the engine's state.
-//! Over embassy-net, [`NetResume`] (feature `net`) is that source, and
+//! Over embassy-net, [`NetApi`] (feature `net`) is that source, and
 //! [`NetRunner::run_resuming`] closes the first connection before the first resume.
 //!
 //! ## Memory
@@ -90,8 +90,8 @@ pub use api::{Api, ApiBuffers, OwnedCredentials, SignedUpgrade, StreamUrls};
 pub use clock::Clock;
 #[cfg(feature = "net")]
 pub use connect::{
-    connect, connect_api, connect_api_to, connect_to, connect_with, ApiConnection, NetResources,
-    NetResume, NetRunner, NetSocket,
+    connect, connect_api, connect_api_to, connect_to, connect_with, ApiConnection, NetApi,
+    NetResources, NetRunner, NetSocket,
 };
 pub use error::Error;
 pub use resume::{ResumeSource, Resumed, Split};

@@ -91,7 +91,7 @@ impl<'a, S: Read + Write + Clone + 'a> Split for crate::tls::Connection<'a, S> {
 
 /// Where the runner gets a new token and connection when the old one ends. Typically:
 /// [`crate::Api::resume_session`] over a connection to the SSM API, then TCP + TLS to the
-/// answer's StreamUrl host; over embassy-net, `NetResume` (feature `net`) is that source.
+/// answer's StreamUrl host; over embassy-net, `NetApi` (feature `net`) is that source.
 #[allow(
     async_fn_in_trait,
     reason = "used on one executor; no Send bound wanted on devices"

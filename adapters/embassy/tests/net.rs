@@ -20,7 +20,7 @@ use rand_core::OsRng;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use ssm_embassy::tls::Verification;
-use ssm_embassy::{CloseReason, NetResources, Resources, Session};
+use ssm_embassy::{CloseReason, NetResources, Resources, ResumeSource, Session};
 use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_proto::model::{Endpoints, StartSessionResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -399,34 +399,70 @@ async fn start_session_through_the_api_across_two_embassy_net_stacks() {
     assert_eq!(end, DeviceEnd::Closed);
 }
 
-/// The device holds its own session through the service's drops, over embassy-net: it starts a
-/// command through `connect_api_to` + `Api::start_session`, runs it over `connect_with` with a
-/// signed upgrade, and `NetRunner::run_resuming` with a `NetResume` source reconnects each time
-/// the strict emulator (every API call and upgrade signature verified) cuts the data channel:
-/// ResumeSession on a fresh TLS connection to the API, then TCP + TLS to the answer's
-/// StreamUrl, on the same socket and buffers each time. The output arrives byte-exact with its
-/// exit code, and every TCP connection the device opened it also closed with a FIN.
-#[tokio::test(flavor = "current_thread")]
-async fn a_command_resumes_through_cuts_across_two_embassy_net_stacks() {
-    const LEN: usize = 200_000;
-    const CREDS: ssm_proto::sigv4::Credentials<'static> = ssm_proto::sigv4::Credentials {
-        access_key_id: "AKIDEXAMPLE",
-        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        session_token: None,
-    };
-    let emu = Emulator::start(EmulatorConfig {
+const CREDS: ssm_proto::sigv4::Credentials<'static> = ssm_proto::sigv4::Credentials {
+    access_key_id: "AKIDEXAMPLE",
+    secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    session_token: None,
+};
+
+/// The strict emulator (every API call and upgrade signature verified with [`CREDS`]), its
+/// StreamUrls naming `localhost`.
+async fn strict_emulator() -> Emulator {
+    Emulator::start(EmulatorConfig {
         credentials: Some(ssm_emulator::sigv4::Credentials {
             access_key_id: CREDS.access_key_id.into(),
             secret_access_key: CREDS.secret_access_key.into(),
             session_token: None,
         }),
         stream_host: Some("localhost".into()),
-        // What the agent resends after a cut stays well under the cut's frame count.
+        // What the agent resends after a cut stays well under a cut's frame count.
         window: Some(16 * 1024),
         ..EmulatorConfig::default()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// The device's `NetApi` on stack A for the emulator at `localhost:port`, reached through
+/// the gateway, verified against `ca`.
+fn net_api(
+    stack_a: embassy_net::Stack<'static>,
+    port: u16,
+    ca: &'static [u8],
+) -> ssm_embassy::NetApi<'static, OsRng> {
+    let api = ssm_embassy::Api {
+        endpoint: ssm_embassy::api::Endpoint {
+            host: "localhost",
+            port,
+            tls: true,
+            region: "us-east-1",
+        },
+        credentials: CREDS,
+        clock: system_clock(),
+        stream_urls: ssm_embassy::StreamUrls::LoopbackForTests,
+    };
+    ssm_embassy::NetApi::new(
+        stack_a,
+        api,
+        Verification::Root(ca),
+        leak(NetResources::<4096, 4096>::new()),
+        leak(ssm_embassy::ApiBuffers::<4096, 2048>::new()),
+        OsRng,
+    )
+    .via(GATEWAY_IP.into())
+}
+
+/// The device holds its own session through the service's drops, over embassy-net: it starts a
+/// command with `NetApi::start_session`, runs it over `connect_with` with a signed upgrade, and
+/// `NetRunner::run_resuming` with the same `NetApi` as its source reconnects each time the
+/// strict emulator cuts the data channel: ResumeSession on a fresh TLS connection to the API,
+/// then TCP + TLS to the answer's StreamUrl, on the same socket and buffers each time. The
+/// output arrives byte-exact with its exit code, and every TCP connection the device opened it
+/// also closed with a FIN.
+#[tokio::test(flavor = "current_thread")]
+async fn a_command_resumes_through_cuts_across_two_embassy_net_stacks() {
+    const LEN: usize = 200_000;
+    let emu = strict_emulator().await;
     // 200 KB of output, its acks and what is resent after each cut; a cut every 60 frames.
     emu.set_faults(Some(ssm_tokio::Faults {
         seed: 11,
@@ -437,31 +473,10 @@ async fn a_command_resumes_through_cuts_across_two_embassy_net_stacks() {
     let ends = &core::cell::RefCell::new(Vec::new());
     let (run, out, code, resumes) = two_stacks(|stack_a, stack_b| async move {
         let device = async {
-            let clock = system_clock();
-            let api = ssm_embassy::Api {
-                endpoint: ssm_embassy::api::Endpoint {
-                    host: "localhost",
-                    port,
-                    tls: true,
-                    region: "us-east-1",
-                },
-                credentials: CREDS,
-                clock,
-                stream_urls: ssm_embassy::StreamUrls::LoopbackForTests,
-            };
-            let trust = Verification::Root(ca);
-            let mut conn = ssm_embassy::connect_api_to(
-                stack_a,
-                GATEWAY_IP.into(),
-                &api.endpoint,
-                trust,
-                leak(NetResources::<4096, 4096>::new()),
-                OsRng,
-            )
-            .await
-            .unwrap();
-            // The pause lets the output arrive before the command ends: an agent that ends while the
-            // device is away ends the session (ResumeSession then says so, as AWS's would).
+            let mut api = net_api(stack_a, port, ca);
+            // The pause lets the output arrive before the command ends: an agent that ends
+            // while the device is away ends the session (ResumeSession then says so, as AWS's
+            // would).
             let command = format!("head -c {LEN} /dev/zero | tr '\\0' 'n'; sleep 3; exit 7");
             let values = [command.as_str()];
             let params = [("command", &values[..])];
@@ -471,38 +486,24 @@ async fn a_command_resumes_through_cuts_across_two_embassy_net_stacks() {
                 parameters: &params,
                 reason: None,
             };
-            let buffers: &'static mut ssm_embassy::ApiBuffers =
-                leak(ssm_embassy::ApiBuffers::new());
-            let response = api
-                .start_session(&mut conn, &request, buffers)
-                .await
-                .unwrap();
-            conn.close().await;
-            let signed = leak(api.sign_upgrade(&response.stream_url()).unwrap());
+            let grant = leak(api.start_session(&request).await.unwrap());
+            let response = leak(grant.as_borrowed());
+            let signed = leak(api.api().sign_upgrade(&response.stream_url()).unwrap());
             let (headers, n) = signed.headers();
             let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new(headers));
-            let mut config = ssm_embassy::Config::from_response(&response);
+            let mut config = ssm_embassy::Config::from_response(response);
             config.headers = &headers[..n];
             let (session, runner) = ssm_embassy::connect_with(
                 stack_a,
                 GATEWAY_IP.into(),
                 config,
-                trust,
+                Verification::Root(ca),
                 leak(NetResources::<4096, 4096>::new()),
                 leak(Resources::<2048, 4096, 4096>::new()),
                 OsRng,
             )
             .await
             .unwrap();
-            let mut source = ssm_embassy::NetResume::new(
-                stack_a,
-                api,
-                trust,
-                leak(NetResources::<4096, 4096>::new()),
-                leak(ssm_embassy::ApiBuffers::<4096, 2048>::new()),
-                OsRng,
-            )
-            .via(GATEWAY_IP.into());
             let app = async {
                 let mut out = Vec::new();
                 let mut buf = [0u8; 2048];
@@ -515,7 +516,7 @@ async fn a_command_resumes_through_cuts_across_two_embassy_net_stacks() {
             let (run, (out, code)) = join(
                 runner.run_resuming(
                     response.session_id(),
-                    &mut source,
+                    &mut api,
                     ssm_embassy::StreamUrls::LoopbackForTests,
                 ),
                 app,
@@ -523,12 +524,12 @@ async fn a_command_resumes_through_cuts_across_two_embassy_net_stacks() {
             .await;
             // Give the forwarder the device's last FIN.
             for _ in 0..100 {
-                if ends.borrow().len() == 2 + 2 * source.resumes() as usize {
+                if ends.borrow().len() == 2 + 2 * api.resumes() as usize {
                     break;
                 }
                 tokio::time::sleep(core::time::Duration::from_millis(100)).await;
             }
-            (run, out, code, source.resumes())
+            (run, out, code, api.resumes())
         };
         match select(forward_each(stack_b, port, addr, ends), device).await {
             Either::First(never) => match never {},
@@ -546,4 +547,59 @@ async fn a_command_resumes_through_cuts_across_two_embassy_net_stacks() {
     let ends = ends.borrow();
     assert_eq!(ends.len(), 2 + 2 * resumes as usize, "{ends:?}");
     assert!(ends.iter().all(|e| *e == DeviceEnd::Closed), "{ends:?}");
+}
+
+/// `NetApi`'s three calls across the two stacks against the strict emulator: a shell started,
+/// terminated, and then refused a resume (the emulator's typed refusal, or the answer without a
+/// token that AWS gives for ended sessions); a `NetApi` with a wrong secret is refused at once
+/// (403, not retried as clock skew).
+#[tokio::test(flavor = "current_thread")]
+async fn net_api_starts_terminates_and_is_refused_the_resume_of_a_shell() {
+    let emu = strict_emulator().await;
+    let (port, addr, ca) = (emu.addr().port(), emu.addr(), root_of(&emu));
+    let ends = &core::cell::RefCell::new(Vec::new());
+    let (id, terminated, resumed, wrong) = two_stacks(|stack_a, stack_b| async move {
+        let device = async {
+            let mut api = net_api(stack_a, port, ca);
+            let request = ssm_embassy::api::StartSessionRequest {
+                target: "i-0emulator",
+                ..Default::default()
+            };
+            let grant = api.start_session(&request).await.unwrap();
+            let id = grant.session_id().to_string();
+            let terminated = api.terminate_session(&id).await;
+            let resumed = ResumeSource::resume(&mut api, &id).await.map(|_| ());
+            let mut wrong = net_api(stack_a, port, ca);
+            wrong.set_credentials(ssm_proto::sigv4::Credentials {
+                secret_access_key: "not-the-secret",
+                ..CREDS
+            });
+            let wrong = wrong.start_session(&request).await.map(|_| ());
+            (id, terminated, resumed, wrong)
+        };
+        match select(forward_each(stack_b, port, addr, ends), device).await {
+            Either::First(never) => match never {},
+            Either::Second(outcome) => outcome,
+        }
+    })
+    .await;
+    assert!(id.starts_with("emulator-"), "{id}");
+    assert_eq!(terminated, Ok(()));
+    match resumed {
+        Err(ssm_embassy::Error::Api(ssm_proto::api::Error::Service(s))) => {
+            assert_eq!(
+                s.kind,
+                ssm_embassy::api::ServiceErrorKind::DoesNotExist,
+                "{s:?}"
+            );
+        }
+        Err(ssm_embassy::Error::Api(ssm_proto::api::Error::SessionEnded)) => {}
+        other => panic!("{other:?}"),
+    }
+    match wrong {
+        Err(ssm_embassy::Error::Api(ssm_proto::api::Error::Service(s))) => {
+            assert_eq!(s.status, 403, "{s:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
