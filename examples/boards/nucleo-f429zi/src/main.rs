@@ -1,15 +1,22 @@
-//! A Session Manager session from an STM32F429 (NUCLEO-F429ZI, on-board LAN8742 Ethernet).
+//! A Session Manager session that an STM32F429 (NUCLEO-F429ZI, on-board LAN8742 Ethernet)
+//! starts, holds through the service's closes, and reads the exit code of, on its own.
 //!
 //! Configuration (read at build time, see README.md):
-//! - `config/start-session.json`: a `StartSession` response (`SessionId`, `StreamUrl`,
-//!   `TokenValue`), e.g. from `aws ssm start-session --target ... --document-name ...` captured by
-//!   a script; tokens expire in minutes, so rebuild and flash right after.
-//! - `config/root-ca.der`: the root certificate that signs the endpoint's chain (DER): Amazon
-//!   Root CA 1, which issues the RSA-2048 intermediates of the `ssmmessages` endpoints.
+//! - provisioned credentials and what to run, from the build's environment:
+//!   `SSM_ACCESS_KEY_ID`, `SSM_SECRET_ACCESS_KEY`, optionally `SSM_SESSION_TOKEN`, `SSM_REGION`
+//!   (default `us-east-1`), `SSM_TARGET` (an instance id) and `SSM_COMMAND` (default
+//!   `uname -a`). Without credentials the firmware builds, says so over defmt and stops.
+//! - `config/root-ca.der`: the root certificate that signs the endpoints' chains (DER): Amazon
+//!   Root CA 1, which issues the RSA-2048 intermediates of the `ssm` and `ssmmessages`
+//!   endpoints.
 //!
-//! What it does: DHCP, then `ssm_embassy::connect` (DNS, TCP, TLS 1.3 with the chain verified
-//! against the root, WebSocket, OpenDataChannelInput), then it runs `uname -a` style input: it
-//! sends one line, logs everything the agent sends back over defmt, and ends the session.
+//! What it does: DHCP; the clock is learned from the service's `Date` (a request refused for
+//! skew is signed again with the corrected clock); `NetApi::start_session` of
+//! `AWS-StartNonInteractiveCommand` with the command (TLS 1.3 to `ssm.<region>.amazonaws.com`,
+//! chain verified); the data channel with a SigV4-signed upgrade (`connect_with`); then
+//! `NetRunner::run_resuming`, which calls ResumeSession through the same `NetApi` whenever the
+//! WebSocket goes (about hourly) and carries on. It logs the output over defmt and the exit
+//! code at the end; a session that failed is ended with TerminateSession.
 //!
 //! RSA: the endpoints' chains are RSA-2048, and embedded-tls's RSA verifier allocates. The heap
 //! is a `linked_list_allocator` over a `static` buffer handed over as a `&'static mut` slice
@@ -18,26 +25,44 @@
 #![no_main]
 #![deny(unsafe_code)]
 
+use core::cell::RefCell;
 use core::mem::MaybeUninit;
 
 use defmt::{info, warn};
 use embassy_executor::Spawner;
+use embassy_futures::join::join;
 use embassy_net::StackResources;
 use embassy_stm32::eth::{Ethernet, GenericPhy, PacketQueue, Sma};
 use embassy_stm32::peripherals::{ETH, ETH_SMA};
 use embassy_stm32::rng::Rng;
 use embassy_stm32::time::Hertz;
 use embassy_stm32::{bind_interrupts, eth, peripherals, rng, Config};
-use embedded_io_async::{Read, Write};
+use embedded_io_async::Read;
 use linked_list_allocator::LockedHeap;
+use rand_core::{CryptoRng, RngCore};
+use ssm_embassy::api::{Endpoint, StartSessionRequest};
 use ssm_embassy::tls::Verification;
-use ssm_embassy::{NetResources, NetRunner, Resources};
-use ssm_proto::model::StartSessionResponse;
+use ssm_embassy::{
+    Api, ApiBuffers, Clock, Config as SessionConfig, NetApi, NetResources, Resources, StreamUrls,
+};
+use ssm_proto::model::{OwnedStartSessionResponse, StartSessionResponse};
+use ssm_proto::sigv4::Credentials;
 use static_cell::{ConstStaticCell, StaticCell};
 use {defmt_rtt as _, panic_probe as _};
 
-/// The StartSession response this build connects with.
-static START_SESSION_RESPONSE: &[u8] = include_bytes!("../config/start-session.json");
+/// Provisioned at build time (see the module docs).
+const ACCESS_KEY_ID: Option<&str> = option_env!("SSM_ACCESS_KEY_ID");
+const SECRET_ACCESS_KEY: Option<&str> = option_env!("SSM_SECRET_ACCESS_KEY");
+const SESSION_TOKEN: Option<&str> = option_env!("SSM_SESSION_TOKEN");
+const REGION: &str = match option_env!("SSM_REGION") {
+    Some(r) => r,
+    None => "us-east-1",
+};
+const TARGET: Option<&str> = option_env!("SSM_TARGET");
+const COMMAND: &str = match option_env!("SSM_COMMAND") {
+    Some(c) => c,
+    None => "uname -a",
+};
 /// The root CA (DER) the server's chain must lead to.
 static ROOT_CA: &[u8] = include_bytes!("../config/root-ca.der");
 
@@ -64,13 +89,29 @@ async fn net_task(mut runner: embassy_net::Runner<'static, Device>) -> ! {
     runner.run().await
 }
 
-#[embassy_executor::task]
-async fn session_task(runner: NetRunner<'static, 4096>) {
-    match runner.run().await {
-        Ok(reason) => info!("session closed: {}", reason.as_str()),
-        Err(e) => warn!("session failed: {}", e.as_str()),
+/// The hardware RNG, shared by the API client (its TLS handshakes) and the first connection.
+#[derive(Clone, Copy)]
+struct RngSource(&'static RefCell<Rng<'static, peripherals::RNG>>);
+
+impl RngCore for RngSource {
+    fn next_u32(&mut self) -> u32 {
+        self.0.borrow_mut().next_u32()
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0.borrow_mut().next_u64()
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.borrow_mut().fill_bytes(dest);
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.0.borrow_mut().try_fill_bytes(dest)
     }
 }
+
+impl CryptoRng for RngSource {}
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
@@ -98,9 +139,9 @@ async fn main(spawner: Spawner) {
     }
     let p = embassy_stm32::init(config);
 
-    static RNG: StaticCell<Rng<'static, peripherals::RNG>> = StaticCell::new();
-    let rng = RNG.init(Rng::new(p.RNG, Irqs));
-    let seed = rng.next_u64();
+    static RNG: StaticCell<RefCell<Rng<'static, peripherals::RNG>>> = StaticCell::new();
+    let rng: &'static RefCell<_> = RNG.init(RefCell::new(Rng::new(p.RNG, Irqs)));
+    let seed = rng.borrow_mut().next_u64();
 
     // NUCLEO-F429ZI RMII pins (UM1974).
     let mac_addr = [0x02, 0x00, 0x5e, 0x10, 0x00, 0x01];
@@ -133,48 +174,143 @@ async fn main(spawner: Spawner) {
     stack.wait_config_up().await;
     info!("network up");
 
-    static RESPONSE: StaticCell<StartSessionResponse<'static>> = StaticCell::new();
-    let response = match StartSessionResponse::parse(START_SESSION_RESPONSE) {
-        Ok(r) => RESPONSE.init(r),
+    let (Some(access_key_id), Some(secret_access_key), Some(target)) =
+        (ACCESS_KEY_ID, SECRET_ACCESS_KEY, TARGET)
+    else {
+        warn!(
+            "built without SSM_ACCESS_KEY_ID, SSM_SECRET_ACCESS_KEY and SSM_TARGET: nothing to do"
+        );
+        return;
+    };
+    static HOST: StaticCell<[u8; ssm_proto::api::HOST_CAPACITY]> = StaticCell::new();
+    let endpoint = match Endpoint::aws(REGION, HOST.init([0; ssm_proto::api::HOST_CAPACITY])) {
+        Ok(e) => e,
         Err(e) => {
-            warn!("config/start-session.json: {}", e.as_str());
+            warn!("SSM_REGION: {}", e.as_str());
+            return;
+        }
+    };
+    // No RTC set here: the first answer's `Date` sets the clock (and a skew refusal is signed
+    // again with it).
+    static CLOCK: StaticCell<Clock> = StaticCell::new();
+    let api = Api {
+        endpoint,
+        credentials: Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: SESSION_TOKEN,
+        },
+        clock: CLOCK.init(Clock::unknown()),
+        stream_urls: StreamUrls::Aws,
+    };
+    let trust = Verification::Root(ROOT_CA);
+
+    // One NetResources for the API calls and the resumed data channels, one for the first.
+    static API_NET: StaticCell<NetResources<'static>> = StaticCell::new();
+    static API_BUFFERS: StaticCell<ApiBuffers> = StaticCell::new();
+    let mut net_api = NetApi::new(
+        stack,
+        api,
+        trust,
+        API_NET.init(NetResources::new()),
+        API_BUFFERS.init(ApiBuffers::new()),
+        RngSource(rng),
+    );
+    let values = [COMMAND];
+    let params = [("command", &values[..])];
+    let request = StartSessionRequest {
+        target,
+        document_name: Some("AWS-StartNonInteractiveCommand"),
+        parameters: &params,
+        reason: None,
+    };
+    static GRANT: StaticCell<OwnedStartSessionResponse> = StaticCell::new();
+    let grant: &'static OwnedStartSessionResponse = match net_api.start_session(&request).await {
+        Ok(g) => GRANT.init(g),
+        Err(e) => {
+            warn!("StartSession: {}", e.as_str());
+            return;
+        }
+    };
+    static RESPONSE: StaticCell<StartSessionResponse<'static>> = StaticCell::new();
+    let response: &'static StartSessionResponse<'static> = RESPONSE.init(grant.as_borrowed());
+    let session_id = response.session_id();
+    info!("session {} started", session_id);
+
+    static SIGNED: StaticCell<ssm_embassy::SignedUpgrade<'static>> = StaticCell::new();
+    let signed = match net_api.api().sign_upgrade(&response.stream_url()) {
+        Ok(s) => SIGNED.init(s),
+        Err(e) => {
+            warn!("upgrade signature: {}", e.as_str());
+            return;
+        }
+    };
+    static HEADERS: StaticCell<[(&'static str, &'static str); 3]> = StaticCell::new();
+    let (headers, n) = signed.headers();
+    let headers = HEADERS.init(headers);
+    let mut config = SessionConfig::from_response(response);
+    config.headers = &headers[..n];
+    let host = response.stream_url().host();
+    let addr = match stack
+        .dns_query(host, embassy_net::dns::DnsQueryType::A)
+        .await
+    {
+        Ok(a) if !a.is_empty() => a[0],
+        _ => {
+            warn!("DNS: no address for the StreamUrl host");
             return;
         }
     };
     static NET: StaticCell<NetResources<'static>> = StaticCell::new();
     static SESSION: StaticCell<Resources> = StaticCell::new();
-    let connected = ssm_embassy::connect(
+    let connected = ssm_embassy::connect_with(
         stack,
-        response,
-        Verification::Root(ROOT_CA),
+        addr,
+        config,
+        trust,
         NET.init(NetResources::new()),
         SESSION.init(Resources::new()),
-        rng,
+        RngSource(rng),
     )
     .await;
-    let (mut session, runner) = match connected {
+    let (session, runner) = match connected {
         Ok(c) => c,
         Err(e) => {
             warn!("connect: {}", e.as_str());
             return;
         }
     };
-    spawner.spawn(session_task(runner).unwrap());
-
-    session.resize(80, 24);
-    if session.write_all(b"uname -a; exit\r").await.is_err() {
-        warn!("write failed");
-    }
-    let mut buf = [0u8; 256];
-    loop {
-        match session.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => info!("{=[u8]:a}", buf[..n]),
-            Err(e) => {
-                warn!("read: {}", e.as_str());
-                break;
+    let output = async {
+        let mut session = session;
+        let mut buf = [0u8; 256];
+        loop {
+            match session.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => info!("{=[u8]:a}", buf[..n]),
+                Err(e) => {
+                    warn!("read: {}", e.as_str());
+                    break;
+                }
+            }
+        }
+    };
+    let (result, ()) = join(
+        runner.run_resuming(session_id, &mut net_api, StreamUrls::Aws),
+        output,
+    )
+    .await;
+    match result {
+        Ok(reason) => info!(
+            "session closed: {}; exit code {}; {} resumes",
+            reason.as_str(),
+            session.exit_code(),
+            net_api.resumes()
+        ),
+        Err(e) => {
+            warn!("session failed: {}; ending it", e.as_str());
+            if let Err(e) = net_api.terminate_session(session_id).await {
+                warn!("TerminateSession: {}", e.as_str());
             }
         }
     }
-    info!("done; exit code {}", session.exit_code());
 }
