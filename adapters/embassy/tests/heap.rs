@@ -25,7 +25,8 @@ use std::rc::Rc;
 
 use cap::Cap;
 use common::replay::{Replay, Seeded, SEED};
-use embedded_io_async::{ErrorType, Read, Write};
+use common::Recorder;
+use embedded_io_async::{Read, Write};
 use ssm_embassy::tls::{self, Options, Verification};
 
 #[global_allocator]
@@ -34,37 +35,6 @@ static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa/");
 /// The board example, whose `HEAP_SIZE` this test checks.
 const BOARD: &str = include_str!("../../../examples/boards/nucleo-f429zi/src/main.rs");
-
-/// Records both directions of a real connection.
-struct Recorder<T> {
-    inner: T,
-    server: Rc<RefCell<Vec<u8>>>,
-    client: Rc<RefCell<Vec<u8>>>,
-}
-
-impl<T: ErrorType> ErrorType for Recorder<T> {
-    type Error = T::Error;
-}
-
-impl<T: Read> Read for Recorder<T> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, T::Error> {
-        let n = self.inner.read(buf).await?;
-        self.server.borrow_mut().extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-}
-
-impl<T: Write> Write for Recorder<T> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, T::Error> {
-        let n = self.inner.write(buf).await?;
-        self.client.borrow_mut().extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-
-    async fn flush(&mut self) -> Result<(), T::Error> {
-        self.inner.flush().await
-    }
-}
 
 /// Handshake, then one record out and its echo back.
 async fn exchange<T: Read + Write>(

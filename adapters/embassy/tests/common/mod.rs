@@ -5,10 +5,14 @@
 
 #[cfg(feature = "tls")]
 pub mod api;
+#[cfg(feature = "tls")]
+pub mod api_replay;
 #[cfg(feature = "log")]
 pub mod capture;
 pub mod replay;
 
+use core::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
@@ -479,4 +483,38 @@ pub fn device_view(
     )
     .unwrap();
     (ca, response)
+}
+
+/// Records both directions of a real connection.
+pub struct Recorder<T> {
+    /// The connection recorded.
+    pub inner: T,
+    /// What the server sent.
+    pub server: Rc<RefCell<Vec<u8>>>,
+    /// What the client sent.
+    pub client: Rc<RefCell<Vec<u8>>>,
+}
+
+impl<T: embedded_io_async::ErrorType> embedded_io_async::ErrorType for Recorder<T> {
+    type Error = T::Error;
+}
+
+impl<T: embedded_io_async::Read> embedded_io_async::Read for Recorder<T> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, T::Error> {
+        let n = self.inner.read(buf).await?;
+        self.server.borrow_mut().extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<T: embedded_io_async::Write> embedded_io_async::Write for Recorder<T> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, T::Error> {
+        let n = self.inner.write(buf).await?;
+        self.client.borrow_mut().extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    async fn flush(&mut self) -> Result<(), T::Error> {
+        self.inner.flush().await
+    }
 }

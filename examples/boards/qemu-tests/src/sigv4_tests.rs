@@ -8,6 +8,7 @@ use ssm_proto::sigv4::{sign_json_request, sign_upgrade, Credentials};
 
 use crate::check;
 use crate::harness::{Test, TestResult};
+use crate::stack;
 
 include!("../../../../core/src/sigv4/header_vectors.rs");
 
@@ -37,27 +38,35 @@ fn creds(token: Option<&'static str>) -> Credentials<'static> {
 
 fn botocore_json_api_signatures() -> TestResult {
     check!(API.len() == 4);
+    let mut deepest = Some(0);
     for v in &API {
         let mut out = [0u8; 512];
-        let s = sign_json_request(
-            v.host,
-            v.region,
-            v.target,
-            v.body.as_bytes(),
-            &creds(v.session_token),
-            v.unix_secs,
-            &mut out,
-        );
+        let creds = creds(v.session_token);
+        let (s, used) = stack::measure(|| {
+            sign_json_request(
+                v.host,
+                v.region,
+                v.target,
+                v.body.as_bytes(),
+                &creds,
+                v.unix_secs,
+                &mut out,
+            )
+        });
+        deepest = deepest.zip(used).map(|(a, b)| a.max(b));
         check!(s.is_ok(), v.target);
         let Ok(s) = s else { continue };
         check!(s.authorization == v.authorization, v.target);
         check!(s.amz_date.as_str() == v.amz_date, v.target);
     }
+    stack::report("SigV4 signing of an API call (sign_json_request)", deepest);
+    check!(deepest.is_some());
     Ok(())
 }
 
 fn botocore_upgrade_signatures() -> TestResult {
     check!(UPGRADE.len() == 3);
+    let mut deepest = Some(0);
     for v in &UPGRADE {
         let sid = v
             .url
@@ -69,15 +78,14 @@ fn botocore_upgrade_signatures() -> TestResult {
         check!(url.is_ok(), v.url);
         let Ok(url) = url else { continue };
         let mut out = [0u8; 512];
-        let s = sign_upgrade(
-            &url,
-            Some(v.region),
-            &creds(v.session_token),
-            v.unix_secs,
-            &mut out,
-        );
+        let creds = creds(v.session_token);
+        let (s, used) =
+            stack::measure(|| sign_upgrade(&url, Some(v.region), &creds, v.unix_secs, &mut out));
+        deepest = deepest.zip(used).map(|(a, b)| a.max(b));
         check!(s.is_ok_and(|s| s.authorization == v.authorization), v.url);
     }
+    stack::report("SigV4 signing of the upgrade (sign_upgrade)", deepest);
+    check!(deepest.is_some());
     Ok(())
 }
 
