@@ -126,13 +126,13 @@ fn main() -> ! {
     }
 }
 
-/// What `ssm_embassy::api` runs for StartSession / ResumeSession / TerminateSession and the
-/// signed upgrade, with inputs the optimiser cannot see through.
+/// What `ssm_embassy::api` runs for StartSession / ResumeSession / TerminateSession (and, with
+/// `upgrade`, the signed upgrade), with inputs the optimiser cannot see through.
 #[cfg(feature = "api")]
 fn api_client(out: &mut [u8; 4096], body: &mut [u8; 4096]) {
     use ssm_proto::api::{self, http, Endpoint, Operation, ServiceError, StartSessionRequest};
     use ssm_proto::model::Endpoints;
-    use ssm_proto::sigv4::{self, Credentials};
+    use ssm_proto::sigv4::Credentials;
 
     let creds = Credentials {
         access_key_id: black_box("AKIDEXAMPLE"),
@@ -178,9 +178,13 @@ fn api_client(out: &mut [u8; 4096], body: &mut [u8; 4096]) {
     let body = &body[..len.min(2048)];
     match api::parse_session_answer(head.status, body, scratch, Endpoints::Aws) {
         Ok(r) => {
-            let mut auth = [0u8; 512];
-            if let Ok(s) = sigv4::sign_upgrade(&r.stream_url(), None, &creds, now, &mut auth) {
-                black_box(s.authorization);
+            #[cfg(feature = "upgrade")]
+            {
+                let mut auth = [0u8; 512];
+                let url = r.stream_url();
+                if let Ok(s) = ssm_proto::sigv4::sign_upgrade(&url, None, &creds, now, &mut auth) {
+                    black_box(s.authorization);
+                }
             }
             black_box(r.token());
         }
