@@ -456,97 +456,129 @@ fn net_api(
 /// command with `NetApi::start_session`, runs it over `connect_with` with a signed upgrade, and
 /// `NetRunner::run_resuming` with the same `NetApi` as its source reconnects each time the
 /// strict emulator cuts the data channel: ResumeSession on a fresh TLS connection to the API,
-/// then TCP + TLS to the answer's StreamUrl, on the same socket and buffers each time. The
-/// output arrives byte-exact with its exit code, and every TCP connection the device opened it
-/// also closed with a FIN.
+/// then TCP + TLS to the answer's StreamUrl, on the same socket and buffers each time. A
+/// megabyte goes each way (the command prints a file and hashes what the device writes): both
+/// arrive with the SHA-256 they were sent with, the exit code too. The device then ends the
+/// session with TerminateSession and is refused a resume of it. Every TCP connection the device
+/// opened it also closed with a FIN.
 #[tokio::test(flavor = "current_thread")]
-async fn a_command_resumes_through_cuts_across_two_embassy_net_stacks() {
-    const LEN: usize = 200_000;
+async fn a_megabyte_each_way_resumes_through_cuts_across_two_embassy_net_stacks() {
+    let each_way = common::EachWay::new("ssm-embassy-net");
     let emu = strict_emulator().await;
-    // 200 KB of output, its acks and what is resent after each cut; a cut every 60 frames.
+    // About 2 600 frames both ways (data and acks) and what is resent after each cut; a cut
+    // every 400 frames.
     emu.set_faults(Some(ssm_tokio::Faults {
         seed: 11,
-        cut_after: Some(60),
+        cut_after: Some(400),
         ..ssm_tokio::Faults::default()
     }));
     let (port, addr, ca) = (emu.addr().port(), emu.addr(), root_of(&emu));
     let ends = &core::cell::RefCell::new(Vec::new());
-    let (run, out, code, resumes) = two_stacks(|stack_a, stack_b| async move {
-        let device = async {
-            let mut api = net_api(stack_a, port, ca);
-            // The pause lets the output arrive before the command ends: an agent that ends
-            // while the device is away ends the session (ResumeSession then says so, as AWS's
-            // would).
-            let command = format!("head -c {LEN} /dev/zero | tr '\\0' 'n'; sleep 3; exit 7");
-            let values = [command.as_str()];
-            let params = [("command", &values[..])];
-            let request = ssm_embassy::api::StartSessionRequest {
-                target: "i-0emulator",
-                document_name: Some("AWS-StartNonInteractiveCommand"),
-                parameters: &params,
-                reason: None,
-            };
-            let grant = leak(api.start_session(&request).await.unwrap());
-            let response = leak(grant.as_borrowed());
-            let signed = leak(api.api().sign_upgrade(&response.stream_url()).unwrap());
-            let (headers, n) = signed.headers();
-            let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new(headers));
-            let mut config = ssm_embassy::Config::from_response(response);
-            config.headers = &headers[..n];
-            let (session, runner) = ssm_embassy::connect_with(
-                stack_a,
-                GATEWAY_IP.into(),
-                config,
-                Verification::Root(ca),
-                leak(NetResources::<4096, 4096>::new()),
-                leak(Resources::<2048, 4096, 4096>::new()),
-                OsRng,
-            )
-            .await
-            .unwrap();
-            let app = async {
-                let mut out = Vec::new();
-                let mut buf = [0u8; 2048];
-                let mut s = session;
-                while let Ok(n @ 1..) = s.read(&mut buf).await {
-                    out.extend_from_slice(&buf[..n]);
+    let (up, command) = (&each_way.up[..], &each_way.command("sleep 3; exit 7"));
+    let (run, out, code, resumes, terminated, resumed) =
+        two_stacks(|stack_a, stack_b| async move {
+            let device = async {
+                let mut api = net_api(stack_a, port, ca);
+                // The pause lets the output arrive before the command ends: an agent that ends
+                // while the device is away ends the session (ResumeSession then says so, as
+                // AWS's would).
+                let values = [command.as_str()];
+                let params = [("command", &values[..])];
+                let request = ssm_embassy::api::StartSessionRequest {
+                    target: "i-0emulator",
+                    document_name: Some("AWS-StartNonInteractiveCommand"),
+                    parameters: &params,
+                    reason: None,
+                };
+                let grant = leak(api.start_session(&request).await.unwrap());
+                let response = leak(grant.as_borrowed());
+                let signed = leak(api.api().sign_upgrade(&response.stream_url()).unwrap());
+                let (headers, n) = signed.headers();
+                let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new(headers));
+                let mut config = ssm_embassy::Config::from_response(response);
+                config.headers = &headers[..n];
+                let (session, runner) = ssm_embassy::connect_with(
+                    stack_a,
+                    GATEWAY_IP.into(),
+                    config,
+                    Verification::Root(ca),
+                    leak(NetResources::<4096, 4096>::new()),
+                    leak(Resources::<2048, 4096, 4096>::new()),
+                    OsRng,
+                )
+                .await
+                .unwrap();
+                let read = async {
+                    let mut out = Vec::new();
+                    let mut buf = [0u8; 2048];
+                    let mut s = session;
+                    while let Ok(n @ 1..) = s.read(&mut buf).await {
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                    out
+                };
+                let write = async {
+                    let mut s = session;
+                    s.write_all(up).await.expect("input written");
+                };
+                let (run, (out, ())) = join(
+                    runner.run_resuming(
+                        response.session_id(),
+                        &mut api,
+                        ssm_embassy::StreamUrls::LoopbackForTests,
+                    ),
+                    join(read, write),
+                )
+                .await;
+                let code = session.exit_code();
+                let resumes = api.resumes();
+                let id = response.session_id();
+                let terminated = api.terminate_session(id).await;
+                let resumed = ResumeSource::resume(&mut api, id).await.map(|_| ());
+                // Give the forwarder the device's last FIN.
+                let want = 2 + 2 * resumes as usize + 2;
+                for _ in 0..100 {
+                    if ends.borrow().len() >= want {
+                        break;
+                    }
+                    tokio::time::sleep(core::time::Duration::from_millis(100)).await;
                 }
-                (out, session.exit_code())
+                (run, out, code, resumes, terminated, resumed)
             };
-            let (run, (out, code)) = join(
-                runner.run_resuming(
-                    response.session_id(),
-                    &mut api,
-                    ssm_embassy::StreamUrls::LoopbackForTests,
-                ),
-                app,
-            )
-            .await;
-            // Give the forwarder the device's last FIN.
-            for _ in 0..100 {
-                if ends.borrow().len() == 2 + 2 * api.resumes() as usize {
-                    break;
-                }
-                tokio::time::sleep(core::time::Duration::from_millis(100)).await;
+            match select(forward_each(stack_b, port, addr, ends), device).await {
+                Either::First(never) => match never {},
+                Either::Second(outcome) => outcome,
             }
-            (run, out, code, api.resumes())
-        };
-        match select(forward_each(stack_b, port, addr, ends), device).await {
-            Either::First(never) => match never {},
-            Either::Second(outcome) => outcome,
-        }
-    })
-    .await;
+        })
+        .await;
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
-    assert_eq!(out.len(), LEN);
-    assert!(out.iter().all(|&b| b == b'n'));
     assert_eq!(code, Some(7));
+    each_way.check(&out);
     assert!(resumes >= 3, "only {resumes} resumes");
+    assert_eq!(terminated, Ok(()));
+    assert_refused_resume(resumed);
     // The API connection of StartSession, the first data channel, then for each resume one to
-    // the API and one data channel: all of them ended by the device with a FIN.
+    // the API and one data channel, the TerminateSession call's and the refused resume's: all
+    // of them ended by the device with a FIN.
     let ends = ends.borrow();
-    assert_eq!(ends.len(), 2 + 2 * resumes as usize, "{ends:?}");
+    assert_eq!(ends.len(), 2 + 2 * resumes as usize + 2, "{ends:?}");
     assert!(ends.iter().all(|e| *e == DeviceEnd::Closed), "{ends:?}");
+}
+
+/// A resume of an ended session is refused: the emulator's typed refusal, or the answer
+/// without a token that AWS gives for ended sessions.
+fn assert_refused_resume(resumed: Result<(), ssm_embassy::Error>) {
+    match resumed {
+        Err(ssm_embassy::Error::Api(ssm_proto::api::Error::Service(s))) => {
+            assert_eq!(
+                s.kind,
+                ssm_embassy::api::ServiceErrorKind::DoesNotExist,
+                "{s:?}"
+            );
+        }
+        Err(ssm_embassy::Error::Api(ssm_proto::api::Error::SessionEnded)) => {}
+        other => panic!("{other:?}"),
+    }
 }
 
 /// `NetApi`'s three calls across the two stacks against the strict emulator: a shell started,
@@ -585,17 +617,7 @@ async fn net_api_starts_terminates_and_is_refused_the_resume_of_a_shell() {
     .await;
     assert!(id.starts_with("emulator-"), "{id}");
     assert_eq!(terminated, Ok(()));
-    match resumed {
-        Err(ssm_embassy::Error::Api(ssm_proto::api::Error::Service(s))) => {
-            assert_eq!(
-                s.kind,
-                ssm_embassy::api::ServiceErrorKind::DoesNotExist,
-                "{s:?}"
-            );
-        }
-        Err(ssm_embassy::Error::Api(ssm_proto::api::Error::SessionEnded)) => {}
-        other => panic!("{other:?}"),
-    }
+    assert_refused_resume(resumed);
     match wrong {
         Err(ssm_embassy::Error::Api(ssm_proto::api::Error::Service(s))) => {
             assert_eq!(s.status, 403, "{s:?}");

@@ -14,7 +14,6 @@ use core::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use embassy_futures::join::join;
-use sha2::{Digest, Sha256};
 use ssm_embassy::resume::RESUME_ATTEMPTS;
 use ssm_embassy::{Api, ApiBuffers, Clock, CloseReason, Error, ResumeSource, Resumed, StreamUrls};
 use ssm_emulator::{Emulator, EmulatorConfig};
@@ -179,23 +178,7 @@ async fn output_survives_repeated_cuts_through_resume_session() {
 /// read have the SHA-256 of what was sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_megabyte_each_way_survives_three_resumes_of_the_strict_emulator() {
-    const LEN: usize = 1 << 20;
-    let pattern = |seed: u32| -> Vec<u8> {
-        let mut x = seed;
-        (0..LEN)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                (x >> 24) as u8
-            })
-            .collect()
-    };
-    let (down, up) = (pattern(0x9e37_79b9), pattern(0x85eb_ca6b));
-    let dir = std::env::temp_dir().join(format!("ssm-embassy-resume-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("down.bin");
-    std::fs::write(&file, &down).unwrap();
+    let each_way = common::EachWay::new("ssm-embassy-resume");
     let config = EmulatorConfig {
         credentials: Some(ssm_emulator::sigv4::Credentials {
             access_key_id: CREDS.access_key_id.into(),
@@ -210,11 +193,8 @@ async fn a_megabyte_each_way_survives_three_resumes_of_the_strict_emulator() {
     let api_conn = common::tls_to_localhost(s.port, ca).await;
     let (run, out, code, source) = run_command_with_input(
         &mut s,
-        &format!(
-            "cat '{}'; head -c {LEN} | sha256sum; exit 9",
-            file.display()
-        ),
-        &up,
+        &each_way.command("exit 9"),
+        &each_way.up,
         move |_| EmulatorSource {
             api,
             api_conn,
@@ -224,22 +204,9 @@ async fn a_megabyte_each_way_survives_three_resumes_of_the_strict_emulator() {
         },
     )
     .await;
-    std::fs::remove_dir_all(&dir).unwrap();
-    let hex = |b: &[u8]| -> String {
-        Sha256::digest(b)
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect()
-    };
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
     assert_eq!(code, Some(9));
-    assert!(out.len() > LEN, "only {} bytes of output", out.len());
-    assert_eq!(hex(&out[..LEN]), hex(&down), "downloaded megabyte");
-    assert_eq!(
-        String::from_utf8_lossy(&out[LEN..]),
-        format!("{}  -\n", hex(&up)),
-        "the command's SHA-256 of the uploaded megabyte"
-    );
+    each_way.check(&out);
     let resumes = source.resumes.get();
     assert!(resumes >= 3, "only {resumes} resumes");
 }

@@ -518,3 +518,80 @@ impl<T: embedded_io_async::Write> embedded_io_async::Write for Recorder<T> {
         self.inner.flush().await
     }
 }
+
+/// A megabyte each way for a command session: `down` in a file that the command prints, `up`
+/// for the device to write, which the command hashes. The file goes when this is dropped.
+pub struct EachWay {
+    pub down: Vec<u8>,
+    pub up: Vec<u8>,
+    dir: std::path::PathBuf,
+}
+
+impl EachWay {
+    pub const LEN: usize = 1 << 20;
+
+    /// Writes `down` to a fresh directory named after `name` and the process.
+    pub fn new(name: &str) -> Self {
+        let (down, up) = (
+            pattern(Self::LEN, 0x9e37_79b9),
+            pattern(Self::LEN, 0x85eb_ca6b),
+        );
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("down.bin"), &down).unwrap();
+        Self { down, up, dir }
+    }
+
+    /// The shell command: prints `down`, then the SHA-256 of `LEN` bytes of its input, then
+    /// runs `then`.
+    pub fn command(&self, then: &str) -> String {
+        format!(
+            "cat '{}'; head -c {} | sha256sum; {then}",
+            self.dir.join("down.bin").display(),
+            Self::LEN
+        )
+    }
+
+    /// The command's output is `down` and then the SHA-256 of `up`, as `sha256sum` prints it.
+    pub fn check(&self, out: &[u8]) {
+        let len = Self::LEN;
+        assert!(out.len() > len, "only {} bytes of output", out.len());
+        assert_eq!(
+            sha256_hex(&out[..len]),
+            sha256_hex(&self.down),
+            "downloaded megabyte"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out[len..]),
+            format!("{}  -\n", sha256_hex(&self.up)),
+            "the command's SHA-256 of the uploaded megabyte"
+        );
+    }
+}
+
+impl Drop for EachWay {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `len` bytes of xorshift32 from `seed`: data that no compression or repeat helps with.
+pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The SHA-256 of `b` in lower-case hex, as `sha256sum` prints it.
+pub fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
