@@ -6,14 +6,20 @@
 
 mod common;
 
-use embassy_futures::join::join;
+use common::api::EmulatorSource;
+use embassy_futures::join::{join, join3};
 use embedded_io_async::Read;
-use ssm_embassy::{CloseReason, Config, Event, Resources, Session};
+use ssm_embassy::{CloseReason, Config, Event, Resources, Session, StreamUrls};
 use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_proto::session::{Encryption, EncryptionFailure};
 use ssm_tokio::kms::{ClientKms, DataKeyRequest};
 
 const KEY_ID: &str = "alias/embassy-test";
+const CREDS: ssm_proto::sigv4::Credentials<'static> = ssm_proto::sigv4::Credentials {
+    access_key_id: "AKIDEXAMPLE",
+    secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    session_token: None,
+};
 
 /// How the application answers the key request.
 #[derive(Clone, Copy, PartialEq)]
@@ -32,11 +38,32 @@ struct Seen {
     /// The agent's `channel_closed` text.
     close_message: String,
     exit_code: Option<i32>,
+    /// `Event::DataKeyNeeded`s and `Event::HandshakeComplete`s seen.
+    key_requests: u32,
+    handshakes: u32,
+    /// ResumeSession calls.
+    resumes: u32,
 }
+
+/// The data channel the emulator cuts after this many frames, every time, and the device
+/// resumes with ResumeSession through its own API client.
+#[derive(Clone, Copy)]
+struct Cuts(u64);
 
 async fn kms_session(
     command: &str,
     answer: Answer,
+) -> (Result<CloseReason, ssm_embassy::Error>, Seen) {
+    kms_session_with(command, answer, &[], None).await
+}
+
+/// As [`kms_session`], writing `input` to the command while its output is read, and with
+/// `cuts`, resuming each time the emulator cuts the data channel.
+async fn kms_session_with(
+    command: &str,
+    answer: Answer,
+    input: &[u8],
+    cuts: Option<Cuts>,
 ) -> (Result<CloseReason, ssm_embassy::Error>, Seen) {
     let emu = Emulator::start(EmulatorConfig {
         kms_key_id: Some(KEY_ID.into()),
@@ -45,6 +72,11 @@ async fn kms_session(
     })
     .await
     .unwrap();
+    emu.set_faults(cuts.map(|Cuts(n)| ssm_tokio::Faults {
+        seed: 3,
+        cut_after: Some(n),
+        ..ssm_tokio::Faults::default()
+    }));
     let request = StartSession::non_interactive(command.to_string());
     let target_id = request.target.clone();
     let kms: ClientKms = emu
@@ -60,13 +92,34 @@ async fn kms_session(
     let conn = common::tls_to_localhost(config.port, ca).await;
     let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
     let (session, runner) = ssm_embassy::new(conn.split(), config, resources, 0x5eed_4b4d);
+    let mut source = match cuts {
+        Some(_) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let clock = Box::leak(Box::new(ssm_embassy::Clock::from_unix_secs(now)));
+            let (api, ca) = common::api::emulator_api(&emu, CREDS, clock);
+            let api_conn = common::tls_to_localhost(emu.addr().port(), ca).await;
+            Some(EmulatorSource::new(api, api_conn, ca))
+        }
+        None => None,
+    };
 
     let app = async move {
         let s: Session<'static> = session;
         let keying = async {
-            let mut request = None;
+            let (mut request, mut key_requests, mut handshakes) = (None, 0, 0);
             while let Some(e) = s.next_event().await {
+                if e == Event::HandshakeComplete {
+                    handshakes += 1;
+                }
                 if e != Event::DataKeyNeeded {
+                    continue;
+                }
+                key_requests += 1;
+                if key_requests > 1 {
+                    // Counted: the test fails on it; a second key has no request to answer.
                     continue;
                 }
                 let target = match answer {
@@ -99,7 +152,7 @@ async fn kms_session(
                     Answer::Refuse => s.refuse_data_key(),
                 }
             }
-            request
+            (request, key_requests, handshakes)
         };
         let reading = async {
             let mut out = Vec::new();
@@ -112,20 +165,44 @@ async fn kms_session(
                 }
             }
         };
-        let (request, output) = join(keying, reading).await;
+        let writing = async {
+            if !input.is_empty() {
+                let mut w = s;
+                embedded_io_async::Write::write_all(&mut w, input)
+                    .await
+                    .expect("input written");
+            }
+        };
+        let ((request, key_requests, handshakes), output, ()) =
+            join3(keying, reading, writing).await;
         Seen {
             request,
             output,
             encrypted: s.with_engine(|e| e.is_encrypted()),
             close_message: s.with_engine(|e| e.close_message().to_string()),
             exit_code: s.exit_code(),
+            key_requests,
+            handshakes,
+            resumes: 0,
         }
     };
-    let out = tokio::time::timeout(core::time::Duration::from_secs(60), join(runner.run(), app))
-        .await
-        .expect("session stuck");
+    let run = async {
+        match source.as_mut() {
+            Some(source) => {
+                runner
+                    .run_resuming(session_id, source, StreamUrls::LoopbackForTests)
+                    .await
+            }
+            None => runner.run().await,
+        }
+    };
+    let (run, mut seen) =
+        tokio::time::timeout(core::time::Duration::from_secs(120), join(run, app))
+            .await
+            .expect("session stuck");
+    seen.resumes = source.map_or(0, |s| s.resumes.get());
     drop(emu);
-    out
+    (run, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,4 +269,27 @@ async fn a_key_for_another_target_does_not_open_the_session() {
         seen.close_message
     );
     eprintln!("wrong target: {:?}", seen.close_message);
+}
+
+/// The hourly close does not cost the keys: through the emulator's cuts the device resumes with
+/// ResumeSession and carries on sealed with the one data key it was given (one key request,
+/// one handshake), a megabyte each way with SHA-256 equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_keep_the_data_key() {
+    let each_way = common::EachWay::new("ssm-embassy-kms");
+    // About 2 600 frames both ways; a cut every 500.
+    let (run, seen) = kms_session_with(
+        &each_way.command("sleep 2; exit 4"),
+        Answer::Kms,
+        &each_way.up,
+        Some(Cuts(500)),
+    )
+    .await;
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    assert!(seen.encrypted, "the session must run sealed");
+    each_way.check(&seen.output);
+    assert_eq!(seen.exit_code, Some(4));
+    assert!(seen.resumes >= 3, "only {} resumes", seen.resumes);
+    assert_eq!(seen.key_requests, 1, "across {} resumes", seen.resumes);
+    assert_eq!(seen.handshakes, 1, "across {} resumes", seen.resumes);
 }

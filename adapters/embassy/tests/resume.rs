@@ -10,12 +10,11 @@
 
 mod common;
 
-use core::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use embassy_futures::join::join;
 use ssm_embassy::resume::RESUME_ATTEMPTS;
-use ssm_embassy::{Api, ApiBuffers, Clock, CloseReason, Error, ResumeSource, Resumed, StreamUrls};
+use ssm_embassy::{Api, Clock, CloseReason, Error, ResumeSource, Resumed, StreamUrls};
 use ssm_emulator::{Emulator, EmulatorConfig};
 use ssm_proto::sigv4::Credentials;
 use ssm_tokio::Faults;
@@ -30,40 +29,7 @@ fn leak<T>(t: T) -> &'static mut T {
     Box::leak(Box::new(t))
 }
 
-use common::api::{Reader, Writer};
-
-/// ResumeSession through the device's API client, then a new verified TLS connection to the
-/// answer's StreamUrl port, with a signed upgrade.
-struct EmulatorSource {
-    api: Api<'static>,
-    api_conn: &'static mut common::TestConnection,
-    buffers: ApiBuffers,
-    ca: &'static [u8],
-    resumes: Cell<u32>,
-}
-
-impl ResumeSource for EmulatorSource {
-    type Transport<'c> = (Reader, Writer);
-
-    async fn resume<'c>(
-        &'c mut self,
-        session_id: &str,
-    ) -> Result<Resumed<'c, (Reader, Writer)>, Error> {
-        self.resumes.set(self.resumes.get() + 1);
-        let response = self
-            .api
-            .resume_session(&mut *self.api_conn, session_id, &mut self.buffers)
-            .await?;
-        let signed = leak(self.api.sign_upgrade(&response.stream_url())?);
-        let (headers, n) = signed.headers();
-        let conn = common::tls_to_localhost(response.stream_url().port(), self.ca).await;
-        Ok(Resumed {
-            response,
-            transport: conn.split(),
-            headers: heapless::Vec::from_slice(&headers[..n]).unwrap(),
-        })
-    }
-}
+use common::api::{EmulatorSource, Reader, Writer};
 
 struct Setup {
     api: Api<'static>,
@@ -156,13 +122,7 @@ async fn output_survives_repeated_cuts_through_resume_session() {
     let (run, out, code, source) = run_command(
         &mut s,
         &format!("head -c {LEN} /dev/zero | tr '\\0' 'r'; exit 5"),
-        move |_| EmulatorSource {
-            api,
-            api_conn,
-            buffers: ApiBuffers::new(),
-            ca,
-            resumes: Cell::new(0),
-        },
+        move |_| EmulatorSource::new(api, api_conn, ca),
     )
     .await;
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
@@ -195,13 +155,7 @@ async fn a_megabyte_each_way_survives_three_resumes_of_the_strict_emulator() {
         &mut s,
         &each_way.command("exit 9"),
         &each_way.up,
-        move |_| EmulatorSource {
-            api,
-            api_conn,
-            buffers: ApiBuffers::new(),
-            ca,
-            resumes: Cell::new(0),
-        },
+        move |_| EmulatorSource::new(api, api_conn, ca),
     )
     .await;
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
@@ -231,13 +185,7 @@ async fn routine_closes_of_the_strict_emulator_are_resumed() {
     let (run, out, code, source) = run_command(
         &mut s,
         "for i in $(seq 1 15); do echo line-$i; sleep 0.1; done; exit 6",
-        move |_| EmulatorSource {
-            api,
-            api_conn,
-            buffers: ApiBuffers::new(),
-            ca,
-            resumes: Cell::new(0),
-        },
+        move |_| EmulatorSource::new(api, api_conn, ca),
     )
     .await;
     assert_eq!(run, Ok(CloseReason::ChannelClosed));

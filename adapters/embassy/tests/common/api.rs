@@ -99,3 +99,53 @@ pub fn emulator_api(
     };
     (api, Box::leak(ca.to_vec().into_boxed_slice()))
 }
+
+/// A `ResumeSource` for the emulator: ResumeSession through the device's API client on one
+/// kept-alive connection, then a new verified TLS connection to the answer's StreamUrl port,
+/// with a signed upgrade. Counts its calls.
+pub struct EmulatorSource {
+    api: Api<'static>,
+    api_conn: &'static mut super::TestConnection,
+    buffers: ApiBuffers,
+    ca: &'static [u8],
+    pub resumes: core::cell::Cell<u32>,
+}
+
+impl EmulatorSource {
+    pub fn new(
+        api: Api<'static>,
+        api_conn: &'static mut super::TestConnection,
+        ca: &'static [u8],
+    ) -> Self {
+        Self {
+            api,
+            api_conn,
+            buffers: ApiBuffers::new(),
+            ca,
+            resumes: core::cell::Cell::new(0),
+        }
+    }
+}
+
+impl ssm_embassy::ResumeSource for EmulatorSource {
+    type Transport<'c> = (Reader, Writer);
+
+    async fn resume<'c>(
+        &'c mut self,
+        session_id: &str,
+    ) -> Result<ssm_embassy::Resumed<'c, (Reader, Writer)>, ssm_embassy::Error> {
+        self.resumes.set(self.resumes.get() + 1);
+        let response = self
+            .api
+            .resume_session(&mut *self.api_conn, session_id, &mut self.buffers)
+            .await?;
+        let signed = leak(self.api.sign_upgrade(&response.stream_url())?);
+        let (headers, n) = signed.headers();
+        let conn = super::tls_to_localhost(response.stream_url().port(), self.ca).await;
+        Ok(ssm_embassy::Resumed {
+            response,
+            transport: conn.split(),
+            headers: heapless::Vec::from_slice(&headers[..n]).unwrap(),
+        })
+    }
+}
