@@ -21,11 +21,11 @@ use embassy_time::{with_timeout, Duration};
 use embedded_io_async::{ErrorType, Read, Write};
 use embedded_tls::{TlsReader, TlsWriter};
 use rand_core::{CryptoRng, RngCore};
-use ssm_proto::model::{OwnedStartSessionResponse, Scheme, StartSessionResponse};
+use ssm_proto::model::{OwnedStartSessionResponse, Scheme, StartSessionResponse, StreamUrl};
 use ssm_proto::session::CloseReason;
 
 use crate::api::{Api, ApiBuffers, SignedUpgrade, StartSessionRequest, StreamUrls};
-use crate::resume::{ResumeSource, Resumed};
+use crate::resume::{OpenSource, Opened, ResumeSource, Resumed};
 use crate::session::{new, Config, Resources, Runner, Session};
 use crate::tls::{self, CipherSuite, Verification};
 use crate::Error;
@@ -217,16 +217,18 @@ impl<S: ResumeSource> ResumeSource for FirstClosed<'_, '_, S> {
 /// (StartSession, ResumeSession, TerminateSession) on a new verified TLS connection to the API
 /// endpoint, closed after the answer; as a `ResumeSource`, after the ResumeSession answer, TCP +
 /// TLS verified for the answer's StreamUrl host, with the upgrade signed with `api`'s
-/// credentials. Every connection uses one [`NetResources`] and one [`ApiBuffers`], one after
-/// the other, so a session that resumes needs one more `NetResources` than one that cannot
-/// (the first data channel's stay borrowed by its runner).
+/// credentials. As an [`OpenSource`], it opens the first data channel the same way, for a
+/// runner made by [`crate::unconnected`]. Every connection uses one [`NetResources`] and one
+/// [`ApiBuffers`], one after the other: with [`crate::unconnected`], that is all the network
+/// memory a session needs. (A session connected by [`connect_with`] keeps its own
+/// `NetResources` borrowed by its runner, so resuming it through a `NetApi` takes two.)
 ///
 /// ```text
 ///  start_session / terminate_session / resume(id)
 ///     ─► end the previous connection (FIN; RST after 5 s)
 ///     ─► DNS(api host) ─► TCP ─► TLS ─► the call (answer checked by Api) ─► FIN
-///  resume only:
-///     ─► DNS(StreamUrl host) ─► TCP ─► TLS ─► sign_upgrade ─► Resumed (the runner upgrades)
+///  resume, and open (without the call):
+///     ─► DNS(StreamUrl host) ─► TCP ─► TLS ─► sign_upgrade ─► the runner upgrades
 /// ```
 pub struct NetApi<'d, G, const REQ: usize = 4096, const BODY: usize = 2048> {
     stack: Stack<'d>,
@@ -445,24 +447,10 @@ impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> ResumeSour
         socket.end().await;
         let response = answer?;
         let url = response.stream_url();
-        if url.scheme() != Scheme::Wss {
-            return Err(Error::BadStreamUrl);
-        }
-        let signed = signed.insert(api.sign_upgrade(&url)?);
-        let to = address(*stack, *addr, url.host()).await?;
-        let transport = tls_over(
-            *socket,
-            (to, url.port()),
-            tls_rx,
-            tls_tx,
-            url.host(),
-            *trust,
-            rng,
+        let (transport, headers) = data_channel(
+            *stack, *addr, api, *trust, *socket, tls_rx, tls_tx, signed, rng, &url,
         )
         .await?;
-        let (h, n) = signed.headers();
-        let mut headers = heapless::Vec::new();
-        let _ = headers.extend_from_slice(&h[..n]);
         *resumes += 1;
         Ok(Resumed {
             response,
@@ -476,6 +464,64 @@ impl<'d, G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> ResumeSour
         debug!("tcp: closed");
     }
 }
+
+impl<G: RngCore + CryptoRng, const REQ: usize, const BODY: usize> OpenSource
+    for NetApi<'_, G, REQ, BODY>
+{
+    /// Ends the previous connection (StartSession's), then TCP + TLS verified for the
+    /// StreamUrl's host, with the upgrade signed with `api`'s credentials: the session's first
+    /// data channel on the same socket and buffers as every other connection.
+    async fn open<'c>(
+        &'c mut self,
+        response: &StartSessionResponse<'_>,
+    ) -> Result<Opened<'c, Self::Transport<'c>>, Error> {
+        self.socket.end().await;
+        let (transport, headers) = data_channel(
+            self.stack,
+            self.addr,
+            &self.api,
+            self.trust,
+            self.socket,
+            self.tls_rx,
+            self.tls_tx,
+            &mut self.signed,
+            &mut self.rng,
+            &response.stream_url(),
+        )
+        .await?;
+        Ok(Opened { transport, headers })
+    }
+}
+
+/// TCP + TLS verified for `url`'s host on `socket` (`wss` only), and the upgrade's headers
+/// signed with `api` (kept in `signed`).
+#[allow(clippy::too_many_arguments, reason = "the disjoint parts of a NetApi")]
+async fn data_channel<'c, 'd: 'c, G: RngCore + CryptoRng>(
+    stack: Stack<'d>,
+    via: Option<IpAddress>,
+    api: &Api<'d>,
+    trust: Verification<'_>,
+    socket: NetSocket<'d>,
+    rx: &'c mut [u8],
+    tx: &'c mut [u8],
+    signed: &'c mut Option<SignedUpgrade<'d>>,
+    rng: &mut G,
+    url: &StreamUrl<'_>,
+) -> Result<(tls::Connection<'c, NetSocket<'d>>, UpgradeHeaders<'c>), Error> {
+    if url.scheme() != Scheme::Wss {
+        return Err(Error::BadStreamUrl);
+    }
+    let signed = signed.insert(api.sign_upgrade(url)?);
+    let to = address(stack, via, url.host()).await?;
+    let transport = tls_over(socket, (to, url.port()), rx, tx, url.host(), trust, rng).await?;
+    let (h, n) = signed.headers();
+    let mut headers = heapless::Vec::new();
+    let _ = headers.extend_from_slice(&h[..n]);
+    Ok((transport, headers))
+}
+
+/// A signed upgrade's headers, as [`Resumed`] and [`Opened`] carry them.
+type UpgradeHeaders<'c> = heapless::Vec<(&'c str, &'c str), { crate::resume::RESUME_HEADERS }>;
 
 /// One TLS record in (the protocol maximum, 16 KiB + overhead: servers send full records).
 const TLS_RX: usize = 16640;

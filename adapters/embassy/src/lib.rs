@@ -48,6 +48,12 @@
 //! Over embassy-net, [`NetApi`] (feature `net`) is that source, and
 //! [`NetRunner::run_resuming`] closes the first connection before the first resume.
 //!
+//! A device that calls the API itself does better with [`unconnected`]: the session starts
+//! without a connection and its runner ([`Unconnected::run`]) gets every one, the first too,
+//! from an [`OpenSource`] such as `NetApi`, so one `NetResources` serves the API calls and all
+//! the data channels, one after the other (about 30 KB less static RAM than `connect_with`
+//! plus a `NetApi`).
+//!
 //! ## Memory
 //! [`Resources`] holds the engine with device-sized capacities ([`SEND`] 16 KiB window,
 //! [`RECV`] 4 KiB receive, [`REORDER`] 8 out-of-order messages), the WebSocket reassembly buffer
@@ -94,7 +100,7 @@ pub use connect::{
     NetResources, NetRunner, NetSocket,
 };
 pub use error::Error;
-pub use resume::{ResumeSource, Resumed, Split};
+pub use resume::{unconnected, OpenSource, Opened, ResumeSource, Resumed, Split, Unconnected};
 pub use session::{
     new, Config, Engine, Resources, Runner, Session, TryError, RECV, REORDER, SEND, TXQ, UNACKED,
 };

@@ -11,12 +11,12 @@
 //! ```
 
 use embassy_time::{Duration, Timer};
-use embedded_io_async::{Read, Write};
+use embedded_io_async::{ErrorType, Read, Write};
 use ssm_proto::model::StartSessionResponse;
-use ssm_proto::session::CloseReason;
+use ssm_proto::session::{self as engine, CloseReason};
 
 use crate::api::StreamUrls;
-use crate::session::{finish, now, Config, Link, Runner};
+use crate::session::{finish, new, now, Config, Link, Resources, Runner, Session};
 use crate::Error;
 
 /// Attempts per outage, as the official client (PROTOCOL.md §6a: 5 retries).
@@ -118,6 +118,87 @@ pub trait ResumeSource {
     async fn close(&mut self) {}
 }
 
+/// The first connection of a session, from [`OpenSource::open`].
+pub struct Opened<'c, T> {
+    /// A fresh connection to the StartSession answer's StreamUrl (TLS for `wss`), nothing sent
+    /// on it yet.
+    pub transport: T,
+    /// Extra upgrade headers (e.g. [`crate::Api::sign_upgrade`]'s), or none.
+    pub headers: heapless::Vec<(&'c str, &'c str), RESUME_HEADERS>,
+}
+
+/// A [`ResumeSource`] that also opens a session's first connection, so that every connection
+/// of the session lives in the source's memory, one after the other ([`unconnected`]). Over
+/// embassy-net, `NetApi` (feature `net`) is one: the session then needs one `NetResources`
+/// instead of two.
+#[allow(
+    async_fn_in_trait,
+    reason = "used on one executor; no Send bound wanted on devices"
+)]
+pub trait OpenSource: ResumeSource {
+    /// Connects to `response`'s StreamUrl (the StartSession answer). Close whatever an earlier
+    /// call (StartSession's) left open first.
+    ///
+    /// # Errors
+    /// Whatever failed; the runner ends with it.
+    async fn open<'c>(
+        &'c mut self,
+        response: &StartSessionResponse<'_>,
+    ) -> Result<Opened<'c, Self::Transport<'c>>, Error>;
+}
+
+/// The connection an [`Unconnected`] runner does not hold: it never reads or writes it (the
+/// source's connections take its place), and it would read the end and refuse writes.
+struct NoConnection;
+
+impl ErrorType for NoConnection {
+    type Error = embedded_io_async::ErrorKind;
+}
+
+impl Read for NoConnection {
+    async fn read(&mut self, _: &mut [u8]) -> Result<usize, Self::Error> {
+        Ok(0)
+    }
+}
+
+impl Write for NoConnection {
+    async fn write(&mut self, _: &[u8]) -> Result<usize, Self::Error> {
+        Err(embedded_io_async::ErrorKind::NotConnected)
+    }
+
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        Err(embedded_io_async::ErrorKind::NotConnected)
+    }
+}
+
+/// The runner of a session whose first connection its source opens too
+/// ([`Unconnected::run`]); made by [`unconnected`].
+pub struct Unconnected<'d, const MSG: usize> {
+    runner: Runner<'d, NoConnection, NoConnection, MSG>,
+    response: &'d StartSessionResponse<'d>,
+}
+
+/// Creates a session for `response` (a StartSession answer) without a connection: the runner
+/// gets every connection from its [`OpenSource`], the first one too, so one set of network
+/// memory serves them all. `session` is the engine's configuration (e.g. KMS encryption;
+/// its seed is replaced by `seed`, as in [`new`]).
+pub fn unconnected<'d, const RX: usize, const MSG: usize, const TX: usize>(
+    response: &'d StartSessionResponse<'d>,
+    session: engine::Config<'d>,
+    resources: &'d mut Resources<RX, MSG, TX>,
+    seed: u64,
+) -> (Session<'d>, Unconnected<'d, MSG>) {
+    let mut config = Config::from_response(response);
+    config.session = session;
+    let (handle, runner) = new::<NoConnection, NoConnection, RX, MSG, TX>(
+        (NoConnection, NoConnection),
+        config,
+        resources,
+        seed,
+    );
+    (handle, Unconnected { runner, response })
+}
+
 /// Whether an error ends the connection but not the session: worth a ResumeSession.
 fn connection_lost(e: &Error) -> bool {
     matches!(
@@ -156,6 +237,59 @@ impl<'d, R: Read, W: Write, const MSG: usize> Runner<'d, R, W, MSG> {
         let shared = link.shared;
         let first = link.drive(reader, writer, &config).await;
         let result = resume_until_end(&mut link, first, session_id, source, policy).await;
+        let result = finish(shared, result);
+        source.close().await;
+        result
+    }
+}
+
+impl<const MSG: usize> Unconnected<'_, MSG> {
+    /// Runs the session to its end on connections from `source`: [`OpenSource::open`] for the
+    /// first one (its StreamUrl must pass `policy`), then, when a connection is lost while the
+    /// session is open, ResumeSession as [`Runner::run_resuming`] does (the same checks,
+    /// attempts and errors). The source closes its last connection at the end.
+    ///
+    /// # Errors
+    /// [`Error::BadStreamUrl`] when the answer's StreamUrl fails `policy`; what `open` failed
+    /// with; as [`Runner::run_resuming`].
+    pub async fn run<S: OpenSource>(
+        self,
+        source: &mut S,
+        policy: StreamUrls,
+    ) -> Result<CloseReason, Error> {
+        let Unconnected {
+            mut runner,
+            response,
+        } = self;
+        let (mut link, _, _, config) = runner.link();
+        let shared = link.shared;
+        let result = if policy.check(&response.stream_url()).is_err() {
+            warn!("ssm: StreamUrl refused");
+            Err(Error::BadStreamUrl)
+        } else {
+            match source.open(response).await {
+                Ok(mut opened) => {
+                    let config = Config {
+                        headers: &opened.headers,
+                        ..config
+                    };
+                    let (mut reader, mut writer) = opened.transport.split();
+                    Ok(link.drive(&mut reader, &mut writer, &config).await)
+                }
+                // Nothing ran on it: nothing to resume.
+                Err(e) => {
+                    debug!("ssm: first connection failed: {}", e.as_str());
+                    Err(e)
+                }
+            }
+        };
+        let result = match result {
+            Ok(first) => {
+                let id = response.session_id();
+                resume_until_end(&mut link, first, id, source, policy).await
+            }
+            Err(e) => Err(e),
+        };
         let result = finish(shared, result);
         source.close().await;
         result

@@ -452,62 +452,61 @@ fn net_api(
     .via(GATEWAY_IP.into())
 }
 
-/// The device holds its own session through the service's drops, over embassy-net: it starts a
-/// command with `NetApi::start_session`, runs it over `connect_with` with a signed upgrade, and
-/// `NetRunner::run_resuming` with the same `NetApi` as its source reconnects each time the
-/// strict emulator cuts the data channel: ResumeSession on a fresh TLS connection to the API,
-/// then TCP + TLS to the answer's StreamUrl, on the same socket and buffers each time. A
-/// megabyte goes each way (the command prints a file and hashes what the device writes): both
-/// arrive with the SHA-256 they were sent with, the exit code too. The device then ends the
-/// session with TerminateSession and is refused a resume of it. Every TCP connection the device
-/// opened it also closed with a FIN.
-#[tokio::test(flavor = "current_thread")]
-async fn a_megabyte_each_way_resumes_through_cuts_across_two_embassy_net_stacks() {
-    let each_way = common::EachWay::new("ssm-embassy-net");
+/// How the device opens a session's first data channel.
+#[derive(Clone, Copy, PartialEq)]
+enum First {
+    /// `ssm_embassy::unconnected`: the `NetApi` opens it in its own memory, as every other.
+    FromTheSource,
+    /// `connect_with` in a `NetResources` of its own, then `NetRunner::run_resuming`.
+    OwnResources,
+}
+
+/// What [`resume_through_cuts`] saw.
+struct Resumes {
+    run: Result<CloseReason, ssm_embassy::Error>,
+    out: Vec<u8>,
+    code: Option<i32>,
+    resumes: u32,
+    terminated: Result<(), ssm_embassy::Error>,
+    resumed: Result<(), ssm_embassy::Error>,
+    ends: Vec<DeviceEnd>,
+}
+
+/// The device holds its own session through the service's drops, over embassy-net: it starts
+/// `each_way`'s command with `NetApi::start_session`, opens the data channel with a signed
+/// upgrade (as `first` says), and the runner, with the same `NetApi` as its source, reconnects
+/// each time the strict emulator cuts the data channel (every `cut_after` frames):
+/// ResumeSession on a fresh TLS connection to the API, then TCP + TLS to the answer's
+/// StreamUrl, on the same socket and buffers each time. Then TerminateSession, and a resume of
+/// the ended session.
+async fn resume_through_cuts(first: First, each_way: &common::EachWay, cut_after: u64) -> Resumes {
     let emu = strict_emulator().await;
-    // About 2 600 frames both ways (data and acks) and what is resent after each cut; a cut
-    // every 400 frames.
     emu.set_faults(Some(ssm_tokio::Faults {
         seed: 11,
-        cut_after: Some(400),
+        cut_after: Some(cut_after),
         ..ssm_tokio::Faults::default()
     }));
     let (port, addr, ca) = (emu.addr().port(), emu.addr(), root_of(&emu));
     let ends = &core::cell::RefCell::new(Vec::new());
+    // The pause lets the output arrive before the command ends: an agent that ends while the
+    // device is away ends the session (ResumeSession then says so, as AWS's would).
     let (up, command) = (&each_way.up[..], &each_way.command("sleep 3; exit 7"));
-    let (run, out, code, resumes, terminated, resumed) =
-        two_stacks(|stack_a, stack_b| async move {
-            let device = async {
-                let mut api = net_api(stack_a, port, ca);
-                // The pause lets the output arrive before the command ends: an agent that ends
-                // while the device is away ends the session (ResumeSession then says so, as
-                // AWS's would).
-                let values = [command.as_str()];
-                let params = [("command", &values[..])];
-                let request = ssm_embassy::api::StartSessionRequest {
-                    target: "i-0emulator",
-                    document_name: Some("AWS-StartNonInteractiveCommand"),
-                    parameters: &params,
-                    reason: None,
-                };
-                let grant = leak(api.start_session(&request).await.unwrap());
-                let response = leak(grant.as_borrowed());
-                let signed = leak(api.api().sign_upgrade(&response.stream_url()).unwrap());
-                let (headers, n) = signed.headers();
-                let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new(headers));
-                let mut config = ssm_embassy::Config::from_response(response);
-                config.headers = &headers[..n];
-                let (session, runner) = ssm_embassy::connect_with(
-                    stack_a,
-                    GATEWAY_IP.into(),
-                    config,
-                    Verification::Root(ca),
-                    leak(NetResources::<4096, 4096>::new()),
-                    leak(Resources::<2048, 4096, 4096>::new()),
-                    OsRng,
-                )
-                .await
-                .unwrap();
+    let mut seen = two_stacks(|stack_a, stack_b| async move {
+        let device = async {
+            let mut api = net_api(stack_a, port, ca);
+            let values = [command.as_str()];
+            let params = [("command", &values[..])];
+            let request = ssm_embassy::api::StartSessionRequest {
+                target: "i-0emulator",
+                document_name: Some("AWS-StartNonInteractiveCommand"),
+                parameters: &params,
+                reason: None,
+            };
+            let grant = leak(api.start_session(&request).await.unwrap());
+            let response = leak(grant.as_borrowed());
+            let resources = leak(Resources::<2048, 4096, 4096>::new());
+            let policy = ssm_embassy::StreamUrls::LoopbackForTests;
+            let app = |session: Session<'static>| async move {
                 let read = async {
                     let mut out = Vec::new();
                     let mut buf = [0u8; 2048];
@@ -521,48 +520,109 @@ async fn a_megabyte_each_way_resumes_through_cuts_across_two_embassy_net_stacks(
                     let mut s = session;
                     s.write_all(up).await.expect("input written");
                 };
-                let (run, (out, ())) = join(
-                    runner.run_resuming(
-                        response.session_id(),
-                        &mut api,
-                        ssm_embassy::StreamUrls::LoopbackForTests,
-                    ),
-                    join(read, write),
-                )
-                .await;
-                let code = session.exit_code();
-                let resumes = api.resumes();
-                let id = response.session_id();
-                let terminated = api.terminate_session(id).await;
-                let resumed = ResumeSource::resume(&mut api, id).await.map(|_| ());
-                // Give the forwarder the device's last FIN.
-                let want = 2 + 2 * resumes as usize + 2;
-                for _ in 0..100 {
-                    if ends.borrow().len() >= want {
-                        break;
-                    }
-                    tokio::time::sleep(core::time::Duration::from_millis(100)).await;
-                }
-                (run, out, code, resumes, terminated, resumed)
+                join(read, write).await.0
             };
-            match select(forward_each(stack_b, port, addr, ends), device).await {
-                Either::First(never) => match never {},
-                Either::Second(outcome) => outcome,
+            let (run, out, session) = match first {
+                First::FromTheSource => {
+                    let engine = ssm_embassy::Config::from_response(response).session;
+                    let (session, runner) =
+                        ssm_embassy::unconnected(response, engine, resources, 0x5eed);
+                    let (run, out) = join(runner.run(&mut api, policy), app(session)).await;
+                    (run, out, session)
+                }
+                First::OwnResources => {
+                    let signed = leak(api.api().sign_upgrade(&response.stream_url()).unwrap());
+                    let (headers, n) = signed.headers();
+                    let headers: &'static [(&'static str, &'static str)] =
+                        Box::leak(Box::new(headers));
+                    let mut config = ssm_embassy::Config::from_response(response);
+                    config.headers = &headers[..n];
+                    let (session, runner) = ssm_embassy::connect_with(
+                        stack_a,
+                        GATEWAY_IP.into(),
+                        config,
+                        Verification::Root(ca),
+                        leak(NetResources::<4096, 4096>::new()),
+                        resources,
+                        OsRng,
+                    )
+                    .await
+                    .unwrap();
+                    let id = response.session_id();
+                    let running = runner.run_resuming(id, &mut api, policy);
+                    let (run, out) = join(running, app(session)).await;
+                    (run, out, session)
+                }
+            };
+            let code = session.exit_code();
+            let resumes = api.resumes();
+            let id = response.session_id();
+            let terminated = api.terminate_session(id).await;
+            let resumed = ResumeSource::resume(&mut api, id).await.map(|_| ());
+            // Give the forwarder the device's last FIN.
+            let want = 2 + 2 * resumes as usize + 2;
+            for _ in 0..100 {
+                if ends.borrow().len() >= want {
+                    break;
+                }
+                tokio::time::sleep(core::time::Duration::from_millis(100)).await;
             }
-        })
-        .await;
-    assert_eq!(run, Ok(CloseReason::ChannelClosed));
-    assert_eq!(code, Some(7));
-    each_way.check(&out);
+            Resumes {
+                run,
+                out,
+                code,
+                resumes,
+                terminated,
+                resumed,
+                ends: Vec::new(),
+            }
+        };
+        match select(forward_each(stack_b, port, addr, ends), device).await {
+            Either::First(never) => match never {},
+            Either::Second(outcome) => outcome,
+        }
+    })
+    .await;
+    seen.ends = ends.take();
+    seen
+}
+
+/// What every run of [`resume_through_cuts`] must show: the data both ways with the SHA-256 it
+/// was sent with and the exit code, at least three resumes, the session terminated and its
+/// resume refused, and every TCP connection the device opened ended by it with a FIN: the API
+/// connection of StartSession, the first data channel, then for each resume one to the API and
+/// one data channel, the TerminateSession call's and the refused resume's.
+fn check_resumes(seen: &Resumes, each_way: &common::EachWay) {
+    assert_eq!(seen.run, Ok(CloseReason::ChannelClosed));
+    assert_eq!(seen.code, Some(7));
+    each_way.check(&seen.out);
+    let resumes = seen.resumes;
     assert!(resumes >= 3, "only {resumes} resumes");
-    assert_eq!(terminated, Ok(()));
-    assert_refused_resume(resumed);
-    // The API connection of StartSession, the first data channel, then for each resume one to
-    // the API and one data channel, the TerminateSession call's and the refused resume's: all
-    // of them ended by the device with a FIN.
-    let ends = ends.borrow();
+    assert_eq!(seen.terminated, Ok(()));
+    assert_refused_resume(seen.resumed);
+    let ends = &seen.ends;
     assert_eq!(ends.len(), 2 + 2 * resumes as usize + 2, "{ends:?}");
     assert!(ends.iter().all(|e| *e == DeviceEnd::Closed), "{ends:?}");
+}
+
+/// A megabyte each way (about 2 600 frames with the acks, and what is resent after each cut; a
+/// cut every 400 frames) in one set of network memory: `ssm_embassy::unconnected` with the
+/// `NetApi` opening the first data channel too.
+#[tokio::test(flavor = "current_thread")]
+async fn a_megabyte_each_way_resumes_through_cuts_in_one_set_of_network_memory() {
+    let each_way = common::EachWay::new("ssm-embassy-net");
+    let seen = resume_through_cuts(First::FromTheSource, &each_way, 400).await;
+    check_resumes(&seen, &each_way);
+}
+
+/// The first data channel in its own `NetResources` (`connect_with`), resumed through
+/// `NetRunner::run_resuming`, which closes it before the first resume: 200 KB each way, a cut
+/// every 100 frames.
+#[tokio::test(flavor = "current_thread")]
+async fn a_session_connected_in_its_own_memory_resumes_through_cuts() {
+    let each_way = common::EachWay::with_len("ssm-embassy-net-own", 200_000);
+    let seen = resume_through_cuts(First::OwnResources, &each_way, 100).await;
+    check_resumes(&seen, &each_way);
 }
 
 /// A resume of an ended session is refused: the emulator's typed refusal, or the answer

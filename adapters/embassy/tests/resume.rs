@@ -14,8 +14,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use embassy_futures::join::join;
 use ssm_embassy::resume::RESUME_ATTEMPTS;
-use ssm_embassy::{Api, Clock, CloseReason, Error, ResumeSource, Resumed, StreamUrls};
+use ssm_embassy::{
+    Api, Clock, CloseReason, Config, Error, OpenSource, Opened, Resources, ResumeSource, Resumed,
+    StreamUrls,
+};
 use ssm_emulator::{Emulator, EmulatorConfig};
+use ssm_proto::model::StartSessionResponse;
 use ssm_proto::sigv4::Credentials;
 use ssm_tokio::Faults;
 
@@ -200,6 +204,7 @@ async fn routine_closes_of_the_strict_emulator_are_resumed() {
 struct Failing {
     error: Error,
     calls: u32,
+    opens: u32,
 }
 
 impl ResumeSource for Failing {
@@ -214,8 +219,22 @@ impl ResumeSource for Failing {
     }
 }
 
+impl OpenSource for Failing {
+    async fn open<'c>(
+        &'c mut self,
+        _response: &StartSessionResponse<'_>,
+    ) -> Result<Opened<'c, (Reader, Writer)>, Error> {
+        self.opens += 1;
+        Err(self.error)
+    }
+}
+
 fn failing(error: Error) -> Failing {
-    Failing { error, calls: 0 }
+    Failing {
+        error,
+        calls: 0,
+        opens: 0,
+    }
 }
 
 /// A source that answers `json` (parsed by the core like any answer) and connects to the
@@ -296,5 +315,65 @@ async fn an_answer_for_another_session_or_host_is_refused() {
         })
         .await;
         assert_eq!(run, Err(Error::BadStreamUrl), "{url}");
+    }
+}
+
+/// `ssm_embassy::unconnected`: the source opens the first connection too (signed upgrade,
+/// verified TLS), then resumes through the cuts; 200 KB of output byte-exact, exit code 8.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconnected_runner_gets_every_connection_from_its_source() {
+    const LEN: usize = 200_000;
+    let s = setup(Some(60)).await;
+    let command = format!("head -c {LEN} /dev/zero | tr '\\0' 'u'; exit 8");
+    let response = leak(common::api::start_command(&s.api, s.api_conn, &command).await);
+    let api_conn = common::tls_to_localhost(s.port, s.ca).await;
+    let mut source = EmulatorSource::new(s.api, api_conn, s.ca);
+    let engine = Config::from_response(response).session;
+    let resources = leak(Resources::<2048, 4096, 4096>::new());
+    let (session, runner) = ssm_embassy::unconnected(response, engine, resources, 0x0c0);
+    let (run, out) = tokio::time::timeout(
+        core::time::Duration::from_secs(120),
+        join(
+            runner.run(&mut source, StreamUrls::LoopbackForTests),
+            common::api::read_all(session),
+        ),
+    )
+    .await
+    .expect("session stuck for 120 s");
+    assert_eq!(run, Ok(CloseReason::ChannelClosed));
+    assert_eq!(out.len(), LEN);
+    assert!(out.iter().all(|&b| b == b'u'));
+    assert_eq!(session.exit_code(), Some(8));
+    let resumes = source.resumes.get();
+    assert!(resumes >= 3, "only {resumes} resumes");
+}
+
+/// `ssm_embassy::unconnected`'s ends before any data: a StreamUrl the policy refuses is
+/// refused before the source is asked for a connection; a first connection that fails ends
+/// the runner with its error (no ResumeSession: nothing ran); the handle sees the end at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconnected_runner_ends_on_a_refused_url_or_a_failed_first_connection() {
+    let s = setup(None).await;
+    let response = leak(common::api::start_command(&s.api, s.api_conn, "echo never").await);
+    for (policy, want, opens) in [
+        (StreamUrls::Aws, Error::BadStreamUrl, 0),
+        (StreamUrls::LoopbackForTests, Error::Connect, 1),
+    ] {
+        let mut source = failing(Error::Connect);
+        let engine = Config::from_response(response).session;
+        let resources = leak(Resources::<2048, 4096, 4096>::new());
+        let (session, runner) = ssm_embassy::unconnected(response, engine, resources, 1);
+        let (run, out) = tokio::time::timeout(
+            core::time::Duration::from_secs(10),
+            join(
+                runner.run(&mut source, policy),
+                common::api::read_all(session),
+            ),
+        )
+        .await
+        .expect("an unconnected runner that cannot connect must end");
+        assert_eq!(run, Err(want));
+        assert!(out.is_empty());
+        assert_eq!((source.opens, source.calls), (opens, 0));
     }
 }

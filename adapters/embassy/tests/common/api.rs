@@ -149,3 +149,18 @@ impl ssm_embassy::ResumeSource for EmulatorSource {
         })
     }
 }
+
+impl ssm_embassy::OpenSource for EmulatorSource {
+    async fn open<'c>(
+        &'c mut self,
+        response: &StartSessionResponse<'_>,
+    ) -> Result<ssm_embassy::Opened<'c, (Reader, Writer)>, ssm_embassy::Error> {
+        let signed = leak(self.api.sign_upgrade(&response.stream_url())?);
+        let (headers, n) = signed.headers();
+        let conn = super::tls_to_localhost(response.stream_url().port(), self.ca).await;
+        Ok(ssm_embassy::Opened {
+            transport: conn.split(),
+            headers: heapless::Vec::from_slice(&headers[..n]).unwrap(),
+        })
+    }
+}

@@ -519,8 +519,8 @@ impl<T: embedded_io_async::Write> embedded_io_async::Write for Recorder<T> {
     }
 }
 
-/// A megabyte each way for a command session: `down` in a file that the command prints, `up`
-/// for the device to write, which the command hashes. The file goes when this is dropped.
+/// Data each way for a command session: `down` in a file that the command prints, `up` for the
+/// device to write, which the command hashes. The file goes when this is dropped.
 pub struct EachWay {
     pub down: Vec<u8>,
     pub up: Vec<u8>,
@@ -528,43 +528,46 @@ pub struct EachWay {
 }
 
 impl EachWay {
-    pub const LEN: usize = 1 << 20;
+    /// A mebibyte each way.
+    pub const MIB: usize = 1 << 20;
 
-    /// Writes `down` to a fresh directory named after `name` and the process.
+    /// [`Self::MIB`] each way, `down` in a fresh directory named after `name` and the process.
     pub fn new(name: &str) -> Self {
-        let (down, up) = (
-            pattern(Self::LEN, 0x9e37_79b9),
-            pattern(Self::LEN, 0x85eb_ca6b),
-        );
+        Self::with_len(name, Self::MIB)
+    }
+
+    /// As [`Self::new`], `len` bytes each way.
+    pub fn with_len(name: &str, len: usize) -> Self {
+        let (down, up) = (pattern(len, 0x9e37_79b9), pattern(len, 0x85eb_ca6b));
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("down.bin"), &down).unwrap();
         Self { down, up, dir }
     }
 
-    /// The shell command: prints `down`, then the SHA-256 of `LEN` bytes of its input, then
-    /// runs `then`.
+    /// The shell command: prints `down`, then the SHA-256 of as many bytes of its input as
+    /// `up` has, then runs `then`.
     pub fn command(&self, then: &str) -> String {
         format!(
             "cat '{}'; head -c {} | sha256sum; {then}",
             self.dir.join("down.bin").display(),
-            Self::LEN
+            self.up.len()
         )
     }
 
     /// The command's output is `down` and then the SHA-256 of `up`, as `sha256sum` prints it.
     pub fn check(&self, out: &[u8]) {
-        let len = Self::LEN;
+        let len = self.down.len();
         assert!(out.len() > len, "only {} bytes of output", out.len());
         assert_eq!(
             sha256_hex(&out[..len]),
             sha256_hex(&self.down),
-            "downloaded megabyte"
+            "downloaded bytes"
         );
         assert_eq!(
             String::from_utf8_lossy(&out[len..]),
             format!("{}  -\n", sha256_hex(&self.up)),
-            "the command's SHA-256 of the uploaded megabyte"
+            "the command's SHA-256 of the uploaded bytes"
         );
     }
 }

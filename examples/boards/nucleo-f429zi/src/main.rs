@@ -13,9 +13,10 @@
 //! What it does: DHCP; the clock is learned from the service's `Date` (a request refused for
 //! skew is signed again with the corrected clock); `NetApi::start_session` of
 //! `AWS-StartNonInteractiveCommand` with the command (TLS 1.3 to `ssm.<region>.amazonaws.com`,
-//! chain verified); the data channel with a SigV4-signed upgrade (`connect_with`); then
-//! `NetRunner::run_resuming`, which calls ResumeSession through the same `NetApi` whenever the
-//! WebSocket goes (about hourly) and carries on. It logs the output over defmt and the exit
+//! chain verified); then `ssm_embassy::unconnected`'s runner with the same `NetApi` as its
+//! source: it opens the data channel with a SigV4-signed upgrade, and calls ResumeSession
+//! whenever the WebSocket goes (about hourly) and carries on, every connection in one
+//! `NetResources`. It logs the output over defmt and the exit
 //! code at the end; a session that failed is ended with TerminateSession.
 //!
 //! RSA: the endpoints' chains are RSA-2048, and embedded-tls's RSA verifier allocates. The heap
@@ -205,7 +206,7 @@ async fn main(spawner: Spawner) {
     };
     let trust = Verification::Root(ROOT_CA);
 
-    // One NetResources for the API calls and the resumed data channels, one for the first.
+    // One NetResources for every connection: the API calls and the data channels.
     static API_NET: StaticCell<NetResources<'static>> = StaticCell::new();
     static API_BUFFERS: StaticCell<ApiBuffers> = StaticCell::new();
     let mut net_api = NetApi::new(
@@ -237,49 +238,13 @@ async fn main(spawner: Spawner) {
     let session_id = response.session_id();
     info!("session {} started", session_id);
 
-    static SIGNED: StaticCell<ssm_embassy::SignedUpgrade<'static>> = StaticCell::new();
-    let signed = match net_api.api().sign_upgrade(&response.stream_url()) {
-        Ok(s) => SIGNED.init(s),
-        Err(e) => {
-            warn!("upgrade signature: {}", e.as_str());
-            return;
-        }
-    };
-    static HEADERS: StaticCell<[(&'static str, &'static str); 3]> = StaticCell::new();
-    let (headers, n) = signed.headers();
-    let headers = HEADERS.init(headers);
-    let mut config = SessionConfig::from_response(response);
-    config.headers = &headers[..n];
-    let host = response.stream_url().host();
-    let addr = match stack
-        .dns_query(host, embassy_net::dns::DnsQueryType::A)
-        .await
-    {
-        Ok(a) if !a.is_empty() => a[0],
-        _ => {
-            warn!("DNS: no address for the StreamUrl host");
-            return;
-        }
-    };
-    static NET: StaticCell<NetResources<'static>> = StaticCell::new();
+    // No connection of its own: the NetApi opens the data channel (signed upgrade) in the same
+    // NetResources as every API call and resume.
     static SESSION: StaticCell<Resources> = StaticCell::new();
-    let connected = ssm_embassy::connect_with(
-        stack,
-        addr,
-        config,
-        trust,
-        NET.init(NetResources::new()),
-        SESSION.init(Resources::new()),
-        RngSource(rng),
-    )
-    .await;
-    let (session, runner) = match connected {
-        Ok(c) => c,
-        Err(e) => {
-            warn!("connect: {}", e.as_str());
-            return;
-        }
-    };
+    let engine = SessionConfig::from_response(response).session;
+    let seed = RngSource(rng).next_u64();
+    let (session, runner) =
+        ssm_embassy::unconnected(response, engine, SESSION.init(Resources::new()), seed);
     let output = async {
         let mut session = session;
         let mut buf = [0u8; 256];
@@ -294,11 +259,7 @@ async fn main(spawner: Spawner) {
             }
         }
     };
-    let (result, ()) = join(
-        runner.run_resuming(session_id, &mut net_api, StreamUrls::Aws),
-        output,
-    )
-    .await;
+    let (result, ()) = join(runner.run(&mut net_api, StreamUrls::Aws), output).await;
     match result {
         Ok(reason) => info!(
             "session closed: {}; exit code {}; {} resumes",
