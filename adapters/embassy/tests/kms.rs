@@ -15,11 +15,6 @@ use ssm_proto::session::{Encryption, EncryptionFailure};
 use ssm_tokio::kms::{ClientKms, DataKeyRequest};
 
 const KEY_ID: &str = "alias/embassy-test";
-const CREDS: ssm_proto::sigv4::Credentials<'static> = ssm_proto::sigv4::Credentials {
-    access_key_id: "AKIDEXAMPLE",
-    secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-    session_token: None,
-};
 
 /// How the application answers the key request.
 #[derive(Clone, Copy, PartialEq)]
@@ -94,12 +89,8 @@ async fn kms_session_with(
     let (session, runner) = ssm_embassy::new(conn.split(), config, resources, 0x5eed_4b4d);
     let mut source = match cuts {
         Some(_) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
-            let clock = Box::leak(Box::new(ssm_embassy::Clock::from_unix_secs(now)));
-            let (api, ca) = common::api::emulator_api(&emu, CREDS, clock);
+            let clock = common::api::system_clock();
+            let (api, ca) = common::api::emulator_api(&emu, common::api::CREDS, clock);
             let api_conn = common::tls_to_localhost(emu.addr().port(), ca).await;
             Some(EmulatorSource::new(api, api_conn, ca))
         }

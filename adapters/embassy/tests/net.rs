@@ -25,6 +25,8 @@ use ssm_emulator::{Emulator, EmulatorConfig, StartSession};
 use ssm_proto::model::{Endpoints, StartSessionResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use common::api::{system_clock, CREDS};
+
 const MTU: usize = 1514;
 const DEVICE_IP: Ipv4Address = Ipv4Address::new(192, 0, 2, 1);
 const GATEWAY_IP: Ipv4Address = Ipv4Address::new(192, 0, 2, 2);
@@ -211,15 +213,6 @@ async fn service() -> Service {
     Service { emu, response, ca }
 }
 
-/// A signing clock set from the host's.
-fn system_clock() -> &'static ssm_embassy::Clock {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    leak(ssm_embassy::Clock::from_unix_secs(now))
-}
-
 /// The emulator's root certificate (DER).
 fn root_of(emu: &Emulator) -> &'static [u8] {
     let ca = CertificateDer::from_pem_slice(emu.ca_pem().as_bytes()).unwrap();
@@ -399,12 +392,6 @@ async fn start_session_through_the_api_across_two_embassy_net_stacks() {
     assert_eq!(end, DeviceEnd::Closed);
 }
 
-const CREDS: ssm_proto::sigv4::Credentials<'static> = ssm_proto::sigv4::Credentials {
-    access_key_id: "AKIDEXAMPLE",
-    secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-    session_token: None,
-};
-
 /// The strict emulator (every API call and upgrade signature verified with [`CREDS`]), its
 /// StreamUrls naming `localhost`.
 async fn strict_emulator() -> Emulator {
@@ -524,7 +511,7 @@ async fn resume_through_cuts(first: First, each_way: &common::EachWay, cut_after
             };
             let (run, out, session) = match first {
                 First::FromTheSource => {
-                    let engine = ssm_embassy::Config::from_response(response).session;
+                    let engine = ssm_proto::session::Config::client(0);
                     let (session, runner) =
                         ssm_embassy::unconnected(response, engine, resources, 0x5eed);
                     let (run, out) = join(runner.run(&mut api, policy), app(session)).await;

@@ -10,30 +10,20 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use embassy_futures::join::join;
 use ssm_embassy::resume::RESUME_ATTEMPTS;
 use ssm_embassy::{
-    Api, Clock, CloseReason, Config, Error, OpenSource, Opened, Resources, ResumeSource, Resumed,
-    StreamUrls,
+    Api, CloseReason, Error, OpenSource, Opened, Resources, ResumeSource, Resumed, StreamUrls,
 };
 use ssm_emulator::{Emulator, EmulatorConfig};
 use ssm_proto::model::StartSessionResponse;
-use ssm_proto::sigv4::Credentials;
 use ssm_tokio::Faults;
-
-const CREDS: Credentials<'static> = Credentials {
-    access_key_id: "AKIDEXAMPLE",
-    secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-    session_token: None,
-};
 
 fn leak<T>(t: T) -> &'static mut T {
     Box::leak(Box::new(t))
 }
 
-use common::api::{EmulatorSource, Reader, Writer};
+use common::api::{EmulatorSource, Reader, Writer, CREDS};
 
 struct Setup {
     api: Api<'static>,
@@ -55,11 +45,7 @@ async fn setup_with(cut_after: Option<u64>, config: EmulatorConfig) -> Setup {
         ..Faults::default()
     }));
     let port = emu.addr().port();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let (api, ca) = common::api::emulator_api(&emu, CREDS, leak(Clock::from_unix_secs(now)));
+    let (api, ca) = common::api::emulator_api(&emu, CREDS, common::api::system_clock());
     let api_conn = common::tls_to_localhost(port, ca).await;
     Setup {
         api,
@@ -318,6 +304,30 @@ async fn an_answer_for_another_session_or_host_is_refused() {
     }
 }
 
+/// A session for `response` made by `ssm_embassy::unconnected`, run with `source` and `policy`
+/// while its output is read; returns the runner's result, the output and the handle. Fails
+/// after 120 s.
+async fn run_unconnected<S: OpenSource>(
+    response: &'static StartSessionResponse<'static>,
+    source: &mut S,
+    policy: StreamUrls,
+) -> (
+    Result<CloseReason, Error>,
+    Vec<u8>,
+    ssm_embassy::Session<'static>,
+) {
+    let engine = ssm_proto::session::Config::client(0);
+    let resources = leak(Resources::<2048, 4096, 4096>::new());
+    let (session, runner) = ssm_embassy::unconnected(response, engine, resources, 0x0c0);
+    let (run, out) = tokio::time::timeout(
+        core::time::Duration::from_secs(120),
+        join(runner.run(source, policy), common::api::read_all(session)),
+    )
+    .await
+    .expect("session stuck for 120 s");
+    (run, out, session)
+}
+
 /// `ssm_embassy::unconnected`: the source opens the first connection too (signed upgrade,
 /// verified TLS), then resumes through the cuts; 200 KB of output byte-exact, exit code 8.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,18 +338,8 @@ async fn an_unconnected_runner_gets_every_connection_from_its_source() {
     let response = leak(common::api::start_command(&s.api, s.api_conn, &command).await);
     let api_conn = common::tls_to_localhost(s.port, s.ca).await;
     let mut source = EmulatorSource::new(s.api, api_conn, s.ca);
-    let engine = Config::from_response(response).session;
-    let resources = leak(Resources::<2048, 4096, 4096>::new());
-    let (session, runner) = ssm_embassy::unconnected(response, engine, resources, 0x0c0);
-    let (run, out) = tokio::time::timeout(
-        core::time::Duration::from_secs(120),
-        join(
-            runner.run(&mut source, StreamUrls::LoopbackForTests),
-            common::api::read_all(session),
-        ),
-    )
-    .await
-    .expect("session stuck for 120 s");
+    let (run, out, session) =
+        run_unconnected(response, &mut source, StreamUrls::LoopbackForTests).await;
     assert_eq!(run, Ok(CloseReason::ChannelClosed));
     assert_eq!(out.len(), LEN);
     assert!(out.iter().all(|&b| b == b'u'));
@@ -360,18 +360,7 @@ async fn an_unconnected_runner_ends_on_a_refused_url_or_a_failed_first_connectio
         (StreamUrls::LoopbackForTests, Error::Connect, 1),
     ] {
         let mut source = failing(Error::Connect);
-        let engine = Config::from_response(response).session;
-        let resources = leak(Resources::<2048, 4096, 4096>::new());
-        let (session, runner) = ssm_embassy::unconnected(response, engine, resources, 1);
-        let (run, out) = tokio::time::timeout(
-            core::time::Duration::from_secs(10),
-            join(
-                runner.run(&mut source, policy),
-                common::api::read_all(session),
-            ),
-        )
-        .await
-        .expect("an unconnected runner that cannot connect must end");
+        let (run, out, _) = run_unconnected(response, &mut source, policy).await;
         assert_eq!(run, Err(want));
         assert!(out.is_empty());
         assert_eq!((source.opens, source.calls), (opens, 0));

@@ -25,6 +25,22 @@ fn leak<T>(t: T) -> &'static mut T {
     Box::leak(Box::new(t))
 }
 
+/// Long-term credentials (AWS's documentation example), the strict emulator's in most tests.
+pub const CREDS: ssm_proto::sigv4::Credentials<'static> = ssm_proto::sigv4::Credentials {
+    access_key_id: "AKIDEXAMPLE",
+    secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    session_token: None,
+};
+
+/// A signing clock set from the host's.
+pub fn system_clock() -> &'static ssm_embassy::Clock {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    leak(ssm_embassy::Clock::from_unix_secs(now))
+}
+
 /// StartSession of `AWS-StartNonInteractiveCommand` with `command`, through `api` on `conn`.
 pub async fn start_command(
     api: &Api<'static>,

@@ -43,9 +43,7 @@ use linked_list_allocator::LockedHeap;
 use rand_core::{CryptoRng, RngCore};
 use ssm_embassy::api::{Endpoint, StartSessionRequest};
 use ssm_embassy::tls::Verification;
-use ssm_embassy::{
-    Api, ApiBuffers, Clock, Config as SessionConfig, NetApi, NetResources, Resources, StreamUrls,
-};
+use ssm_embassy::{Api, ApiBuffers, Clock, NetApi, NetResources, Resources, StreamUrls};
 use ssm_proto::model::{OwnedStartSessionResponse, StartSessionResponse};
 use ssm_proto::sigv4::Credentials;
 use static_cell::{ConstStaticCell, StaticCell};
@@ -241,7 +239,7 @@ async fn main(spawner: Spawner) {
     // No connection of its own: the NetApi opens the data channel (signed upgrade) in the same
     // NetResources as every API call and resume.
     static SESSION: StaticCell<Resources> = StaticCell::new();
-    let engine = SessionConfig::from_response(response).session;
+    let engine = ssm_proto::session::Config::client(0);
     let seed = RngSource(rng).next_u64();
     let (session, runner) =
         ssm_embassy::unconnected(response, engine, SESSION.init(Resources::new()), seed);
